@@ -1,0 +1,53 @@
+//! The one error type of etl-service, mapped to gRPC status codes at the edge.
+
+use service_kit::KitError;
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kit(#[from] KitError),
+
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
+    FailedPrecondition(String),
+
+    /// PostgreSQL cannot be reached (pool timeout, connection refused).
+    #[error("PostgreSQL is unavailable: {0}")]
+    Unavailable(String),
+
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+
+    /// Behaviour that a later piece of work provides; the message says what.
+    #[error("{0}")]
+    Unimplemented(String),
+}
+
+impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for Error {
+    fn from(e: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+        Error::Unavailable(e.to_string())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidArgument(m) => Status::invalid_argument(m),
+            Error::NotFound(m) => Status::not_found(m),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::Unavailable(m) => Status::unavailable(format!("PostgreSQL is unavailable: {m}")),
+            Error::Unimplemented(m) => Status::unimplemented(m),
+            Error::Database(e) => {
+                tracing::error!(error = %e, "database error");
+                Status::internal(format!("database error: {e}"))
+            }
+            Error::Kit(e) => Status::internal(e.to_string()),
+        }
+    }
+}

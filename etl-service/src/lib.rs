@@ -1,0 +1,17 @@
+//! etl-service: the analytics ETL for Avni-style data.
+//!
+//! For each organisation (or organisation group) with analytics enabled, it
+//! keeps one reporting schema of flat tables in step with the Avni source
+//! tables. `app` wires the gRPC server; the domain lives in modules that know
+//! nothing of gRPC.
+
+pub mod app;
+pub mod config;
+pub mod entity;
+pub mod error;
+pub mod grpc;
+pub mod migrations;
+
+pub use app::App;
+pub use config::Config;
+pub use error::Error;

@@ -1,0 +1,74 @@
+//! `etl-service [--config FILE] serve|migrate`
+
+use clap::{Parser, Subcommand};
+use etl_service::{App, Config};
+use service_kit::config::{ProcessEnvironment, ServiceConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The analytics ETL for Avni-style data: keeps one reporting schema of flat
+/// tables per organisation in step with the source.
+#[derive(Parser)]
+#[command(name = "etl-service", version)]
+struct Cli {
+    /// YAML config file; without one, defaults for a local PostgreSQL are used.
+    /// DATABASE_URL, GRPC_LISTEN and AUTH_TOKENS override it.
+    #[arg(long, short, global = true, env = "ETL_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gRPC API and run the scheduler until SIGINT/SIGTERM.
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config: Config =
+        match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("etl-service: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    service_kit::telemetry::init(config.log());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("etl-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Migrate => {
+                service_kit::base::migrate_command(&config, etl_service::migrations::migrations)
+                    .await?;
+                Ok(())
+            }
+            Command::Serve => {
+                let app = App::build(config).await?;
+                let stop = app.shutdown_token();
+                tokio::spawn(async move {
+                    service_kit::shutdown::signal().await;
+                    stop.cancel();
+                });
+                app.run_until_stopped().await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("etl-service: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

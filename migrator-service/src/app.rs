@@ -1,0 +1,66 @@
+//! Wiring: the real server, used by `main.rs` and by tests (on port 0).
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::grpc::MigratorApi;
+use crate::migrations::migrations;
+use avni_proto::migrator::v1::FILE_DESCRIPTOR_SET;
+use avni_proto::migrator::v1::forms_migrator_server::FormsMigratorServer;
+use service_kit::ServiceBase;
+use service_kit::db::Pool;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
+
+/// The fully qualified name of the product service.
+pub const SERVICE_NAME: &str = <FormsMigratorServer<MigratorApi> as NamedService>::NAME;
+
+/// A built, not yet running migrator-service.
+pub struct App {
+    base: ServiceBase,
+    config: Config,
+}
+
+impl App {
+    /// Waits for PostgreSQL, checks migrations, binds the listener. Fails
+    /// with a clear error when migrations are pending (unless
+    /// `migrations.apply_on_start`) or PostgreSQL stays unreachable.
+    pub async fn build(config: Config) -> Result<Self, Error> {
+        let base =
+            ServiceBase::prepare(&config, migrations, &[FILE_DESCRIPTOR_SET], SERVICE_NAME).await?;
+        Ok(Self { base, config })
+    }
+
+    /// The address the server listens on (the real port when configured with 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.base.local_addr
+    }
+
+    /// Cancel it to stop the server gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.base.shutdown.clone()
+    }
+
+    /// The connection pool, for tests and tools that run beside the server.
+    pub fn pool(&self) -> Pool {
+        self.base.pool.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled.
+    pub async fn run_until_stopped(self) -> Result<(), Error> {
+        let ServiceBase {
+            pool,
+            listener,
+            routes,
+            auth,
+            shutdown,
+            ..
+        } = self.base;
+        let api = FormsMigratorServer::new(MigratorApi::new(pool))
+            .max_decoding_message_size(self.config.server.max_message_bytes);
+        let routes = routes.add_service(InterceptedService::new(api, auth));
+        service_kit::server::serve(routes, listener, &self.config.server, shutdown).await?;
+        Ok(())
+    }
+}

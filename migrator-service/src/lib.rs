@@ -1,0 +1,17 @@
+//! migrator-service: the forms migrator for Drishti-style form submissions.
+//!
+//! It polls each configured upstream's `/all-form-submissions` endpoint and
+//! writes every submission into its form's table in the repository database,
+//! with a `migration_audit` watermark per batch and an `error_audit` row per
+//! failure. `app` wires the gRPC server; the domain lives in modules that
+//! know nothing of gRPC.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod migrations;
+
+pub use app::App;
+pub use config::Config;
+pub use error::Error;

@@ -1,0 +1,445 @@
+//! The configuration sections both services share, and the loader that reads a
+//! service's YAML file, applies environment overrides and validates the result.
+//!
+//! A service's config struct embeds these sections and implements
+//! [`ServiceConfig`]; [`load`] does the rest. Unknown keys are errors (a typo
+//! never silently falls back to a default).
+
+use crate::KitError;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::str::FromStr;
+
+/// `database:`: where PostgreSQL is and how to talk to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/database`. Overridden by
+    /// `DATABASE_URL`. Empty means the service's default.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// Timeout for opening one connection, in seconds.
+    pub connect_timeout_seconds: u64,
+    /// How long start-up waits for PostgreSQL (retrying with backoff) before
+    /// giving up, in seconds.
+    pub startup_wait_seconds: u64,
+    /// How often the health monitor checks PostgreSQL, in milliseconds.
+    pub health_check_interval_ms: u64,
+    /// Create the database at start-up if the server has no database of that
+    /// name (convenient on a developer's machine).
+    pub create_if_missing: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            pool_size: 10,
+            connect_timeout_seconds: 5,
+            startup_wait_seconds: 60,
+            health_check_interval_ms: 2000,
+            create_if_missing: true,
+        }
+    }
+}
+
+/// `server:`: the gRPC listener and its authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// `host:port` to listen on. Overridden by `GRPC_LISTEN`. Empty means the
+    /// service's default port on 127.0.0.1; port 0 picks a free port.
+    pub listen: String,
+    /// Bearer tokens accepted in `authorization: Bearer <token>`. Overridden
+    /// by `AUTH_TOKENS` (comma-separated). Empty disables authentication (a
+    /// warning is logged at start-up).
+    pub auth_tokens: Vec<String>,
+    /// Also require a token for the health and reflection services.
+    pub auth_for_health_and_reflection: bool,
+    /// Largest request message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// How long shutdown waits for in-flight calls, in seconds.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            auth_tokens: Vec::new(),
+            auth_for_health_and_reflection: false,
+            max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// `log:`: how logs look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `plain` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `etl_service=debug,info`;
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Plain,
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+/// `migrations:`: what `serve` does about pending migrations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationSettings {
+    /// Apply pending migrations at start-up instead of refusing to start.
+    pub apply_on_start: bool,
+}
+
+/// What differs between the services' defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDefaults {
+    /// The binary's name, for messages (`etl-service`).
+    pub binary: &'static str,
+    /// The database used when no URL is configured.
+    pub database_name: &'static str,
+    /// The port used when no listen address is configured.
+    pub port: u16,
+}
+
+/// A service's whole configuration: it exposes the shared sections so the
+/// loader can apply overrides and defaults, and validates its own.
+pub trait ServiceConfig: DeserializeOwned + Default {
+    const DEFAULTS: ServiceDefaults;
+
+    fn database_mut(&mut self) -> &mut DatabaseSettings;
+    fn server_mut(&mut self) -> &mut ServerSettings;
+    fn database(&self) -> &DatabaseSettings;
+    fn server(&self) -> &ServerSettings;
+    fn log(&self) -> &LogSettings;
+    fn migrations(&self) -> &MigrationSettings;
+
+    /// Checks the service's own sections; the shared ones are checked by
+    /// [`load`].
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Where environment overrides come from; the process environment in
+/// production, a map in tests.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Environment for std::collections::HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Reads the config: the YAML file if one is given (it must exist), else the
+/// defaults; then `DATABASE_URL`, `GRPC_LISTEN` and `AUTH_TOKENS` from `env`;
+/// then fills in the service's defaults and validates everything.
+pub fn load<C: ServiceConfig>(path: Option<&Path>, env: &dyn Environment) -> Result<C, KitError> {
+    let mut config: C = match path {
+        Some(path) => parse_file(path)?,
+        None => C::default(),
+    };
+    if let Some(url) = env.var("DATABASE_URL") {
+        config.database_mut().url = url;
+    }
+    if let Some(listen) = env.var("GRPC_LISTEN") {
+        config.server_mut().listen = listen;
+    }
+    if let Some(tokens) = env.var("AUTH_TOKENS") {
+        config.server_mut().auth_tokens = tokens
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    let defaults = C::DEFAULTS;
+    if config.database_mut().url.trim().is_empty() {
+        config.database_mut().url =
+            format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database_name);
+    }
+    if config.server_mut().listen.trim().is_empty() {
+        config.server_mut().listen = format!("127.0.0.1:{}", defaults.port);
+    }
+    validate_database(config.database_mut())?;
+    validate_server(config.server_mut())?;
+    config.validate().map_err(KitError::InvalidConfig)?;
+    Ok(config)
+}
+
+fn parse_file<C: DeserializeOwned + Default>(path: &Path) -> Result<C, KitError> {
+    let file_error = |message: String| KitError::ConfigFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => file_error("no such file".to_string()),
+        _ => file_error(e.to_string()),
+    })?;
+    // An empty file (or one holding only comments) means "all defaults".
+    let is_blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if is_blank {
+        return Ok(C::default());
+    }
+    serde_yaml::from_str(&text).map_err(|e| file_error(one_line(&e.to_string())))
+}
+
+fn validate_database(db: &DatabaseSettings) -> Result<(), KitError> {
+    let url = db.url.trim();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(KitError::InvalidConfig(format!(
+            "database.url must be a postgres:// URL, got {:?}",
+            redact_url(url)
+        )));
+    }
+    let parsed = tokio_postgres::Config::from_str(url).map_err(|e| {
+        KitError::InvalidConfig(format!(
+            "database.url {:?} is malformed: {}",
+            redact_url(url),
+            one_line(&e.to_string())
+        ))
+    })?;
+    if parsed.get_dbname().is_none() {
+        return Err(KitError::InvalidConfig(format!(
+            "database.url {:?} names no database (add /<database> after host:port)",
+            redact_url(url)
+        )));
+    }
+    if db.pool_size == 0 {
+        return Err(KitError::InvalidConfig(
+            "database.pool_size must be at least 1".into(),
+        ));
+    }
+    if db.health_check_interval_ms < 100 {
+        return Err(KitError::InvalidConfig(
+            "database.health_check_interval_ms must be at least 100".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_server(server: &mut ServerSettings) -> Result<(), KitError> {
+    let listen = server.listen.trim().to_string();
+    let port_ok = listen
+        .rsplit_once(':')
+        .map(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        .unwrap_or(false);
+    if !port_ok {
+        return Err(KitError::InvalidConfig(format!(
+            "server.listen must be host:port, got {listen:?}"
+        )));
+    }
+    server.listen = listen;
+    if let Some(bad) = server
+        .auth_tokens
+        .iter()
+        .find(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        let shown = if bad.is_empty() { "an empty token" } else { "a token with whitespace" };
+        return Err(KitError::InvalidConfig(format!(
+            "server.auth_tokens holds {shown}; tokens must be non-empty and contain no whitespace"
+        )));
+    }
+    if server.max_message_bytes < 1024 {
+        return Err(KitError::InvalidConfig(
+            "server.max_message_bytes must be at least 1024".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A database URL with its password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Folds a multi-line message onto one line.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct TestConfig {
+        database: DatabaseSettings,
+        server: ServerSettings,
+        log: LogSettings,
+        migrations: MigrationSettings,
+    }
+
+    impl ServiceConfig for TestConfig {
+        const DEFAULTS: ServiceDefaults = ServiceDefaults {
+            binary: "test-service",
+            database_name: "test_db",
+            port: 50999,
+        };
+        fn database_mut(&mut self) -> &mut DatabaseSettings {
+            &mut self.database
+        }
+        fn server_mut(&mut self) -> &mut ServerSettings {
+            &mut self.server
+        }
+        fn database(&self) -> &DatabaseSettings {
+            &self.database
+        }
+        fn server(&self) -> &ServerSettings {
+            &self.server
+        }
+        fn log(&self) -> &LogSettings {
+            &self.log
+        }
+        fn migrations(&self) -> &MigrationSettings {
+            &self.migrations
+        }
+    }
+
+    fn write_yaml(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("create temp file");
+        f.write_all(text.as_bytes()).expect("write temp file");
+        f
+    }
+
+    fn no_env() -> HashMap<String, String> {
+        HashMap::new()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c: TestConfig = load(None, &no_env()).expect("defaults load");
+        assert_eq!(c.database.url, "postgres://postgres@127.0.0.1:5432/test_db");
+        assert_eq!(c.server.listen, "127.0.0.1:50999");
+        assert!(c.server.auth_tokens.is_empty());
+        assert_eq!(c.log.format, LogFormat::Plain);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let f = write_yaml(
+            "database:\n  url: postgres://a@h:1/x\nserver:\n  listen: 0.0.0.0:1\n  auth_tokens: [one]\n",
+        );
+        let env: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://b@h:2/y"),
+            ("GRPC_LISTEN", "127.0.0.1:0"),
+            ("AUTH_TOKENS", "t1, t2,,"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c: TestConfig = load(Some(f.path()), &env).expect("load");
+        assert_eq!(c.database.url, "postgres://b@h:2/y");
+        assert_eq!(c.server.listen, "127.0.0.1:0");
+        assert_eq!(c.server.auth_tokens, vec!["t1", "t2"]);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = load::<TestConfig>(Some(Path::new("/nonexistent/etl.yaml")), &no_env())
+            .expect_err("missing file must fail");
+        assert_eq!(err.to_string(), "config file /nonexistent/etl.yaml: no such file");
+    }
+
+    #[test]
+    fn unknown_key_is_named_on_one_line() {
+        let f = write_yaml("database:\n  pool_sise: 3\n");
+        let err = load::<TestConfig>(Some(f.path()), &no_env()).expect_err("unknown key must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("unknown field `pool_sise`"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn bad_yaml_is_reported() {
+        let f = write_yaml("database: [unclosed\n");
+        let err = load::<TestConfig>(Some(f.path()), &no_env()).expect_err("bad yaml must fail");
+        assert!(err.to_string().starts_with("config file "), "{err}");
+    }
+
+    #[test]
+    fn malformed_database_url_is_rejected_without_password() {
+        let env: HashMap<String, String> =
+            [("DATABASE_URL".to_string(), "postgres://u:secret@host:notaport/db".to_string())]
+                .into_iter()
+                .collect();
+        let err = load::<TestConfig>(None, &env).expect_err("bad url must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("malformed"), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+
+        let env: HashMap<String, String> =
+            [("DATABASE_URL".to_string(), "mysql://x/y".to_string())].into_iter().collect();
+        let err = load::<TestConfig>(None, &env).expect_err("non-postgres url must fail");
+        assert!(err.to_string().contains("postgres:// URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_and_tokens_are_rejected() {
+        let env: HashMap<String, String> =
+            [("GRPC_LISTEN".to_string(), "localhost".to_string())].into_iter().collect();
+        assert!(load::<TestConfig>(None, &env).is_err());
+        let f = write_yaml("server:\n  auth_tokens: ['has space']\n");
+        assert!(load::<TestConfig>(Some(f.path()), &no_env()).is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db?sslmode=disable"),
+            "postgres://u:***@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

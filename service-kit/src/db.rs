@@ -1,0 +1,295 @@
+//! PostgreSQL: waiting for it at start-up, the connection pool, and the
+//! embedded migrations.
+
+use crate::KitError;
+use crate::config::{DatabaseSettings, one_line, redact_url};
+use backon::{ExponentialBuilder, Retryable};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The pool every service uses.
+pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+/// A connection borrowed from [`Pool`].
+pub type PooledConnection<'a> =
+    bb8::PooledConnection<'a, AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// A service's embedded migrations. A function, because
+/// `EmbeddedMigrations` is a `const` that cannot be cloned.
+pub type MigrationSet = fn() -> EmbeddedMigrations;
+
+/// A short description of where a URL points (`user@host:port/db`), safe to log.
+pub fn describe(url: &str) -> String {
+    match tokio_postgres::Config::from_str(url) {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            format!(
+                "{}@{}:{}/{}",
+                c.get_user().unwrap_or("?"),
+                host,
+                port,
+                c.get_dbname().unwrap_or("?")
+            )
+        }
+        Err(_) => redact_url(url),
+    }
+}
+
+/// Opens one plain connection (no pool), for probes and maintenance.
+pub async fn connect_raw(url: &str, timeout: Duration) -> Result<tokio_postgres::Client, String> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
+    config.connect_timeout(timeout);
+    let connect = config.connect(tokio_postgres::NoTls);
+    let (client, connection) = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+        .map_err(|e| error_text(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "raw PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// tokio-postgres errors print "db error" unless asked for their source.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            one_line(&text)
+        }
+    }
+}
+
+enum Probe {
+    Up,
+    MissingDatabase,
+    Down(String),
+}
+
+async fn probe(url: &str, timeout: Duration) -> Probe {
+    let mut config = match tokio_postgres::Config::from_str(url) {
+        Ok(c) => c,
+        Err(e) => return Probe::Down(e.to_string()),
+    };
+    config.connect_timeout(timeout);
+    match tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls)).await {
+        Err(_) => Probe::Down(format!("no answer within {}s", timeout.as_secs())),
+        Ok(Ok((_client, connection))) => {
+            drop(connection);
+            Probe::Up
+        }
+        Ok(Err(e)) => {
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+                Probe::MissingDatabase
+            } else {
+                Probe::Down(error_text(&e))
+            }
+        }
+    }
+}
+
+/// Waits until PostgreSQL accepts a connection to the configured database,
+/// retrying with exponential backoff (and saying so in the log) for at most
+/// `startup_wait_seconds`. Creates the database first if it does not exist and
+/// `create_if_missing` is set.
+pub async fn wait_for_database(settings: &DatabaseSettings) -> Result<(), KitError> {
+    let url = settings.url.as_str();
+    let target = describe(url);
+    let timeout = Duration::from_secs(settings.connect_timeout_seconds.max(1));
+    let started = Instant::now();
+    let max_wait = Duration::from_secs(settings.startup_wait_seconds);
+    let mut attempt = 0u32;
+
+    let attempt_once = || {
+        attempt += 1;
+        let target = target.clone();
+        async move {
+            match probe(url, timeout).await {
+                Probe::Up => Ok(()),
+                Probe::MissingDatabase if settings.create_if_missing => {
+                    create_database(url, timeout).await?;
+                    Ok(())
+                }
+                Probe::MissingDatabase => Err(KitError::Database {
+                    target,
+                    message: "the database does not exist (create it, or set database.create_if_missing: true)".into(),
+                }),
+                Probe::Down(message) => Err(KitError::DatabaseUnreachable {
+                    target,
+                    waited_seconds: 0,
+                    message,
+                }),
+            }
+        }
+    };
+
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .with_total_delay(Some(max_wait))
+        .without_max_times();
+    let result = attempt_once
+        .retry(backoff)
+        .when(|e| matches!(e, KitError::DatabaseUnreachable { .. }))
+        .notify(|e, delay| {
+            tracing::warn!(
+                database = %target,
+                error = %e,
+                retry_in_ms = delay.as_millis() as u64,
+                "waiting for PostgreSQL"
+            );
+        })
+        .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(database = %target, waited_ms = started.elapsed().as_millis() as u64, "PostgreSQL is reachable");
+            Ok(())
+        }
+        Err(KitError::DatabaseUnreachable { target, message, .. }) => {
+            Err(KitError::DatabaseUnreachable {
+                target,
+                waited_seconds: started.elapsed().as_secs(),
+                message,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn create_database(url: &str, timeout: Duration) -> Result<(), KitError> {
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| KitError::Database {
+        target: describe(url),
+        message: e.to_string(),
+    })?;
+    let name = config.get_dbname().unwrap_or_default().to_string();
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    maintenance.connect_timeout(timeout);
+    let (client, connection) = maintenance
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| KitError::DatabaseUnreachable {
+            target: describe(url),
+            waited_seconds: 0,
+            message: error_text(&e),
+        })?;
+    tokio::spawn(connection);
+    let sql = format!("CREATE DATABASE {}", crate::sql::quote_ident(&name));
+    match client.batch_execute(&sql).await {
+        Ok(()) => {
+            tracing::warn!(database = %name, "the database did not exist; created it");
+            Ok(())
+        }
+        // Another replica created it first.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(KitError::Database {
+            target: describe(url),
+            message: format!("cannot create database {name}: {}", error_text(&e)),
+        }),
+    }
+}
+
+/// Builds the pool without connecting (connections open on first use), so a
+/// service starts and reports NOT_SERVING rather than dying when PostgreSQL
+/// blinks.
+pub fn build_pool(settings: &DatabaseSettings) -> Pool {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.clone());
+    bb8::Pool::builder()
+        .max_size(settings.pool_size)
+        .connection_timeout(Duration::from_secs(settings.connect_timeout_seconds.max(1)))
+        .build_unchecked(manager)
+}
+
+/// Names of the embedded migrations not yet applied to the database.
+pub async fn pending_migrations(
+    url: &str,
+    migrations: MigrationSet,
+) -> Result<Vec<String>, KitError> {
+    with_migration_connection(url, move |conn| {
+        let pending = conn
+            .pending_migrations(migrations())
+            .map_err(|e| KitError::Migration(one_line(&e.to_string())))?;
+        Ok(pending.iter().map(|m| m.name().to_string()).collect())
+    })
+    .await
+}
+
+/// Applies every pending embedded migration, each in its own transaction, and
+/// returns the names applied (empty when there was nothing to do). An
+/// advisory lock keeps two replicas from migrating at once.
+pub async fn run_pending_migrations(
+    url: &str,
+    migrations: MigrationSet,
+) -> Result<Vec<String>, KitError> {
+    with_migration_connection(url, move |conn| {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("SELECT pg_advisory_lock(7283940012)")
+            .map_err(|e| KitError::Migration(e.to_string()))?;
+        let result = apply_all(conn, migrations);
+        let _ = conn.batch_execute("SELECT pg_advisory_unlock(7283940012)");
+        let names = result?;
+        Ok(names)
+    })
+    .await
+}
+
+fn apply_all(
+    conn: &mut AsyncConnectionWrapper<AsyncPgConnection>,
+    migrations: MigrationSet,
+) -> Result<Vec<String>, KitError> {
+    let pending: Vec<String> = conn
+        .pending_migrations(migrations())
+        .map_err(|e| KitError::Migration(one_line(&e.to_string())))?
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    conn.run_pending_migrations(migrations())
+        .map_err(|e| KitError::Migration(one_line(&e.to_string())))?;
+    Ok(pending)
+}
+
+/// Runs sync diesel migration code on a blocking thread over an async
+/// connection (safe on any tokio runtime flavour).
+async fn with_migration_connection<T, F>(url: &str, f: F) -> Result<T, KitError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AsyncConnectionWrapper<AsyncPgConnection>) -> Result<T, KitError>
+        + Send
+        + 'static,
+{
+    use diesel::Connection;
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(
+            |e| KitError::Database {
+                target: describe(&url),
+                message: one_line(&e.to_string()),
+            },
+        )?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| KitError::Migration(format!("migration task failed: {e}")))?
+}
