@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 const PROTOS: &[(&str, &str)] = &[
     ("avni/etl/v1/etl_service.proto", "etl_descriptor.bin"),
-    ("avni/migrator/v1/forms_migrator.proto", "migrator_descriptor.bin"),
+    (
+        "avni/migrator/v1/forms_migrator.proto",
+        "migrator_descriptor.bin",
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -27,7 +27,8 @@ impl EtlApi {
 pub fn parse_entity(entity: Option<&pb::Entity>) -> Result<EntityRef, Error> {
     let entity = entity.ok_or_else(|| {
         Error::InvalidArgument(
-            "entity is required: {\"uuid\": \"<uuid>\", \"type\": \"ENTITY_TYPE_ORGANISATION\"}".into(),
+            "entity is required: {\"uuid\": \"<uuid>\", \"type\": \"ENTITY_TYPE_ORGANISATION\"}"
+                .into(),
         )
     })?;
     let uuid = entity.uuid.trim();
@@ -169,10 +170,34 @@ mod tests {
         );
         let cases = [
             (None, "entity is required"),
-            (Some(pb::Entity { uuid: "".into(), r#type: 1 }), "entity.uuid is required"),
-            (Some(pb::Entity { uuid: "not-a-uuid".into(), r#type: 1 }), "is not a uuid"),
-            (Some(pb::Entity { uuid: ok.uuid.clone(), r#type: 0 }), "entity.type is required"),
-            (Some(pb::Entity { uuid: ok.uuid.clone(), r#type: 42 }), "not a known EntityType"),
+            (
+                Some(pb::Entity {
+                    uuid: "".into(),
+                    r#type: 1,
+                }),
+                "entity.uuid is required",
+            ),
+            (
+                Some(pb::Entity {
+                    uuid: "not-a-uuid".into(),
+                    r#type: 1,
+                }),
+                "is not a uuid",
+            ),
+            (
+                Some(pb::Entity {
+                    uuid: ok.uuid.clone(),
+                    r#type: 0,
+                }),
+                "entity.type is required",
+            ),
+            (
+                Some(pb::Entity {
+                    uuid: ok.uuid.clone(),
+                    r#type: 42,
+                }),
+                "not a known EntityType",
+            ),
         ];
         for (entity, expected) in cases {
             let err = parse_entity(entity.as_ref()).expect_err("must be rejected");

@@ -30,14 +30,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config =
-        match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("etl-service: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let config: Config = match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("etl-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
     service_kit::telemetry::init(config.log());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

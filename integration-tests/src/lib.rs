@@ -1,1 +1,8 @@
+//! The test harness every test uses, and the programs that drive the
+//! services from outside: a fresh PostgreSQL database per test, the real
+//! `App`s on port 0 with generated tonic clients, and helpers to run the
+//! real binaries.
 
+pub mod binaries;
+pub mod postgres;
+pub mod services;

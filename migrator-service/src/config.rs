@@ -87,7 +87,10 @@ impl ServiceConfig for Config {
                 ));
             }
             if source.batch_size == 0 {
-                return Err(format!("sources[{}].batch_size must be at least 1", source.name));
+                return Err(format!(
+                    "sources[{}].batch_size must be at least 1",
+                    source.name
+                ));
             }
         }
         Ok(())

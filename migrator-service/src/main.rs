@@ -30,14 +30,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config =
-        match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("migrator-service: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let config: Config = match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("migrator-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
     service_kit::telemetry::init(config.log());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -49,8 +49,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Migrate => {
-                service_kit::base::migrate_command(&config, migrator_service::migrations::migrations)
-                    .await?;
+                service_kit::base::migrate_command(
+                    &config,
+                    migrator_service::migrations::migrations,
+                )
+                .await?;
                 Ok(())
             }
             Command::Serve => {

@@ -25,9 +25,9 @@ impl BearerAuth {
 
     fn accepts(&self, presented: &[u8]) -> bool {
         // Check every token so timing does not reveal which one matched.
-        self.tokens
-            .iter()
-            .fold(false, |ok, t| ok | bool::from(t.as_slice().ct_eq(presented)))
+        self.tokens.iter().fold(false, |ok, t| {
+            ok | bool::from(t.as_slice().ct_eq(presented))
+        })
     }
 }
 
@@ -77,7 +77,13 @@ mod tests {
         let mut auth = BearerAuth::new(&["s3cret".into(), "other".into()]);
         assert!(auth.call(request(Some("Bearer s3cret"))).is_ok());
         assert!(auth.call(request(Some("Bearer other"))).is_ok());
-        for bad in [None, Some("Bearer wrong"), Some("s3cret"), Some("Basic s3cret"), Some("Bearer ")] {
+        for bad in [
+            None,
+            Some("Bearer wrong"),
+            Some("s3cret"),
+            Some("Basic s3cret"),
+            Some("Bearer "),
+        ] {
             let err = auth.call(request(bad)).expect_err("must be refused");
             assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad:?}");
         }

@@ -188,8 +188,10 @@ pub fn load<C: ServiceConfig>(path: Option<&Path>, env: &dyn Environment) -> Res
     }
     let defaults = C::DEFAULTS;
     if config.database_mut().url.trim().is_empty() {
-        config.database_mut().url =
-            format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database_name);
+        config.database_mut().url = format!(
+            "postgres://postgres@127.0.0.1:5432/{}",
+            defaults.database_name
+        );
     }
     if config.server_mut().listen.trim().is_empty() {
         config.server_mut().listen = format!("127.0.0.1:{}", defaults.port);
@@ -270,7 +272,11 @@ fn validate_server(server: &mut ServerSettings) -> Result<(), KitError> {
         .iter()
         .find(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
-        let shown = if bad.is_empty() { "an empty token" } else { "a token with whitespace" };
+        let shown = if bad.is_empty() {
+            "an empty token"
+        } else {
+            "a token with whitespace"
+        };
         return Err(KitError::InvalidConfig(format!(
             "server.auth_tokens holds {shown}; tokens must be non-empty and contain no whitespace"
         )));
@@ -389,7 +395,10 @@ mod tests {
     fn missing_file_is_named() {
         let err = load::<TestConfig>(Some(Path::new("/nonexistent/etl.yaml")), &no_env())
             .expect_err("missing file must fail");
-        assert_eq!(err.to_string(), "config file /nonexistent/etl.yaml: no such file");
+        assert_eq!(
+            err.to_string(),
+            "config file /nonexistent/etl.yaml: no such file"
+        );
     }
 
     #[test]
@@ -410,25 +419,30 @@ mod tests {
 
     #[test]
     fn malformed_database_url_is_rejected_without_password() {
-        let env: HashMap<String, String> =
-            [("DATABASE_URL".to_string(), "postgres://u:secret@host:notaport/db".to_string())]
-                .into_iter()
-                .collect();
+        let env: HashMap<String, String> = [(
+            "DATABASE_URL".to_string(),
+            "postgres://u:secret@host:notaport/db".to_string(),
+        )]
+        .into_iter()
+        .collect();
         let err = load::<TestConfig>(None, &env).expect_err("bad url must fail");
         let msg = err.to_string();
         assert!(msg.contains("malformed"), "{msg}");
         assert!(!msg.contains("secret"), "{msg}");
 
         let env: HashMap<String, String> =
-            [("DATABASE_URL".to_string(), "mysql://x/y".to_string())].into_iter().collect();
+            [("DATABASE_URL".to_string(), "mysql://x/y".to_string())]
+                .into_iter()
+                .collect();
         let err = load::<TestConfig>(None, &env).expect_err("non-postgres url must fail");
         assert!(err.to_string().contains("postgres:// URL"), "{err}");
     }
 
     #[test]
     fn bad_listen_and_tokens_are_rejected() {
-        let env: HashMap<String, String> =
-            [("GRPC_LISTEN".to_string(), "localhost".to_string())].into_iter().collect();
+        let env: HashMap<String, String> = [("GRPC_LISTEN".to_string(), "localhost".to_string())]
+            .into_iter()
+            .collect();
         assert!(load::<TestConfig>(None, &env).is_err());
         let f = write_yaml("server:\n  auth_tokens: ['has space']\n");
         assert!(load::<TestConfig>(Some(f.path()), &no_env()).is_err());

@@ -167,13 +167,13 @@ pub async fn wait_for_database(settings: &DatabaseSettings) -> Result<(), KitErr
             tracing::info!(database = %target, waited_ms = started.elapsed().as_millis() as u64, "PostgreSQL is reachable");
             Ok(())
         }
-        Err(KitError::DatabaseUnreachable { target, message, .. }) => {
-            Err(KitError::DatabaseUnreachable {
-                target,
-                waited_seconds: started.elapsed().as_secs(),
-                message,
-            })
-        }
+        Err(KitError::DatabaseUnreachable {
+            target, message, ..
+        }) => Err(KitError::DatabaseUnreachable {
+            target,
+            waited_seconds: started.elapsed().as_secs(),
+            message,
+        }),
         Err(e) => Err(e),
     }
 }
@@ -282,12 +282,13 @@ where
     use diesel::Connection;
     let url = url.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(
-            |e| KitError::Database {
-                target: describe(&url),
-                message: one_line(&e.to_string()),
-            },
-        )?;
+        let mut conn =
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(|e| {
+                KitError::Database {
+                    target: describe(&url),
+                    message: one_line(&e.to_string()),
+                }
+            })?;
         f(&mut conn)
     })
     .await

@@ -49,7 +49,10 @@ mod tests {
     fn quotes_plain_and_hostile_identifiers() {
         assert_eq!(quote_ident("person"), "\"person\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_ident("x\"; DROP TABLE y; --"), "\"x\"\"; DROP TABLE y; --\"");
+        assert_eq!(
+            quote_ident("x\"; DROP TABLE y; --"),
+            "\"x\"\"; DROP TABLE y; --\""
+        );
         assert_eq!(quote_ident("व्यक्ति"), "\"व्यक्ति\"");
         assert_eq!(quote_ident("nul\0byte"), "\"nulbyte\"");
         assert_eq!(quote_qualified("s", "t\""), "\"s\".\"t\"\"\"");

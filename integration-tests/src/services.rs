@@ -1,0 +1,222 @@
+//! The real `App`s of both services on port 0, with generated tonic clients
+//! that send the test bearer token.
+
+use crate::postgres::TestDatabase;
+use avni_proto::etl::v1::etl_service_client::EtlServiceClient;
+use avni_proto::migrator::v1::forms_migrator_client::FormsMigratorClient;
+use service_kit::config::{ServiceConfig, load};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The token every test service accepts.
+pub const TEST_TOKEN: &str = "test-token-3f9a";
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| {
+            format!("Bearer {t}")
+                .parse()
+                .unwrap_or_else(|e| panic!("token {t:?} is not a valid header: {e}"))
+        }))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel that sends a bearer token.
+pub type AuthedChannel = InterceptedService<Channel, Bearer>;
+
+/// A service's config as the binary would load it with no file, pointing at
+/// `database_url`, listening on port 0, accepting [`TEST_TOKEN`], with a fast
+/// health check.
+pub fn test_config<C: ServiceConfig>(database_url: &str) -> C {
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", database_url),
+        ("GRPC_LISTEN", "127.0.0.1:0"),
+        ("AUTH_TOKENS", TEST_TOKEN),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut config: C = load(None, &env).unwrap_or_else(|e| panic!("test config: {e}"));
+    config.database_mut().health_check_interval_ms = 200;
+    config.database_mut().startup_wait_seconds = 10;
+    config.database_mut().connect_timeout_seconds = 2;
+    config.server_mut().shutdown_grace_seconds = 5;
+    config
+}
+
+/// A running service in this process.
+pub struct RunningService {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl RunningService {
+    /// Spawns `run` (an app's `run_until_stopped`) and keeps what stops it.
+    pub fn spawn<F>(addr: SocketAddr, shutdown: CancellationToken, run: F) -> Self
+    where
+        F: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self {
+            addr,
+            shutdown,
+            handle: Some(tokio::spawn(run)),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A plain channel (no token).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .unwrap_or_else(|e| panic!("bad endpoint: {e}"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.addr))
+    }
+
+    /// The standard health client.
+    pub async fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel().await)
+    }
+
+    /// Asks the health service for `service` ("" for the server as a whole).
+    pub async fn health_status(&self, service: &str) -> Result<i32, tonic::Status> {
+        let mut client = self.health().await;
+        client
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+    }
+
+    /// Stops the service gracefully and returns how `run_until_stopped` ended.
+    pub async fn stop(mut self) -> Result<(), String> {
+        self.shutdown.cancel();
+        match self.handle.take() {
+            Some(h) => h.await.map_err(|e| e.to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// etl-service running on a fresh migrated database.
+pub struct TestEtl {
+    pub service: RunningService,
+    pub db: TestDatabase,
+}
+
+impl TestEtl {
+    /// Starts etl-service on a new database with its migrations applied;
+    /// `tweak` adjusts the config first.
+    pub async fn start(tweak: impl FnOnce(&mut etl_service::Config)) -> Self {
+        let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+        let service = start_etl_on(&db.url, tweak).await;
+        Self { service, db }
+    }
+
+    /// A client that sends [`TEST_TOKEN`].
+    pub async fn client(&self) -> EtlServiceClient<AuthedChannel> {
+        self.client_with(Some(TEST_TOKEN)).await
+    }
+
+    /// A client that sends `token` (or none).
+    pub async fn client_with(&self, token: Option<&str>) -> EtlServiceClient<AuthedChannel> {
+        EtlServiceClient::with_interceptor(self.service.channel().await, Bearer::new(token))
+    }
+}
+
+/// Starts etl-service against an existing database.
+pub async fn start_etl_on(
+    database_url: &str,
+    tweak: impl FnOnce(&mut etl_service::Config),
+) -> RunningService {
+    let mut config: etl_service::Config = test_config(database_url);
+    tweak(&mut config);
+    let app = etl_service::App::build(config)
+        .await
+        .unwrap_or_else(|e| panic!("etl-service failed to start: {e}"));
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    RunningService::spawn(addr, shutdown, async move {
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+/// migrator-service running on a fresh migrated database.
+pub struct TestMigrator {
+    pub service: RunningService,
+    pub db: TestDatabase,
+}
+
+impl TestMigrator {
+    /// Starts migrator-service on a new database with its migrations applied;
+    /// `tweak` adjusts the config first (sources, intervals).
+    pub async fn start(tweak: impl FnOnce(&mut migrator_service::Config)) -> Self {
+        let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+        let service = start_migrator_on(&db.url, tweak).await;
+        Self { service, db }
+    }
+
+    /// A client that sends [`TEST_TOKEN`].
+    pub async fn client(&self) -> FormsMigratorClient<AuthedChannel> {
+        self.client_with(Some(TEST_TOKEN)).await
+    }
+
+    /// A client that sends `token` (or none).
+    pub async fn client_with(&self, token: Option<&str>) -> FormsMigratorClient<AuthedChannel> {
+        FormsMigratorClient::with_interceptor(self.service.channel().await, Bearer::new(token))
+    }
+}
+
+/// Starts migrator-service against an existing database.
+pub async fn start_migrator_on(
+    database_url: &str,
+    tweak: impl FnOnce(&mut migrator_service::Config),
+) -> RunningService {
+    let mut config: migrator_service::Config = test_config(database_url);
+    tweak(&mut config);
+    let app = migrator_service::App::build(config)
+        .await
+        .unwrap_or_else(|e| panic!("migrator-service failed to start: {e}"));
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    RunningService::spawn(addr, shutdown, async move {
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
