@@ -26,6 +26,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Ask the running server (at server.listen / GRPC_LISTEN) for its health;
+    /// exit 0 when SERVING. For container health checks.
+    HealthCheck,
 }
 
 fn main() -> ExitCode {
@@ -38,7 +41,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    service_kit::telemetry::init(config.log());
+    if !matches!(cli.command, Command::HealthCheck) {
+        service_kit::telemetry::init(config.log());
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -51,6 +56,10 @@ fn main() -> ExitCode {
             Command::Migrate => {
                 service_kit::base::migrate_command(&config, etl_service::migrations::migrations)
                     .await?;
+                Ok(())
+            }
+            Command::HealthCheck => {
+                service_kit::base::health_check_command(&config).await?;
                 Ok(())
             }
             Command::Serve => {

@@ -98,16 +98,9 @@ fn find_real_grpcurl_on_path() -> Option<PathBuf> {
     (output.status.success() && path.exists()).then_some(path)
 }
 
-/// Runs `grpcurl -plaintext <args>` against `addr` and returns its output.
-pub fn run_grpcurl(addr: SocketAddr, args: &[&str]) -> Output {
-    let mut cmd = Command::new(grpcurl());
-    cmd.arg("-plaintext").args(args).arg(addr.to_string());
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run grpcurl: {e}"))
-}
-
-/// Runs grpcurl with arguments after the address (method name, etc.).
-pub fn run_grpcurl_call(addr: SocketAddr, before: &[&str], after: &[&str]) -> Output {
+/// Runs `grpcurl -plaintext <before> <addr> <after>` (flags before the
+/// address, the method or `list`/`describe` after it).
+pub fn run_grpcurl(addr: SocketAddr, before: &[&str], after: &[&str]) -> Output {
     let mut cmd = Command::new(grpcurl());
     cmd.arg("-plaintext")
         .args(before)

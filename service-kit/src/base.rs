@@ -128,3 +128,24 @@ pub async fn migrate_command<C: ServiceConfig>(
     }
     Ok(applied)
 }
+
+/// The `health-check` command: exits 0 when the server configured in `config`
+/// reports SERVING (for container health checks and scripts).
+pub async fn health_check_command<C: ServiceConfig>(config: &C) -> Result<(), KitError> {
+    let server = config.server();
+    let token = server
+        .auth_for_health_and_reflection
+        .then(|| server.auth_tokens.first().map(String::as_str))
+        .flatten();
+    match crate::health::probe(&server.listen, "", token, Duration::from_secs(3)).await {
+        Ok(tonic_health::ServingStatus::Serving) => {
+            println!("SERVING");
+            Ok(())
+        }
+        Ok(_) => Err(KitError::Serve(format!(
+            "{} reports NOT_SERVING (PostgreSQL unreachable?)",
+            server.listen
+        ))),
+        Err(e) => Err(KitError::Serve(e)),
+    }
+}

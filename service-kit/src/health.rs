@@ -89,3 +89,54 @@ async fn check(
         }
     }
 }
+
+/// Asks a running server's health service about `service` ("" for the whole
+/// server), as a container health check does. A wildcard listen address is
+/// probed on loopback.
+pub async fn probe(
+    listen: &str,
+    service: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<ServingStatus, String> {
+    let (host, port) = listen
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{listen} is not host:port"))?;
+    let host = match host {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "[::]" => "[::1]",
+        h => h,
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{host}:{port}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: service.to_string(),
+    });
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "the token is not a valid header value".to_string())?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let response = client
+        .check(request)
+        .await
+        .map_err(|s| format!("health check failed: {}", s.message()))?;
+    Ok(
+        match tonic_health::pb::health_check_response::ServingStatus::try_from(
+            response.into_inner().status,
+        ) {
+            Ok(tonic_health::pb::health_check_response::ServingStatus::Serving) => {
+                ServingStatus::Serving
+            }
+            _ => ServingStatus::NotServing,
+        },
+    )
+}
