@@ -10,7 +10,10 @@ pub mod config;
 pub mod entity;
 pub mod error;
 pub mod grpc;
+pub mod jobs;
 pub mod migrations;
+pub mod progress;
+pub mod scheduler;
 
 pub use app::App;
 pub use config::Config;
