@@ -10,7 +10,12 @@ pub mod config;
 pub mod entity;
 pub mod error;
 pub mod grpc;
+pub mod layout;
 pub mod migrations;
+pub mod naming;
+pub mod plan;
+pub mod source;
+pub mod sql_text;
 
 pub use app::App;
 pub use config::Config;
