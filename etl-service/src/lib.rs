@@ -11,9 +11,14 @@ pub mod entity;
 pub mod error;
 pub mod grpc;
 pub mod jobs;
+pub mod layout;
 pub mod migrations;
+pub mod naming;
+pub mod plan;
 pub mod progress;
 pub mod scheduler;
+pub mod source;
+pub mod sql_text;
 
 pub use app::App;
 pub use config::Config;

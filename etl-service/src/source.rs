@@ -1,0 +1,327 @@
+//! Reading the Avni source tables (design/etl.md §1): the organisation or
+//! group being run, and the metadata its reporting schema is planned from
+//! (subject types, programs, encounter types, form mappings, form elements
+//! and concepts, address level types).
+
+use crate::entity::{EntityKind, EntityRef};
+use crate::error::Error;
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, Bool, Double, Integer, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::{BTreeMap, HashSet};
+
+/// One organisation whose rows a run reads.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Member {
+    #[diesel(sql_type = Integer)]
+    pub id: i32,
+    #[diesel(sql_type = Text)]
+    pub uuid: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub db_user: String,
+    #[diesel(sql_type = Text)]
+    pub schema_name: String,
+}
+
+/// What a run writes to and reads from: the entity's schema and role, and
+/// its member organisations (the organisation itself when standalone).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub entity: EntityRef,
+    pub name: String,
+    pub schema_name: String,
+    pub db_user: String,
+    pub members: Vec<Member>,
+}
+
+impl Target {
+    pub fn member_ids(&self) -> Vec<i32> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    /// Every role that may read the schema: the entity's own and, for a
+    /// group, each member's.
+    pub fn reader_roles(&self) -> Vec<String> {
+        let mut roles = vec![self.db_user.clone()];
+        for m in &self.members {
+            if !roles.contains(&m.db_user) {
+                roles.push(m.db_user.clone());
+            }
+        }
+        roles
+    }
+}
+
+/// Finds the organisation or group, with a message a person can act on
+/// when it does not exist or cannot be run.
+pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
+    let uuid = entity.uuid.to_string();
+    let (head, members) = match entity.kind {
+        EntityKind::Organisation => {
+            let found: Vec<Member> = diesel::sql_query(
+                "SELECT id, uuid, name, db_user, schema_name FROM public.organisation \
+                 WHERE uuid = $1 AND NOT is_voided",
+            )
+            .bind::<Text, _>(&uuid)
+            .load(conn)
+            .await?;
+            let org = found
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::NotFound(format!("organisation {uuid} does not exist")))?;
+            (org.clone(), vec![org])
+        }
+        EntityKind::OrganisationGroup => {
+            let found: Vec<Member> = diesel::sql_query(
+                "SELECT id, uuid, name, db_user, schema_name FROM public.organisation_group \
+                 WHERE uuid = $1",
+            )
+            .bind::<Text, _>(&uuid)
+            .load(conn)
+            .await?;
+            let group = found.into_iter().next().ok_or_else(|| {
+                Error::NotFound(format!("organisation group {uuid} does not exist"))
+            })?;
+            let members: Vec<Member> = diesel::sql_query(
+                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name \
+                 FROM public.organisation_group_organisation ogo \
+                 JOIN public.organisation o ON o.id = ogo.organisation_id \
+                 WHERE ogo.organisation_group_id = $1 AND NOT o.is_voided ORDER BY o.id",
+            )
+            .bind::<Integer, _>(group.id)
+            .load(conn)
+            .await?;
+            if members.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "organisation group {uuid} ({}) has no member organisations",
+                    group.name
+                )));
+            }
+            (group, members)
+        }
+    };
+    let what = entity.kind.as_str().replace('_', " ");
+    if head.schema_name.trim().is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "{what} {uuid} ({}) has no schema_name; set one in the {} table",
+            head.name,
+            entity.kind.as_str()
+        )));
+    }
+    for m in std::iter::once(&head).chain(members.iter()) {
+        if m.db_user.trim().is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "organisation {} ({}) has no db_user; set one so its role can be granted access",
+                m.uuid, m.name
+            )));
+        }
+    }
+    Ok(Target {
+        entity,
+        name: head.name,
+        schema_name: head.schema_name,
+        db_user: head.db_user,
+        members,
+    })
+}
+
+/// The metadata a schema is planned from, merged over the member
+/// organisations (entities with the same uuid are the same entity).
+#[derive(Debug, Clone, Default)]
+pub struct SourceModel {
+    pub subject_types: Vec<SubjectType>,
+    pub programs: Vec<NamedEntity>,
+    pub encounter_types: Vec<NamedEntity>,
+    pub mappings: Vec<FormMapping>,
+    /// Each form's questions in form order, by form uuid.
+    pub form_elements: BTreeMap<String, Vec<FormElement>>,
+    /// Highest level first (State, District, ..., Village).
+    pub address_level_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct SubjectType {
+    #[diesel(sql_type = Text)]
+    pub uuid: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// `Person`, `Individual`, `Household`, `Group` or `User`.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Bool)]
+    pub allow_middle_name: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct NamedEntity {
+    #[diesel(sql_type = Text)]
+    pub uuid: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct FormMapping {
+    #[diesel(sql_type = Text)]
+    pub form_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub form_type: String,
+    #[diesel(sql_type = Text)]
+    pub subject_type_uuid: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub program_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub encounter_type_uuid: Option<String>,
+}
+
+/// One question of a form.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct FormElement {
+    #[diesel(sql_type = Text)]
+    pub form_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub concept_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub concept_name: String,
+    #[diesel(sql_type = Text)]
+    pub data_type: String,
+    /// `SingleSelect` / `MultiSelect` for coded questions.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub element_type: Option<String>,
+    /// Marks a question group whose answer is an array of groups.
+    #[diesel(sql_type = Bool)]
+    pub repeatable: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub parent_concept_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub parent_concept_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    pub parent_repeatable: bool,
+}
+
+#[derive(QueryableByName)]
+struct LevelType {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Double)]
+    #[allow(dead_code)]
+    level: f64,
+}
+
+const REPEATABLE: &str = "(coalesce(x.key_values @> '[{\"key\": \"repeatable\", \"value\": true}]'::jsonb, false) \
+     OR coalesce(x.key_values @> '{\"key\": \"repeatable\", \"value\": true}'::jsonb, false))";
+
+/// Reads the metadata of the given organisations.
+pub async fn load_model(
+    conn: &mut AsyncPgConnection,
+    organisation_ids: &[i32],
+) -> Result<SourceModel, Error> {
+    let ids = organisation_ids.to_vec();
+    // The organisation's display name (operational_*) wins over the base
+    // name; the same entity in two members is read once.
+    let subject_types: Vec<SubjectType> = diesel::sql_query(
+        "SELECT DISTINCT ON (st.uuid) st.uuid, coalesce(nullif(ost.name, ''), st.name) AS name, \
+                st.type AS kind, st.allow_middle_name \
+         FROM public.subject_type st \
+         LEFT JOIN public.operational_subject_type ost \
+           ON ost.subject_type_id = st.id AND NOT ost.is_voided AND ost.organisation_id = ANY($1) \
+         WHERE st.organisation_id = ANY($1) AND NOT st.is_voided \
+         ORDER BY st.uuid, st.organisation_id, st.id",
+    )
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    let programs: Vec<NamedEntity> = diesel::sql_query(
+        "SELECT DISTINCT ON (p.uuid) p.uuid, coalesce(nullif(op.name, ''), p.name) AS name \
+         FROM public.program p \
+         LEFT JOIN public.operational_program op \
+           ON op.program_id = p.id AND NOT op.is_voided AND op.organisation_id = ANY($1) \
+         WHERE p.organisation_id = ANY($1) AND NOT p.is_voided \
+         ORDER BY p.uuid, p.organisation_id, p.id",
+    )
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    let encounter_types: Vec<NamedEntity> = diesel::sql_query(
+        "SELECT DISTINCT ON (et.uuid) et.uuid, coalesce(nullif(oet.name, ''), et.name) AS name \
+         FROM public.encounter_type et \
+         LEFT JOIN public.operational_encounter_type oet \
+           ON oet.encounter_type_id = et.id AND NOT oet.is_voided AND oet.organisation_id = ANY($1) \
+         WHERE et.organisation_id = ANY($1) AND NOT et.is_voided \
+         ORDER BY et.uuid, et.organisation_id, et.id",
+    )
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    let mappings: Vec<FormMapping> = diesel::sql_query(
+        "SELECT DISTINCT f.uuid AS form_uuid, f.form_type, st.uuid AS subject_type_uuid, \
+                p.uuid AS program_uuid, et.uuid AS encounter_type_uuid \
+         FROM public.form_mapping fm \
+         JOIN public.form f ON f.id = fm.form_id AND NOT f.is_voided \
+         JOIN public.subject_type st ON st.id = fm.subject_type_id AND NOT st.is_voided \
+         LEFT JOIN public.program p ON p.id = fm.entity_id \
+         LEFT JOIN public.encounter_type et ON et.id = fm.observations_type_entity_id \
+         WHERE fm.organisation_id = ANY($1) AND NOT fm.is_voided \
+           AND (fm.entity_id IS NULL OR NOT p.is_voided) \
+           AND (fm.observations_type_entity_id IS NULL OR NOT et.is_voided) \
+         ORDER BY f.uuid, st.uuid, p.uuid, et.uuid",
+    )
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    let form_uuids: Vec<String> = mappings
+        .iter()
+        .map(|m| m.form_uuid.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let element_sql = format!(
+        "SELECT f.uuid AS form_uuid, c.uuid AS concept_uuid, c.name AS concept_name, c.data_type, \
+                fe.type AS element_type, {own} AS repeatable, \
+                pc.uuid AS parent_concept_uuid, pc.name AS parent_concept_name, \
+                coalesce({parent}, false) AS parent_repeatable \
+         FROM public.form f \
+         JOIN public.form_element_group feg ON feg.form_id = f.id AND NOT feg.is_voided \
+         JOIN public.form_element fe ON fe.form_element_group_id = feg.id AND NOT fe.is_voided \
+         JOIN public.concept c ON c.id = fe.concept_id \
+         LEFT JOIN public.form_element pfe ON pfe.id = fe.group_id \
+         LEFT JOIN public.concept pc ON pc.id = pfe.concept_id \
+         WHERE f.uuid = ANY($1) AND f.organisation_id = ANY($2) \
+         ORDER BY f.uuid, f.organisation_id, feg.display_order, fe.display_order, fe.id",
+        own = REPEATABLE.replace("x.", "fe."),
+        parent = REPEATABLE.replace("x.", "pfe."),
+    );
+    let elements: Vec<FormElement> = diesel::sql_query(element_sql)
+        .bind::<Array<Text>, _>(&form_uuids)
+        .bind::<Array<Integer>, _>(&ids)
+        .load(conn)
+        .await?;
+    let mut form_elements: BTreeMap<String, Vec<FormElement>> = BTreeMap::new();
+    for e in elements {
+        let list = form_elements.entry(e.form_uuid.clone()).or_default();
+        // A form shared by two members appears twice; its first copy counts.
+        if !list.iter().any(|x| {
+            x.concept_uuid == e.concept_uuid && x.parent_concept_uuid == e.parent_concept_uuid
+        }) {
+            list.push(e);
+        }
+    }
+    let levels: Vec<LevelType> = diesel::sql_query(
+        "SELECT name, max(level) AS level FROM public.address_level_type \
+         WHERE organisation_id = ANY($1) AND NOT is_voided \
+         GROUP BY name ORDER BY max(level) DESC, name",
+    )
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    Ok(SourceModel {
+        subject_types,
+        programs,
+        encounter_types,
+        mappings,
+        form_elements,
+        address_level_types: levels.into_iter().map(|l| l.name).collect(),
+    })
+}
