@@ -1,6 +1,7 @@
 //! Wiring: the real server, used by `main.rs` and by tests (on port 0).
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::error::Error;
 use crate::grpc::EtlApi;
 use crate::migrations::migrations;
@@ -57,7 +58,8 @@ impl App {
             shutdown,
             ..
         } = self.base;
-        let api = EtlServiceServer::new(EtlApi::new(pool))
+        let control = Control::new(pool, self.config.etl.interval());
+        let api = EtlServiceServer::new(EtlApi::new(control))
             .max_decoding_message_size(self.config.server.max_message_bytes);
         let routes = routes.add_service(InterceptedService::new(api, auth));
         service_kit::server::serve(routes, listener, &self.config.server, shutdown).await?;

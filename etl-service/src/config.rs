@@ -24,6 +24,17 @@ pub struct Config {
 pub struct EtlSettings {
     /// Minutes between scheduled runs of an enabled organisation.
     pub interval_minutes: u64,
+    /// Seconds between scheduled runs; when set, overrides
+    /// `interval_minutes` (for tests and demos).
+    pub interval_seconds: Option<u64>,
+    /// Seconds a replica's claim on a run holds without renewal; a run whose
+    /// replica died is failed this long after its last renewal.
+    pub lease_seconds: u64,
+    /// How often the scheduler looks for due work when nothing wakes it, in
+    /// milliseconds (EnableAnalytics and RunNow wake it at once).
+    pub scheduler_poll_ms: u64,
+    /// Run the scheduler on this replica; `false` makes an API-only replica.
+    pub scheduler_enabled: bool,
     /// Runs at once on this replica.
     pub max_concurrent_runs: usize,
     /// Rows changed within this many seconds before a run starts are left
@@ -38,10 +49,24 @@ impl Default for EtlSettings {
     fn default() -> Self {
         Self {
             interval_minutes: 60,
+            interval_seconds: None,
+            lease_seconds: 60,
+            scheduler_poll_ms: 5000,
+            scheduler_enabled: true,
             max_concurrent_runs: 2,
             sync_offset_seconds: 10,
             time_zone: "Asia/Kolkata".to_string(),
         }
+    }
+}
+
+impl EtlSettings {
+    /// The interval between scheduled runs.
+    pub fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.interval_seconds
+                .unwrap_or(self.interval_minutes.saturating_mul(60)),
+        )
     }
 }
 
@@ -75,6 +100,15 @@ impl ServiceConfig for Config {
         let etl = &self.etl;
         if etl.interval_minutes == 0 {
             return Err("etl.interval_minutes must be at least 1".into());
+        }
+        if etl.interval_seconds == Some(0) {
+            return Err("etl.interval_seconds must be at least 1".into());
+        }
+        if etl.lease_seconds < 3 {
+            return Err("etl.lease_seconds must be at least 3".into());
+        }
+        if etl.scheduler_poll_ms < 50 {
+            return Err("etl.scheduler_poll_ms must be at least 50".into());
         }
         if etl.max_concurrent_runs == 0 {
             return Err("etl.max_concurrent_runs must be at least 1".into());

@@ -1,25 +1,27 @@
 //! The gRPC handlers of `avni.etl.v1.EtlService`: thin, they check input,
-//! call the domain and map its errors to status codes.
+//! call the domain ([`Control`]) and map rows and errors to the contract.
 
+use crate::control::{Control, JobView};
 use crate::entity::{EntityKind, EntityRef};
 use crate::error::Error;
+use crate::jobs::{self, RunEventRow, RunRow, RunStatus, Trigger};
 use avni_proto::etl::v1 as pb;
 use avni_proto::etl::v1::etl_service_server::EtlService;
-use service_kit::db::Pool;
+use chrono::{DateTime, Utc};
 use std::pin::Pin;
+use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct EtlApi {
-    #[allow(dead_code)]
-    pool: Pool,
+    control: Control,
 }
 
 impl EtlApi {
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    pub fn new(control: Control) -> Self {
+        Self { control }
     }
 }
 
@@ -71,9 +73,231 @@ fn not_yet(rpc: &str, what: &str) -> Status {
     Error::Unimplemented(format!("{rpc} is not implemented yet: {what}")).into()
 }
 
-const SCHEDULER: &str = "it arrives with the ETL control service (jobs, runs and scheduler)";
+const DEFAULT_PAGE_SIZE: i32 = 20;
+const MAX_PAGE_SIZE: i32 = 500;
+
+/// Page tokens are the id below which the next page starts.
+fn parse_page(page_size: i32, token: &str) -> Result<(i64, Option<i64>), Error> {
+    let size = match page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n < 0 => {
+            return Err(Error::InvalidArgument(format!(
+                "page_size must not be negative, got {n}"
+            )));
+        }
+        n => n.min(MAX_PAGE_SIZE),
+    };
+    let before = if token.is_empty() {
+        None
+    } else {
+        let id = token
+            .strip_prefix("before-")
+            .and_then(|id| id.parse::<i64>().ok())
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                Error::InvalidArgument(
+                    "page_token is not one this service issued; pass the next_page_token of the previous page".into(),
+                )
+            })?;
+        Some(id)
+    };
+    Ok((i64::from(size), before))
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn entity_message(entity: EntityRef) -> pb::Entity {
+    pb::Entity {
+        uuid: entity.uuid.to_string(),
+        r#type: match entity.kind {
+            EntityKind::Organisation => pb::EntityType::Organisation,
+            EntityKind::OrganisationGroup => pb::EntityType::OrganisationGroup,
+        } as i32,
+    }
+}
+
+fn run_message(run: &RunRow) -> pb::JobRun {
+    let status = match run.status() {
+        RunStatus::Queued => pb::RunStatus::Queued,
+        RunStatus::Running if run.started_at.is_none() => pb::RunStatus::Queued,
+        RunStatus::Running => pb::RunStatus::Running,
+        RunStatus::Succeeded => pb::RunStatus::Succeeded,
+        RunStatus::Failed => pb::RunStatus::Failed,
+        RunStatus::Cancelled => pb::RunStatus::Cancelled,
+    };
+    let trigger = match Trigger::parse(&run.trigger) {
+        Some(Trigger::Schedule) => pb::RunTrigger::Schedule,
+        Some(Trigger::RunNow) => pb::RunTrigger::RunNow,
+        Some(Trigger::Recreate) => pb::RunTrigger::Recreate,
+        Some(Trigger::CommandLine) => pb::RunTrigger::CommandLine,
+        None => pb::RunTrigger::Unspecified,
+    };
+    pb::JobRun {
+        id: run.id,
+        entity: run.entity().ok().map(entity_message),
+        trigger: trigger as i32,
+        status: status as i32,
+        queued_time: Some(timestamp(run.queued_at)),
+        start_time: run.started_at.map(timestamp),
+        end_time: run.finished_at.map(timestamp),
+        error: run.error.clone().unwrap_or_default(),
+        error_detail: run.error_detail.clone().unwrap_or_default(),
+        progress: Some(pb::RunProgress {
+            tables_total: run.tables_total,
+            tables_done: run.tables_done,
+            current_table: run.current_table.clone().unwrap_or_default(),
+            rows_upserted: run.rows_upserted,
+            rows_deleted: run.rows_deleted,
+        }),
+        tables: run
+            .tables()
+            .into_iter()
+            .map(|t| pb::TableResult {
+                change: match t.change.as_str() {
+                    "created" => pb::TableChange::Created,
+                    "altered" => pb::TableChange::Altered,
+                    "unchanged" => pb::TableChange::Unchanged,
+                    _ => pb::TableChange::Unspecified,
+                } as i32,
+                table_name: t.table_name,
+                rows_upserted: t.rows_upserted,
+                rows_deleted: t.rows_deleted,
+                duration: Some(prost_types::Duration {
+                    seconds: t.duration_ms / 1000,
+                    nanos: ((t.duration_ms % 1000) * 1_000_000) as i32,
+                }),
+            })
+            .collect(),
+        worker: run.worker.clone().unwrap_or_default(),
+    }
+}
+
+fn job_message(view: &JobView) -> pb::Job {
+    pb::Job {
+        entity: Some(entity_message(view.entity)),
+        entity_name: view.entity_name.clone(),
+        schema_name: view.schema_name.clone(),
+        enabled: view.job.is_some(),
+        next_run_time: view.job.as_ref().map(|j| timestamp(j.next_run_at)),
+        interval: Some(prost_types::Duration {
+            seconds: view.interval_seconds,
+            nanos: 0,
+        }),
+        last_run: view.last_run.as_ref().map(run_message),
+        current_run: view.current_run.as_ref().map(run_message),
+        enabled_time: view.job.as_ref().map(|j| timestamp(j.enabled_at)),
+    }
+}
+
+fn event_message(event: &RunEventRow, run: &RunRow) -> pb::WatchJobRunResponse {
+    let kind = match event.kind.as_str() {
+        "run_queued" => pb::RunEventKind::RunQueued,
+        "run_started" => pb::RunEventKind::RunStarted,
+        "schema_applied" => pb::RunEventKind::SchemaApplied,
+        "table_started" => pb::RunEventKind::TableStarted,
+        "table_finished" => pb::RunEventKind::TableFinished,
+        "run_finished" => pb::RunEventKind::RunFinished,
+        _ => pb::RunEventKind::Unspecified,
+    };
+    let run_message = run_message(run);
+    pb::WatchJobRunResponse {
+        run_id: event.run_id,
+        kind: kind as i32,
+        event_time: Some(timestamp(event.event_time)),
+        table_name: event.table_name.clone().unwrap_or_default(),
+        rows_upserted: event.rows_upserted,
+        progress: run_message.progress.clone(),
+        run: Some(run_message),
+        message: event.message.clone().unwrap_or_default(),
+    }
+}
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchJobRunResponse, Status>> + Send>>;
+
+/// How often a watcher looks for new events.
+const WATCH_POLL: Duration = Duration::from_millis(200);
+
+/// Finds the run to watch: by id, or the entity's active run, waiting (for
+/// at most a minute) for its next run when none is active.
+async fn resolve_watched_run(
+    control: &Control,
+    target: &pb::watch_job_run_request::Target,
+) -> Result<i64, Error> {
+    match target {
+        pb::watch_job_run_request::Target::RunId(id) => {
+            let mut conn = control.pool().get().await?;
+            jobs::find_run(&mut conn, *id)
+                .await?
+                .map(|r| r.id)
+                .ok_or_else(|| Error::NotFound(format!("run {id} does not exist")))
+        }
+        pb::watch_job_run_request::Target::Entity(entity) => {
+            let entity = parse_entity(Some(entity))?;
+            let mut conn = control.pool().get().await?;
+            crate::control::find_target(&mut conn, entity).await?;
+            for _ in 0..300 {
+                if let Some(run) = jobs::active_run(&mut conn, entity).await? {
+                    return Ok(run.id);
+                }
+                tokio::time::sleep(WATCH_POLL).await;
+            }
+            Err(Error::FailedPrecondition(format!(
+                "{entity} has no run in progress and none started within a minute; call RunNow first"
+            )))
+        }
+    }
+}
+
+/// Streams a run's events until its `run_finished` event (or the caller
+/// goes away).
+fn watch(control: Control, run_id: i64) -> WatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let step = async {
+                let mut conn = control.pool().get().await?;
+                let events = jobs::events_after(&mut conn, run_id, seen).await?;
+                let run = if events.is_empty() {
+                    None
+                } else {
+                    jobs::find_run(&mut conn, run_id).await?
+                };
+                Ok::<_, Error>((events, run))
+            }
+            .await;
+            match step {
+                Ok((events, Some(run))) => {
+                    for event in &events {
+                        seen = event.seq;
+                        let finished = event.kind == "run_finished";
+                        if tx.send(Ok(event_message(event, &run))).await.is_err() {
+                            return;
+                        }
+                        if finished {
+                            return;
+                        }
+                    }
+                }
+                Ok((_, None)) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            }
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(WATCH_POLL) => {}
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
 
 #[tonic::async_trait]
 impl EtlService for EtlApi {
@@ -81,24 +305,33 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::EnableAnalyticsRequest>,
     ) -> Result<Response<pb::EnableAnalyticsResponse>, Status> {
-        parse_entity(request.get_ref().entity.as_ref())?;
-        Err(not_yet("EnableAnalytics", SCHEDULER))
+        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let (view, created) = self.control.enable(entity).await?;
+        Ok(Response::new(pb::EnableAnalyticsResponse {
+            job: Some(job_message(&view)),
+            created,
+        }))
     }
 
     async fn disable_analytics(
         &self,
         request: Request<pb::DisableAnalyticsRequest>,
     ) -> Result<Response<pb::DisableAnalyticsResponse>, Status> {
-        parse_entity(request.get_ref().entity.as_ref())?;
-        Err(not_yet("DisableAnalytics", SCHEDULER))
+        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let removed = self.control.disable(entity).await?;
+        Ok(Response::new(pb::DisableAnalyticsResponse { removed }))
     }
 
     async fn run_now(
         &self,
         request: Request<pb::RunNowRequest>,
     ) -> Result<Response<pb::RunNowResponse>, Status> {
-        parse_entity(request.get_ref().entity.as_ref())?;
-        Err(not_yet("RunNow", SCHEDULER))
+        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let (run, already_running) = self.control.run_now(entity).await?;
+        Ok(Response::new(pb::RunNowResponse {
+            run: Some(run_message(&run)),
+            already_running,
+        }))
     }
 
     async fn recreate_schema(
@@ -106,7 +339,10 @@ impl EtlService for EtlApi {
         request: Request<pb::RecreateSchemaRequest>,
     ) -> Result<Response<pb::RecreateSchemaResponse>, Status> {
         parse_entity(request.get_ref().entity.as_ref())?;
-        Err(not_yet("RecreateSchema", SCHEDULER))
+        Err(not_yet(
+            "RecreateSchema",
+            "it needs the ETL engine's schema teardown",
+        ))
     }
 
     async fn validate_names(
@@ -123,34 +359,73 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::GetJobResponse>, Status> {
-        parse_entity(request.get_ref().entity.as_ref())?;
-        Err(not_yet("GetJob", SCHEDULER))
+        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let view = self.control.job(entity).await?;
+        Ok(Response::new(pb::GetJobResponse {
+            job: Some(job_message(&view)),
+        }))
     }
 
     async fn batch_get_jobs(
         &self,
         request: Request<pb::BatchGetJobsRequest>,
     ) -> Result<Response<pb::BatchGetJobsResponse>, Status> {
-        for entity in &request.get_ref().entities {
-            parse_entity(Some(entity))?;
+        const MAX_BATCH: usize = 1000;
+        let requested = &request.get_ref().entities;
+        if requested.len() > MAX_BATCH {
+            return Err(Error::InvalidArgument(format!(
+                "at most {MAX_BATCH} entities per call, got {}",
+                requested.len()
+            ))
+            .into());
         }
-        Err(not_yet("BatchGetJobs", SCHEDULER))
+        let entities = requested
+            .iter()
+            .map(|e| parse_entity(Some(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let views = self.control.jobs(&entities).await?;
+        Ok(Response::new(pb::BatchGetJobsResponse {
+            jobs: views.iter().map(job_message).collect(),
+        }))
     }
 
     async fn list_job_runs(
         &self,
-        _request: Request<pb::ListJobRunsRequest>,
+        request: Request<pb::ListJobRunsRequest>,
     ) -> Result<Response<pb::ListJobRunsResponse>, Status> {
-        Err(not_yet("ListJobRuns", SCHEDULER))
+        let request = request.get_ref();
+        let entity = match &request.entity {
+            Some(e) => Some(parse_entity(Some(e))?),
+            None => None,
+        };
+        let (size, before) = parse_page(request.page_size, &request.page_token)?;
+        // One extra row says whether there is a next page.
+        let mut runs = self.control.history(entity, before, size + 1).await?;
+        let next_page_token = if runs.len() as i64 > size {
+            runs.truncate(size as usize);
+            runs.last()
+                .map(|r| format!("before-{}", r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListJobRunsResponse {
+            runs: runs.iter().map(run_message).collect(),
+            next_page_token,
+        }))
     }
 
     type WatchJobRunStream = WatchStream;
 
     async fn watch_job_run(
         &self,
-        _request: Request<pb::WatchJobRunRequest>,
+        request: Request<pb::WatchJobRunRequest>,
     ) -> Result<Response<Self::WatchJobRunStream>, Status> {
-        Err(not_yet("WatchJobRun", SCHEDULER))
+        let target = request.get_ref().target.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("set run_id or entity to say which run to watch".into())
+        })?;
+        let run_id = resolve_watched_run(&self.control, target).await?;
+        Ok(Response::new(watch(self.control.clone(), run_id)))
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod entity;
 pub mod error;
 pub mod grpc;

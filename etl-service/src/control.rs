@@ -1,0 +1,155 @@
+//! What the control RPCs do, without gRPC: enable, disable, run now, job
+//! status and history. Each checks the entity against the source tables, so
+//! an unknown uuid is NOT_FOUND before anything is written.
+
+use crate::entity::EntityRef;
+use crate::error::Error;
+use crate::jobs::{self, JobRow, RunRow, Trigger};
+use crate::source::{self, Target};
+use diesel_async::AsyncPgConnection;
+use service_kit::db::Pool;
+
+/// A job as callers see it: the entity, its schedule, its runs.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub entity: EntityRef,
+    pub entity_name: String,
+    pub schema_name: String,
+    pub job: Option<JobRow>,
+    pub interval_seconds: i64,
+    pub last_run: Option<RunRow>,
+    pub current_run: Option<RunRow>,
+}
+
+/// The control use cases over the pool.
+#[derive(Clone)]
+pub struct Control {
+    pool: Pool,
+    interval_seconds: i32,
+}
+
+impl Control {
+    pub fn new(pool: Pool, interval: std::time::Duration) -> Self {
+        Self {
+            pool,
+            interval_seconds: interval.as_secs().clamp(1, i32::MAX as u64) as i32,
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Enables analytics; idempotent. The flag says whether the job is new.
+    pub async fn enable(&self, entity: EntityRef) -> Result<(JobView, bool), Error> {
+        let mut conn = self.pool.get().await?;
+        let target = find_target(&mut conn, entity).await?;
+        let (_, created) = jobs::enable(&mut conn, entity, self.interval_seconds).await?;
+        if created {
+            tracing::info!(entity = %entity, schema = %target.schema_name, "analytics enabled");
+        }
+        Ok((self.view(&mut conn, &target).await?, created))
+    }
+
+    /// Disables analytics; the schema, metadata and watermarks stay.
+    pub async fn disable(&self, entity: EntityRef) -> Result<bool, Error> {
+        let mut conn = self.pool.get().await?;
+        find_target(&mut conn, entity).await?;
+        let removed = jobs::disable(&mut conn, entity).await?;
+        if removed {
+            tracing::info!(entity = %entity, "analytics disabled");
+        }
+        Ok(removed)
+    }
+
+    /// Queues an ad hoc run, or returns the run already queued or running
+    /// (flag true).
+    pub async fn run_now(&self, entity: EntityRef) -> Result<(RunRow, bool), Error> {
+        self.queue(entity, Trigger::RunNow).await
+    }
+
+    /// Queues a run with the given trigger (or returns the active one).
+    pub async fn queue(
+        &self,
+        entity: EntityRef,
+        trigger: Trigger,
+    ) -> Result<(RunRow, bool), Error> {
+        let mut conn = self.pool.get().await?;
+        find_target(&mut conn, entity).await?;
+        jobs::queue_run(&mut conn, entity, trigger).await
+    }
+
+    /// The entity's job (enabled or not) with its last and current runs.
+    pub async fn job(&self, entity: EntityRef) -> Result<JobView, Error> {
+        let mut conn = self.pool.get().await?;
+        let target = find_target(&mut conn, entity).await?;
+        self.view(&mut conn, &target).await
+    }
+
+    /// Jobs of many entities, in order; every enabled job when none is given.
+    pub async fn jobs(&self, entities: &[EntityRef]) -> Result<Vec<JobView>, Error> {
+        let mut conn = self.pool.get().await?;
+        let entities: Vec<EntityRef> = if entities.is_empty() {
+            jobs::all_jobs(&mut conn)
+                .await?
+                .iter()
+                .map(JobRow::entity)
+                .collect::<Result<_, _>>()?
+        } else {
+            entities.to_vec()
+        };
+        let mut views = Vec::with_capacity(entities.len());
+        for entity in entities {
+            let target = find_target(&mut conn, entity).await?;
+            views.push(self.view(&mut conn, &target).await?);
+        }
+        Ok(views)
+    }
+
+    /// A page of run history, newest first.
+    pub async fn history(
+        &self,
+        entity: Option<EntityRef>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, Error> {
+        let mut conn = self.pool.get().await?;
+        if let Some(entity) = entity {
+            find_target(&mut conn, entity).await?;
+        }
+        jobs::list_runs(&mut conn, entity, before, limit).await
+    }
+
+    async fn view(&self, conn: &mut AsyncPgConnection, target: &Target) -> Result<JobView, Error> {
+        let entity = target.entity;
+        let job = jobs::find_job(conn, entity).await?;
+        Ok(JobView {
+            entity,
+            entity_name: target.name.clone(),
+            schema_name: target.schema_name.clone(),
+            interval_seconds: job
+                .as_ref()
+                .map(|j| i64::from(j.interval_seconds))
+                .unwrap_or(i64::from(self.interval_seconds)),
+            job,
+            last_run: jobs::last_finished_run(conn, entity).await?,
+            current_run: jobs::active_run(conn, entity).await?,
+        })
+    }
+}
+
+/// The entity as the source knows it; NOT_FOUND when it does not exist, and
+/// a clear precondition error when the source tables are missing.
+pub async fn find_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
+    match source::load_target(conn, entity).await {
+        Err(Error::Database(diesel::result::Error::DatabaseError(_, info)))
+            if info.message().contains("does not exist") =>
+        {
+            Err(Error::FailedPrecondition(format!(
+                "the Avni source tables are not in this database ({}); point database.url at the Avni database",
+                info.message()
+            )))
+        }
+        other => other,
+    }
+}
