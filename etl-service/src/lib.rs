@@ -7,15 +7,22 @@
 
 pub mod app;
 pub mod config;
+pub mod ddl;
+pub mod engine;
 pub mod entity;
 pub mod error;
 pub mod grpc;
 pub mod layout;
+pub mod lock;
+pub mod metadata;
 pub mod migrations;
 pub mod naming;
 pub mod plan;
+pub mod roles;
+pub mod schema_diff;
 pub mod source;
 pub mod sql_text;
+pub mod sync;
 
 pub use app::App;
 pub use config::Config;
