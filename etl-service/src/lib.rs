@@ -19,6 +19,7 @@ pub mod migrations;
 pub mod naming;
 pub mod plan;
 pub mod roles;
+pub mod run_once;
 pub mod schema_diff;
 pub mod source;
 pub mod sql_text;

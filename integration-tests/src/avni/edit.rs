@@ -97,9 +97,9 @@ pub async fn insert_enrolment(
         client,
         "INSERT INTO program_enrolment (uuid, individual_id, program_id, enrolment_date_time, observations, \
              organisation_id, created_by_id, last_modified_by_id, created_date_time, last_modified_date_time) \
-         VALUES (gen_random_uuid()::text, $1, $2, timestamptz '2024-05-02 10:00:00+00', $3::text::jsonb, $4, $5, $5, \
+         VALUES (gen_random_uuid()::text, $1, $2, timestamptz '2024-05-02 10:00:00+00', $3::text::jsonb, $4, $5, $6, \
              clock_timestamp(), clock_timestamp()) RETURNING id",
-        &[&individual, &org.program_id(key), &obs.to_string(), &org.id, &org.user_ids[0]],
+        &[&individual, &org.program_id(key), &obs.to_string(), &org.id, &org.user_ids[0], &org.user_ids[1]],
     )
     .await
 }
@@ -118,9 +118,9 @@ pub async fn insert_program_encounter(
              earliest_visit_date_time, max_visit_date_time, encounter_date_time, observations, organisation_id, \
              created_by_id, last_modified_by_id, created_date_time, last_modified_date_time) \
          VALUES (gen_random_uuid()::text, $1, $2, 'Visit', timestamptz '2024-05-03 00:00:00+00', \
-             timestamptz '2024-05-10 00:00:00+00', timestamptz '2024-05-04 09:30:00+00', $3::text::jsonb, $4, $5, $5, \
+             timestamptz '2024-05-10 00:00:00+00', timestamptz '2024-05-04 09:30:00+00', $3::text::jsonb, $4, $5, $6, \
              clock_timestamp(), clock_timestamp()) RETURNING id",
-        &[&enrolment, &org.encounter_type_id(key), &obs.to_string(), &org.id, &org.user_ids[0]],
+        &[&enrolment, &org.encounter_type_id(key), &obs.to_string(), &org.id, &org.user_ids[0], &org.user_ids[1]],
     )
     .await
 }
@@ -139,9 +139,9 @@ pub async fn insert_encounter(
              max_visit_date_time, encounter_date_time, observations, organisation_id, created_by_id, \
              last_modified_by_id, created_date_time, last_modified_date_time) \
          VALUES (gen_random_uuid()::text, $1, $2, 'Visit', timestamptz '2024-05-03 00:00:00+00', \
-             timestamptz '2024-05-10 00:00:00+00', timestamptz '2024-05-04 09:30:00+00', $3::text::jsonb, $4, $5, $5, \
+             timestamptz '2024-05-10 00:00:00+00', timestamptz '2024-05-04 09:30:00+00', $3::text::jsonb, $4, $5, $6, \
              clock_timestamp(), clock_timestamp()) RETURNING id",
-        &[&individual, &org.encounter_type_id(key), &obs.to_string(), &org.id, &org.user_ids[0]],
+        &[&individual, &org.encounter_type_id(key), &obs.to_string(), &org.id, &org.user_ids[0], &org.user_ids[1]],
     )
     .await
 }
