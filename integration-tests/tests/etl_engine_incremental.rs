@@ -80,7 +80,7 @@ fn upserted(report: &RunReport, table: &str) -> (u64, u64) {
     (t.rows_upserted, t.rows_deleted)
 }
 
-fn row<'a>(rows: &'a [Value], id: i64) -> Option<&'a Value> {
+fn row(rows: &[Value], id: i64) -> Option<&Value> {
     rows.iter().find(|r| r["id"] == json!(id))
 }
 
