@@ -22,6 +22,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use service_kit::db::Pool;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -226,6 +227,8 @@ async fn run_locked(
         .await?
         .boundary;
 
+    let marks = sync::watermarks(conn, &target.schema_name).await?;
+    let mut latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>> = HashMap::new();
     let mut reports = Vec::with_capacity(total);
     for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
         progress.event(ProgressEvent::TableStarted {
@@ -246,6 +249,24 @@ async fn run_locked(
                 time_zone: &ctx.settings.time_zone,
             };
             let last_member = m + 1 == target.members.len();
+            let source = sync::source_table(table);
+            let changed_at = match latest.get(&(member.id, source)) {
+                Some(known) => *known,
+                None => {
+                    let found = sync::latest_change(conn, source, member.id).await?;
+                    latest.insert((member.id, source), found);
+                    found
+                }
+            };
+            let watermark = marks.get(&(applied.table_id, member.db_user.clone()));
+            let nothing_changed = match (watermark, changed_at) {
+                (Some(mark), Some(changed)) => changed <= *mark,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if nothing_changed && !fail {
+                continue;
+            }
             counts += sync::sync_table(conn, &sync_target, boundary, fail && last_member)
                 .await
                 .map_err(|e| Error::Sync {

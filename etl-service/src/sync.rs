@@ -108,6 +108,71 @@ pub async fn sync_table(
     .await
 }
 
+/// The source table whose rows drive a reporting table.
+pub fn source_table(table: &PlannedTable) -> &'static str {
+    match row_kind(table) {
+        TableKind::Subject | TableKind::RepeatableQuestionGroup => "individual",
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => "program_enrolment",
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => "program_encounter",
+        TableKind::Encounter | TableKind::EncounterCancel => "encounter",
+        TableKind::Address => "address_level",
+    }
+}
+
+#[derive(QueryableByName)]
+struct Latest {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    latest: Option<DateTime<Utc>>,
+}
+
+/// When a row of `source` (one of [`source_table`]'s names) of the
+/// organisation last changed: one backward step on the
+/// `(organisation_id, last_modified_date_time)` index. A table whose
+/// watermark is at or past it has nothing to sync, so a run with no changes
+/// costs one such query per source table, not one per reporting table.
+pub async fn latest_change(
+    conn: &mut AsyncPgConnection,
+    source: &'static str,
+    organisation_id: i32,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    Ok(diesel::sql_query(format!(
+        "SELECT max(last_modified_date_time) AS latest FROM public.{} WHERE organisation_id = $1",
+        quote_ident(source)
+    ))
+    .bind::<Integer, _>(organisation_id)
+    .get_result::<Latest>(conn)
+    .await?
+    .latest)
+}
+
+#[derive(QueryableByName)]
+struct StoredWatermark {
+    #[diesel(sql_type = Integer)]
+    table_metadata_id: i32,
+    #[diesel(sql_type = Text)]
+    db_user: String,
+    #[diesel(sql_type = Timestamptz)]
+    last_sync_time: DateTime<Utc>,
+}
+
+/// Every watermark of a schema: (table id, db_user) -> last sync time.
+pub async fn watermarks(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+) -> Result<std::collections::HashMap<(i32, String), DateTime<Utc>>, Error> {
+    let rows: Vec<StoredWatermark> = diesel::sql_query(
+        "SELECT s.table_metadata_id, s.db_user, s.last_sync_time FROM public.entity_sync_status s \
+         JOIN public.table_metadata t ON t.id = s.table_metadata_id WHERE t.schema_name = $1",
+    )
+    .bind::<Text, _>(schema)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|w| ((w.table_metadata_id, w.db_user), w.last_sync_time))
+        .collect())
+}
+
 /// The kind whose source rows drive the table: the owner's for a
 /// repeatable-group table.
 fn row_kind(table: &PlannedTable) -> TableKind {
