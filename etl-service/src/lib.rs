@@ -16,6 +16,7 @@ pub mod layout;
 pub mod lock;
 pub mod metadata;
 pub mod migrations;
+pub mod name_check;
 pub mod naming;
 pub mod plan;
 pub mod roles;
