@@ -24,6 +24,23 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
 
+    /// Another run of the same organisation or group holds its lock.
+    #[error("{0}")]
+    AlreadyRunning(String),
+
+    /// One table's sync failed; the tables synced before it keep their new
+    /// rows and watermarks, this one and those after keep their old ones.
+    #[error("syncing table {table} failed: {source}")]
+    Sync {
+        table: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A failure a test asked for (`RunOptions::fail_after_tables`).
+    #[error("{0}")]
+    InjectedFailure(String),
+
     /// Behaviour that a later piece of work provides; the message says what.
     #[error("{0}")]
     Unimplemented(String),
@@ -40,7 +57,13 @@ impl From<Error> for Status {
         match e {
             Error::InvalidArgument(m) => Status::invalid_argument(m),
             Error::NotFound(m) => Status::not_found(m),
-            Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::FailedPrecondition(m) | Error::AlreadyRunning(m) => {
+                Status::failed_precondition(m)
+            }
+            e @ (Error::Sync { .. } | Error::InjectedFailure(_)) => {
+                tracing::error!(error = %e, "run failed");
+                Status::internal(e.to_string())
+            }
             Error::Unavailable(m) => Status::unavailable(format!("PostgreSQL is unavailable: {m}")),
             Error::Unimplemented(m) => Status::unimplemented(m),
             Error::Database(e) => {

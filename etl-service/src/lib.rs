@@ -8,18 +8,27 @@
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod ddl;
+pub mod engine;
 pub mod entity;
 pub mod error;
 pub mod grpc;
 pub mod jobs;
 pub mod layout;
+pub mod lock;
+pub mod metadata;
 pub mod migrations;
+pub mod name_check;
 pub mod naming;
 pub mod plan;
 pub mod progress;
+pub mod roles;
+pub mod run_once;
 pub mod scheduler;
+pub mod schema_diff;
 pub mod source;
 pub mod sql_text;
+pub mod sync;
 
 pub use app::App;
 pub use config::Config;

@@ -1,6 +1,7 @@
-//! `etl-service [--config FILE] serve|migrate`
+//! `etl-service [--config FILE] serve|migrate|run-once`
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use etl_service::entity::{EntityKind, EntityRef};
 use etl_service::{App, Config};
 use service_kit::config::{ProcessEnvironment, ServiceConfig};
 use std::path::PathBuf;
@@ -29,6 +30,36 @@ enum Command {
     /// Ask the running server (at server.listen / GRPC_LISTEN) for its health;
     /// exit 0 when SERVING. For container health checks.
     HealthCheck,
+    /// Run one organisation (or organisation group) now, showing progress
+    /// per table, and print a summary. Waits if a run of it is in progress.
+    RunOnce(RunOnceArgs),
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct RunOnceArgs {
+    /// The organisation's uuid (organisation.uuid).
+    #[arg(long, value_name = "UUID")]
+    organisation: Option<uuid::Uuid>,
+    /// The organisation group's uuid (organisation_group.uuid).
+    #[arg(long, value_name = "UUID")]
+    organisation_group: Option<uuid::Uuid>,
+}
+
+impl RunOnceArgs {
+    fn entity(&self) -> Option<EntityRef> {
+        match (self.organisation, self.organisation_group) {
+            (Some(uuid), _) => Some(EntityRef {
+                uuid,
+                kind: EntityKind::Organisation,
+            }),
+            (None, Some(uuid)) => Some(EntityRef {
+                uuid,
+                kind: EntityKind::OrganisationGroup,
+            }),
+            (None, None) => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -60,6 +91,16 @@ fn main() -> ExitCode {
             }
             Command::HealthCheck => {
                 service_kit::base::health_check_command(&config).await?;
+                Ok(())
+            }
+            Command::RunOnce(args) => {
+                let Some(entity) = args.entity() else {
+                    return Err(etl_service::Error::InvalidArgument(
+                        "give --organisation <uuid> or --organisation-group <uuid>".into(),
+                    ));
+                };
+                let report = etl_service::run_once::run_once(&config, entity).await?;
+                print!("{}", etl_service::run_once::summary(&report));
                 Ok(())
             }
             Command::Serve => {

@@ -3,6 +3,8 @@
 //! `App`s on port 0 with generated tonic clients, and helpers to run the
 //! real binaries.
 
+pub mod avni;
 pub mod binaries;
+pub mod etl;
 pub mod postgres;
 pub mod services;

@@ -1,0 +1,320 @@
+//! Applying a schema diff: the DDL and the metadata rows that describe it,
+//! all in one transaction, so the metadata always describes the schema as
+//! it is (design/etl.md §5.2). Grants to the readers' roles ride along.
+
+use crate::error::Error;
+use crate::layout::ColumnType;
+use crate::naming;
+use crate::plan::{ColumnSource, PlannedTable, SchemaPlan};
+use crate::roles;
+use crate::schema_diff::{TableChange, TableDiff};
+use crate::source::Target;
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use service_kit::sql::{quote_ident, quote_qualified};
+
+/// A planned table after the DDL: its metadata id and what happened to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedTable {
+    pub table_id: i32,
+    pub change: TableChange,
+}
+
+/// One column to describe in `column_metadata`.
+struct ColumnSpec {
+    name: String,
+    sql_type: ColumnType,
+    concept_uuid: Option<String>,
+    concept_type: Option<String>,
+    parent_concept_uuid: Option<String>,
+    indexed: bool,
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
+#[derive(QueryableByName)]
+struct NamedId {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// Creates the schema if needed, applies every diff and its metadata, and
+/// grants the readers' roles access, in one transaction. Returns one entry
+/// per planned table, in plan order.
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    plan: &SchemaPlan,
+    diffs: &[TableDiff],
+) -> Result<Vec<AppliedTable>, Error> {
+    let schema = target.schema_name.as_str();
+    let readers = target.reader_roles();
+    conn.transaction::<_, Error, _>(async |conn| {
+        let q_schema = quote_ident(schema);
+        diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {q_schema}"))
+            .execute(conn)
+            .await?;
+        diesel::sql_query(format!("REVOKE ALL ON SCHEMA {q_schema} FROM PUBLIC"))
+            .execute(conn)
+            .await?;
+        let mut applied = Vec::with_capacity(diffs.len());
+        for (table, diff) in plan.tables.iter().zip(diffs) {
+            let table_id = match diff {
+                TableDiff::Create => create_table(conn, schema, table).await?,
+                TableDiff::AddColumns { table_id, columns } => {
+                    add_columns(conn, schema, table, *table_id, columns).await?;
+                    *table_id
+                }
+                TableDiff::Unchanged { table_id } => *table_id,
+            };
+            applied.push(AppliedTable {
+                table_id,
+                change: diff.change(),
+            });
+        }
+        for statement in roles::grant_statements(schema, &readers) {
+            diesel::sql_query(statement).execute(conn).await?;
+        }
+        Ok(applied)
+    })
+    .await
+}
+
+fn column_specs(table: &PlannedTable) -> Vec<ColumnSpec> {
+    let fixed = table.fixed.iter().map(|c| ColumnSpec {
+        name: c.name.to_string(),
+        sql_type: c.sql_type,
+        concept_uuid: None,
+        concept_type: None,
+        parent_concept_uuid: None,
+        indexed: c.indexed,
+    });
+    let planned = table.columns.iter().map(planned_spec);
+    fixed.chain(planned).collect()
+}
+
+fn planned_spec(c: &crate::plan::PlannedColumn) -> ColumnSpec {
+    let (concept_uuid, concept_type, parent) = match &c.source {
+        ColumnSource::Concept {
+            concept_uuid,
+            data_type,
+            parent_concept_uuid,
+            ..
+        } => (
+            Some(concept_uuid.clone()),
+            Some(data_type.clone()),
+            parent_concept_uuid.clone(),
+        ),
+        ColumnSource::AddressLevel { .. } => (None, None, None),
+    };
+    ColumnSpec {
+        name: c.name.clone(),
+        sql_type: c.sql_type,
+        concept_uuid,
+        concept_type,
+        parent_concept_uuid: parent,
+        indexed: false,
+    }
+}
+
+/// Index and constraint names share the schema's namespace with tables.
+/// Table names never contain a space, and these always do, and they carry
+/// a tag made of the table's metadata id (and the column's position), so
+/// they can never clash with a table or with each other, even after a table
+/// is renamed or when the table's name uses up the 63 bytes.
+fn index_name(table: &str, what: &str, tag: &str) -> String {
+    let suffix = format!(" {tag}");
+    let base = format!("{table} {what}");
+    format!(
+        "{}{suffix}",
+        naming::cut_to_bytes(&base, naming::MAX_IDENTIFIER_BYTES - suffix.len())
+    )
+}
+
+async fn create_table(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    table: &PlannedTable,
+) -> Result<i32, Error> {
+    let id = diesel::sql_query(
+        "INSERT INTO public.table_metadata (name, type, schema_name, subject_type_uuid, program_uuid, \
+             encounter_type_uuid, form_uuid, repeatable_question_group_concept_uuid, \
+             parent_table_type, full_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind::<Text, _>(&table.name)
+    .bind::<Text, _>(table.identity.kind.metadata_type(&table.subject_kind))
+    .bind::<Text, _>(schema)
+    .bind::<Nullable<Text>, _>(&table.identity.subject_type_uuid)
+    .bind::<Nullable<Text>, _>(&table.identity.program_uuid)
+    .bind::<Nullable<Text>, _>(&table.identity.encounter_type_uuid)
+    .bind::<Nullable<Text>, _>(<[String]>::first(&table.form_uuids))
+    .bind::<Nullable<Text>, _>(&table.identity.group_concept_uuid)
+    .bind::<Nullable<Text>, _>(
+        table
+            .identity
+            .owner_kind
+            .map(|k| k.metadata_type(&table.subject_kind)),
+    )
+    .bind::<Text, _>(&table.full_name)
+    .get_result::<Id>(conn)
+    .await?
+    .id;
+
+    let specs = column_specs(table);
+    let mut definitions: Vec<String> = specs
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.sql()))
+        .collect();
+    let keys: Vec<String> = table
+        .fixed
+        .iter()
+        .filter(|c| c.key)
+        .map(|c| quote_ident(c.name))
+        .collect();
+    definitions.push(format!(
+        "CONSTRAINT {} PRIMARY KEY ({})",
+        quote_ident(&index_name(&table.name, "pkey", &format!("#{id}"))),
+        keys.join(", ")
+    ));
+    let qualified = quote_qualified(schema, &table.name);
+    diesel::sql_query(format!(
+        "CREATE TABLE {qualified} ({})",
+        definitions.join(", ")
+    ))
+    .execute(conn)
+    .await?;
+
+    let columns = insert_column_metadata(conn, schema, id, &specs, 0).await?;
+    for (ordinal, spec) in specs.iter().enumerate().filter(|(_, s)| s.indexed) {
+        let name = index_name(&table.name, &spec.name, &format!("#{id}.{ordinal}"));
+        diesel::sql_query(format!(
+            "CREATE INDEX {} ON {qualified} ({})",
+            quote_ident(&name),
+            quote_ident(&spec.name)
+        ))
+        .execute(conn)
+        .await?;
+        let column_id = columns.iter().find(|c| c.name == spec.name).map(|c| c.id);
+        diesel::sql_query(
+            "INSERT INTO public.index_metadata (table_metadata_id, column_id, name) VALUES ($1, $2, $3)",
+        )
+        .bind::<Integer, _>(id)
+        .bind::<Nullable<Integer>, _>(column_id)
+        .bind::<Text, _>(&name)
+        .execute(conn)
+        .await?;
+    }
+    Ok(id)
+}
+
+async fn insert_column_metadata(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    table_id: i32,
+    specs: &[ColumnSpec],
+    first_order: i32,
+) -> Result<Vec<NamedId>, Error> {
+    let names: Vec<String> = specs.iter().map(|c| c.name.clone()).collect();
+    let types: Vec<String> = specs.iter().map(|c| c.sql_type.sql().to_string()).collect();
+    let concepts: Vec<Option<String>> = specs.iter().map(|c| c.concept_uuid.clone()).collect();
+    let concept_types: Vec<Option<String>> = specs.iter().map(|c| c.concept_type.clone()).collect();
+    let parents: Vec<Option<String>> = specs
+        .iter()
+        .map(|c| c.parent_concept_uuid.clone())
+        .collect();
+    let orders: Vec<i32> = (0..specs.len())
+        .map(|i| first_order + i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    let rows = diesel::sql_query(
+        "INSERT INTO public.column_metadata (table_id, name, type, concept_uuid, concept_type, \
+             parent_concept_uuid, schema_name, display_order) \
+         SELECT $1, c.name, c.type, c.concept_uuid, c.concept_type, c.parent_concept_uuid, $2, c.ord \
+         FROM unnest($3, $4, $5, $6, $7, $8) AS c(name, type, concept_uuid, concept_type, parent_concept_uuid, ord) \
+         RETURNING id, name",
+    )
+    .bind::<Integer, _>(table_id)
+    .bind::<Text, _>(schema)
+    .bind::<Array<Text>, _>(names)
+    .bind::<Array<Text>, _>(types)
+    .bind::<Array<Nullable<Text>>, _>(concepts)
+    .bind::<Array<Nullable<Text>>, _>(concept_types)
+    .bind::<Array<Nullable<Text>>, _>(parents)
+    .bind::<Array<Integer>, _>(orders)
+    .load::<NamedId>(conn)
+    .await?;
+    Ok(rows)
+}
+
+async fn add_columns(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    table: &PlannedTable,
+    table_id: i32,
+    columns: &[usize],
+) -> Result<(), Error> {
+    let specs: Vec<ColumnSpec> = columns
+        .iter()
+        .filter_map(|&i| table.columns.get(i))
+        .map(planned_spec)
+        .collect();
+    let additions: Vec<String> = specs
+        .iter()
+        .map(|c| format!("ADD COLUMN {} {}", quote_ident(&c.name), c.sql_type.sql()))
+        .collect();
+    diesel::sql_query(format!(
+        "ALTER TABLE {} {}",
+        quote_qualified(schema, &table.name),
+        additions.join(", ")
+    ))
+    .execute(conn)
+    .await?;
+    let next_order = diesel::sql_query(
+        "SELECT coalesce(max(display_order) + 1, 0) AS id FROM public.column_metadata WHERE table_id = $1",
+    )
+    .bind::<Integer, _>(table_id)
+    .get_result::<Id>(conn)
+    .await?
+    .id;
+    insert_column_metadata(conn, schema, table_id, &specs, next_order).await?;
+    // Backfill: the new columns are filled for existing rows by syncing the
+    // table from the start again, in this run.
+    diesel::sql_query(
+        "UPDATE public.entity_sync_status SET last_sync_time = '1900-01-01 00:00:00+00' \
+         WHERE table_metadata_id = $1",
+    )
+    .bind::<Integer, _>(table_id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE public.table_metadata SET last_modified_date_time = now() WHERE id = $1",
+    )
+    .bind::<Integer, _>(table_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_fit_and_contain_a_space() {
+        let long = "x".repeat(80);
+        let a = index_name(&long, "individual_id", "#12345.2");
+        let b = index_name(&long, "organisation_id", "#12345.9");
+        assert!(a.len() <= naming::MAX_IDENTIFIER_BYTES);
+        assert!(a.ends_with(" #12345.2"));
+        assert_ne!(a, b);
+        assert!(a.contains(' '));
+        assert_eq!(index_name("person", "pkey", "#7"), "person pkey #7");
+    }
+}

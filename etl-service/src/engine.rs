@@ -1,0 +1,306 @@
+//! One run of an organisation or organisation group, end to end (design/
+//! etl.md §5): take the entity's lock, read its metadata, plan the schema,
+//! apply the DDL, sync every table for every member organisation, report.
+//!
+//! This is the API the scheduler, `RunNow`, `RecreateSchema` and the
+//! `run-once` command call; it knows nothing of gRPC.
+
+use crate::config::EtlSettings;
+use crate::ddl;
+use crate::entity::EntityRef;
+use crate::error::Error;
+use crate::layout::TableKind;
+use crate::lock::EntityLock;
+use crate::metadata;
+use crate::plan::{self, SchemaPlan};
+use crate::roles;
+use crate::schema_diff::{self, TableChange};
+use crate::source::{self, Target};
+use crate::sync::{self, SyncCounts, SyncTarget};
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{Integer, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use service_kit::db::Pool;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// What a run needs from its surroundings.
+#[derive(Clone)]
+pub struct EngineContext {
+    pub pool: Pool,
+    /// For the lock's dedicated connection (outside the pool).
+    pub database_url: String,
+    pub settings: EtlSettings,
+}
+
+/// How to take the entity's lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LockMode {
+    /// Wait for a run in progress to finish (RecreateSchema, run-once).
+    #[default]
+    Wait,
+    /// Give up with [`Error::AlreadyRunning`] if a run is in progress (the
+    /// scheduler).
+    Try,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub lock: LockMode,
+    /// TEST ONLY: after this many tables have been synced and committed, the
+    /// next table's sync fails after writing its rows and before its commit,
+    /// as a crash in the middle of a run would. Never set in production.
+    pub fail_after_tables: Option<usize>,
+}
+
+/// A table's outcome in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableReport {
+    pub name: String,
+    pub kind: TableKind,
+    pub change: TableChange,
+    pub rows_upserted: u64,
+    pub rows_deleted: u64,
+    pub duration: Duration,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub entity: EntityRef,
+    /// The organisation's or group's name.
+    pub name: String,
+    pub schema_name: String,
+    /// Every table, in the order processed.
+    pub tables: Vec<TableReport>,
+    pub duration: Duration,
+}
+
+impl RunReport {
+    pub fn rows_upserted(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows_upserted).sum()
+    }
+
+    pub fn rows_deleted(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows_deleted).sum()
+    }
+
+    pub fn count(&self, change: TableChange) -> usize {
+        self.tables.iter().filter(|t| t.change == change).count()
+    }
+}
+
+/// What a run reports while it works.
+#[derive(Debug, Clone)]
+pub enum ProgressEvent {
+    /// The lock is held and the plan made.
+    Started {
+        schema_name: String,
+        tables_total: usize,
+    },
+    /// The DDL is applied.
+    SchemaApplied { created: usize, altered: usize },
+    TableStarted {
+        name: String,
+        index: usize,
+        total: usize,
+    },
+    TableFinished {
+        report: TableReport,
+        index: usize,
+        total: usize,
+    },
+}
+
+/// Receives a run's progress (a terminal progress bar, the run-history
+/// table, a WatchJobRun stream). Called on the run's task: keep it quick.
+pub trait ProgressSink: Send + Sync {
+    fn event(&self, event: ProgressEvent);
+}
+
+/// Ignores progress.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn event(&self, _event: ProgressEvent) {}
+}
+
+#[derive(QueryableByName)]
+struct Boundary {
+    #[diesel(sql_type = Timestamptz)]
+    boundary: DateTime<Utc>,
+}
+
+/// Runs `entity` once: plan, DDL, sync. Fails with [`Error::NotFound`]
+/// (nothing written) when it does not exist, [`Error::AlreadyRunning`] with
+/// [`LockMode::Try`] when another run holds its lock, and
+/// [`Error::Sync`] naming the table when a table's sync fails (the tables
+/// before it keep their progress).
+pub async fn run_entity(
+    ctx: &EngineContext,
+    entity: EntityRef,
+    options: &RunOptions,
+    progress: &dyn ProgressSink,
+) -> Result<RunReport, Error> {
+    let span = tracing::info_span!("etl_run", entity = %entity);
+    async move {
+        let started = Instant::now();
+        let mut conn = ctx.pool.get().await?;
+        let target = source::load_target(&mut conn, entity).await?;
+        let lock = match options.lock {
+            LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await?,
+            LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
+                .await?
+                .ok_or_else(|| {
+                    Error::AlreadyRunning(format!(
+                        "{entity} ({}) is already running; schema {} is locked by another run",
+                        target.name, target.schema_name
+                    ))
+                })?,
+        };
+        let result = run_locked(ctx, &mut conn, &target, options, progress).await;
+        // Released whatever the outcome; if even that fails, closing the
+        // connection ends the transaction and the lock with it.
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "releasing the entity lock failed; the connection is closed instead");
+        }
+        let tables = result?;
+        let report = RunReport {
+            entity,
+            name: target.name.clone(),
+            schema_name: target.schema_name.clone(),
+            tables,
+            duration: started.elapsed(),
+        };
+        tracing::info!(
+            schema = %report.schema_name,
+            tables = report.tables.len(),
+            created = report.count(TableChange::Created),
+            altered = report.count(TableChange::Altered),
+            rows_upserted = report.rows_upserted(),
+            rows_deleted = report.rows_deleted(),
+            duration_ms = report.duration.as_millis() as u64,
+            "run finished"
+        );
+        Ok(report)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run_locked(
+    ctx: &EngineContext,
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    options: &RunOptions,
+    progress: &dyn ProgressSink,
+) -> Result<Vec<TableReport>, Error> {
+    let model = source::load_model(conn, &target.member_ids()).await?;
+    let existing = metadata::load_existing(conn, &target.schema_name).await?;
+    let plan = plan::plan_schema(&model, &existing.names());
+    let diffs = schema_diff::diff(&plan, &existing);
+    let total = plan.tables.len();
+    progress.event(ProgressEvent::Started {
+        schema_name: target.schema_name.clone(),
+        tables_total: total,
+    });
+
+    roles::ensure_roles(conn, &target.reader_roles()).await?;
+    let applied = ddl::apply(conn, target, &plan, &diffs).await?;
+    let created = applied
+        .iter()
+        .filter(|a| a.change == TableChange::Created)
+        .count();
+    let altered = applied
+        .iter()
+        .filter(|a| a.change == TableChange::Altered)
+        .count();
+    progress.event(ProgressEvent::SchemaApplied { created, altered });
+
+    let offset = i32::try_from(ctx.settings.sync_offset_seconds).unwrap_or(i32::MAX);
+    let boundary = diesel::sql_query("SELECT now() - $1 * interval '1 second' AS boundary")
+        .bind::<Integer, _>(offset)
+        .get_result::<Boundary>(conn)
+        .await?
+        .boundary;
+
+    let marks = sync::watermarks(conn, &target.schema_name).await?;
+    let mut latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>> = HashMap::new();
+    let mut reports = Vec::with_capacity(total);
+    for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
+        progress.event(ProgressEvent::TableStarted {
+            name: table.name.clone(),
+            index,
+            total,
+        });
+        let table_started = Instant::now();
+        let fail = options.fail_after_tables == Some(index);
+        let mut counts = SyncCounts::default();
+        for (m, member) in target.members.iter().enumerate() {
+            let sync_target = SyncTarget {
+                schema: &target.schema_name,
+                table,
+                table_id: applied.table_id,
+                organisation_id: member.id,
+                db_user: &member.db_user,
+                time_zone: &ctx.settings.time_zone,
+            };
+            let last_member = m + 1 == target.members.len();
+            let source = sync::source_table(table);
+            let changed_at = match latest.get(&(member.id, source)) {
+                Some(known) => *known,
+                None => {
+                    let found = sync::latest_change(conn, source, member.id).await?;
+                    latest.insert((member.id, source), found);
+                    found
+                }
+            };
+            let watermark = marks.get(&(applied.table_id, member.db_user.clone()));
+            let nothing_changed = match (watermark, changed_at) {
+                (Some(mark), Some(changed)) => changed <= *mark,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if nothing_changed && !fail {
+                continue;
+            }
+            counts += sync::sync_table(conn, &sync_target, boundary, fail && last_member)
+                .await
+                .map_err(|e| Error::Sync {
+                    table: table.name.clone(),
+                    source: Box::new(e),
+                })?;
+        }
+        let report = TableReport {
+            name: table.name.clone(),
+            kind: table.identity.kind,
+            change: applied.change,
+            rows_upserted: counts.upserted,
+            rows_deleted: counts.deleted,
+            duration: table_started.elapsed(),
+        };
+        progress.event(ProgressEvent::TableFinished {
+            report: report.clone(),
+            index,
+            total,
+        });
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The plan a run of `entity` would apply now, from its current source
+/// metadata and schema (for ValidateNames on an organisation).
+pub async fn plan_entity(
+    ctx: &EngineContext,
+    entity: EntityRef,
+) -> Result<(Target, SchemaPlan), Error> {
+    let mut conn = ctx.pool.get().await?;
+    let target = source::load_target(&mut conn, entity).await?;
+    let model = source::load_model(&mut conn, &target.member_ids()).await?;
+    let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
+    Ok((target, plan::plan_schema(&model, &existing.names())))
+}

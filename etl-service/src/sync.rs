@@ -1,0 +1,514 @@
+//! Syncing one reporting table for one source organisation (design/etl.md
+//! §5.3): the rows changed in the window (last_sync_time, boundary] are
+//! upserted inside PostgreSQL with one `INSERT ... SELECT ... ON CONFLICT`,
+//! rows that stopped being cancelled or exited are deleted, and the table's
+//! watermark advances, all in one transaction. The cost grows with the
+//! number of changed rows: every statement is driven by the source's
+//! `(organisation_id, last_modified_date_time)` index.
+
+use crate::error::Error;
+use crate::layout::TableKind;
+use crate::plan::{ColumnSource, PlannedColumn, PlannedTable};
+use crate::sql_text::{Statement, Value};
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{Integer, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use service_kit::sql::{quote_ident, quote_qualified};
+
+/// Where and for whom a table is synced.
+#[derive(Debug, Clone)]
+pub struct SyncTarget<'a> {
+    pub schema: &'a str,
+    pub table: &'a PlannedTable,
+    pub table_id: i32,
+    pub organisation_id: i32,
+    /// The source organisation's role: the watermark's owner.
+    pub db_user: &'a str,
+    /// Time zone DateTime questions are shown in.
+    pub time_zone: &'a str,
+}
+
+/// Rows one sync changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    pub upserted: u64,
+    pub deleted: u64,
+}
+
+impl std::ops::AddAssign for SyncCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.upserted += other.upserted;
+        self.deleted += other.deleted;
+    }
+}
+
+/// The start of time for a table never synced.
+pub fn epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(-2_208_988_800, 0).unwrap_or_default()
+}
+
+#[derive(QueryableByName)]
+struct Watermark {
+    #[diesel(sql_type = Timestamptz)]
+    last_sync_time: DateTime<Utc>,
+}
+
+/// Syncs the rows of `target` changed up to `boundary`. With `fail` set
+/// (tests only), fails after the rows are written and before the commit, as
+/// a crash would.
+pub async fn sync_table(
+    conn: &mut AsyncPgConnection,
+    target: &SyncTarget<'_>,
+    boundary: DateTime<Utc>,
+    fail: bool,
+) -> Result<SyncCounts, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        let from = diesel::sql_query(
+            "SELECT last_sync_time FROM public.entity_sync_status \
+             WHERE table_metadata_id = $1 AND db_user = $2 FOR UPDATE",
+        )
+        .bind::<Integer, _>(target.table_id)
+        .bind::<Text, _>(target.db_user)
+        .load::<Watermark>(conn)
+        .await?
+        .into_iter()
+        .next()
+        .map(|w| w.last_sync_time)
+        .unwrap_or_else(epoch);
+        let mut counts = SyncCounts::default();
+        if from < boundary {
+            let upsert = upsert_statement(target, from, boundary);
+            counts.upserted = upsert.into_query().execute(conn).await? as u64;
+            for delete in delete_statements(target, from, boundary) {
+                counts.deleted += delete.into_query().execute(conn).await? as u64;
+            }
+        }
+        if fail {
+            return Err(Error::InjectedFailure(format!(
+                "failure injected while syncing table {}",
+                target.table.name
+            )));
+        }
+        diesel::sql_query(
+            "INSERT INTO public.entity_sync_status \
+                 (db_user, table_metadata_id, last_sync_time, sync_status, schema_name) \
+             VALUES ($1, $2, $3, 'Success', $4) \
+             ON CONFLICT (table_metadata_id, db_user) DO UPDATE \
+             SET last_sync_time = EXCLUDED.last_sync_time, sync_status = EXCLUDED.sync_status",
+        )
+        .bind::<Text, _>(target.db_user)
+        .bind::<Integer, _>(target.table_id)
+        .bind::<Timestamptz, _>(from.max(boundary))
+        .bind::<Text, _>(target.schema)
+        .execute(conn)
+        .await?;
+        Ok(counts)
+    })
+    .await
+}
+
+/// The source table whose rows drive a reporting table.
+pub fn source_table(table: &PlannedTable) -> &'static str {
+    match row_kind(table) {
+        TableKind::Subject | TableKind::RepeatableQuestionGroup => "individual",
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => "program_enrolment",
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => "program_encounter",
+        TableKind::Encounter | TableKind::EncounterCancel => "encounter",
+        TableKind::Address => "address_level",
+    }
+}
+
+#[derive(QueryableByName)]
+struct Latest {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    latest: Option<DateTime<Utc>>,
+}
+
+/// When a row of `source` (one of [`source_table`]'s names) of the
+/// organisation last changed: one backward step on the
+/// `(organisation_id, last_modified_date_time)` index. A table whose
+/// watermark is at or past it has nothing to sync, so a run with no changes
+/// costs one such query per source table, not one per reporting table.
+pub async fn latest_change(
+    conn: &mut AsyncPgConnection,
+    source: &'static str,
+    organisation_id: i32,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    Ok(diesel::sql_query(format!(
+        "SELECT max(last_modified_date_time) AS latest FROM public.{} WHERE organisation_id = $1",
+        quote_ident(source)
+    ))
+    .bind::<Integer, _>(organisation_id)
+    .get_result::<Latest>(conn)
+    .await?
+    .latest)
+}
+
+#[derive(QueryableByName)]
+struct StoredWatermark {
+    #[diesel(sql_type = Integer)]
+    table_metadata_id: i32,
+    #[diesel(sql_type = Text)]
+    db_user: String,
+    #[diesel(sql_type = Timestamptz)]
+    last_sync_time: DateTime<Utc>,
+}
+
+/// Every watermark of a schema: (table id, db_user) -> last sync time.
+pub async fn watermarks(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+) -> Result<std::collections::HashMap<(i32, String), DateTime<Utc>>, Error> {
+    let rows: Vec<StoredWatermark> = diesel::sql_query(
+        "SELECT s.table_metadata_id, s.db_user, s.last_sync_time FROM public.entity_sync_status s \
+         JOIN public.table_metadata t ON t.id = s.table_metadata_id WHERE t.schema_name = $1",
+    )
+    .bind::<Text, _>(schema)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|w| ((w.table_metadata_id, w.db_user), w.last_sync_time))
+        .collect())
+}
+
+/// The kind whose source rows drive the table: the owner's for a
+/// repeatable-group table.
+fn row_kind(table: &PlannedTable) -> TableKind {
+    table.identity.owner_kind.unwrap_or(table.identity.kind)
+}
+
+/// FROM clause of a kind's source rows, with the joins its filter needs.
+fn source_from(kind: TableKind) -> &'static str {
+    match kind {
+        TableKind::Subject => "public.individual src",
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => {
+            "public.program_enrolment src JOIN public.individual i ON i.id = src.individual_id"
+        }
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => {
+            "public.program_encounter src \
+             JOIN public.program_enrolment en ON en.id = src.program_enrolment_id \
+             JOIN public.individual i ON i.id = en.individual_id"
+        }
+        TableKind::Encounter | TableKind::EncounterCancel => {
+            "public.encounter src JOIN public.individual i ON i.id = src.individual_id"
+        }
+        TableKind::Address => {
+            "public.address_level src JOIN public.address_level_type lt ON lt.id = src.type_id"
+        }
+        TableKind::RepeatableQuestionGroup => "public.individual src",
+    }
+}
+
+/// The WHERE conditions selecting `target`'s source rows changed in the
+/// window.
+fn source_filter(
+    s: &mut Statement,
+    target: &SyncTarget<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> String {
+    let identity = &target.table.identity;
+    let kind = row_kind(target.table);
+    let org = s.bind(Value::Int(target.organisation_id));
+    let lo = s.bind(Value::Time(from));
+    let hi = s.bind(Value::Time(to));
+    let mut conditions = vec![format!("src.organisation_id = {org}")];
+    let mut by_uuid = |s: &mut Statement, column: &str, table: &str, uuid: &Option<String>| {
+        if let Some(uuid) = uuid {
+            let p = s.bind_text(uuid);
+            conditions.push(format!(
+                "{column} IN (SELECT id FROM public.{table} WHERE uuid = {p})"
+            ));
+        }
+    };
+    match kind {
+        TableKind::Subject => {
+            by_uuid(
+                s,
+                "src.subject_type_id",
+                "subject_type",
+                &identity.subject_type_uuid,
+            );
+        }
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => {
+            by_uuid(s, "src.program_id", "program", &identity.program_uuid);
+            by_uuid(
+                s,
+                "i.subject_type_id",
+                "subject_type",
+                &identity.subject_type_uuid,
+            );
+        }
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => {
+            by_uuid(
+                s,
+                "src.encounter_type_id",
+                "encounter_type",
+                &identity.encounter_type_uuid,
+            );
+            by_uuid(s, "en.program_id", "program", &identity.program_uuid);
+            by_uuid(
+                s,
+                "i.subject_type_id",
+                "subject_type",
+                &identity.subject_type_uuid,
+            );
+        }
+        TableKind::Encounter | TableKind::EncounterCancel => {
+            by_uuid(
+                s,
+                "src.encounter_type_id",
+                "encounter_type",
+                &identity.encounter_type_uuid,
+            );
+            by_uuid(
+                s,
+                "i.subject_type_id",
+                "subject_type",
+                &identity.subject_type_uuid,
+            );
+        }
+        TableKind::Address | TableKind::RepeatableQuestionGroup => {}
+    }
+    if kind == TableKind::Address {
+        // A level's row shows its ancestors' titles, so a changed level
+        // brings its descendants along.
+        conditions.push(format!(
+            "src.id IN (WITH RECURSIVE changed AS ( \
+                 SELECT id FROM public.address_level \
+                 WHERE organisation_id = {org} AND last_modified_date_time > {lo} \
+                   AND last_modified_date_time <= {hi} \
+                 UNION SELECT c.id FROM public.address_level c JOIN changed p ON c.parent_id = p.id) \
+             SELECT id FROM changed)"
+        ));
+    } else {
+        conditions.push(format!(
+            "src.last_modified_date_time > {lo} AND src.last_modified_date_time <= {hi}"
+        ));
+    }
+    conditions.join(" AND ")
+}
+
+/// The `INSERT ... SELECT ... ON CONFLICT DO UPDATE` of a table's changed
+/// rows.
+pub fn upsert_statement(
+    target: &SyncTarget<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Statement {
+    let table = target.table;
+    let kind = row_kind(table);
+    let mut s = Statement::new();
+    let filter = source_filter(&mut s, target, from, to);
+    let observations = format!("src.{}", kind.observations_column());
+    let (row_obs, elements) = match (&table.identity.kind, &table.identity.group_concept_uuid) {
+        (TableKind::RepeatableQuestionGroup, Some(group)) => {
+            let g = s.bind_text(group);
+            (
+                "el.value".to_string(),
+                format!(
+                    " CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof({observations} -> {g}) = 'array' \
+                     THEN {observations} -> {g} END) WITH ORDINALITY AS el(value, ord)"
+                ),
+            )
+        }
+        _ => (observations, String::new()),
+    };
+
+    let mut names = Vec::new();
+    let mut exprs = Vec::new();
+    for fixed in &table.fixed {
+        names.push(quote_ident(fixed.name));
+        exprs.push(fixed.expr.to_string());
+    }
+    for column in &table.columns {
+        names.push(quote_ident(&column.name));
+        exprs.push(column_expr(&mut s, &row_obs, column, target.time_zone));
+    }
+    let keys: Vec<String> = table
+        .fixed
+        .iter()
+        .filter(|c| c.key)
+        .map(|c| quote_ident(c.name))
+        .collect();
+    let updates: Vec<String> = table
+        .fixed
+        .iter()
+        .filter(|c| !c.key)
+        .map(|c| c.name.to_string())
+        .chain(table.columns.iter().map(|c| c.name.clone()))
+        .map(|n| format!("{0} = EXCLUDED.{0}", quote_ident(&n)))
+        .collect();
+
+    let mut joins = String::from(
+        " LEFT JOIN public.users cu ON cu.id = src.created_by_id \
+          LEFT JOIN public.users lu ON lu.id = src.last_modified_by_id",
+    );
+    if table.identity.kind == TableKind::Subject && table.fixed.iter().any(|c| c.name == "gender") {
+        joins.push_str(" LEFT JOIN public.gender g ON g.id = src.gender_id");
+    }
+    if kind == TableKind::Address {
+        joins.push_str(ADDRESS_ANCESTORS);
+    }
+    let mut conditions = filter;
+    if let Some(m) = kind.membership_column() {
+        conditions.push_str(&format!(" AND src.{m} IS NOT NULL"));
+    }
+    s.push(&format!(
+        "INSERT INTO {table} ({names}) SELECT {exprs} FROM {from}{joins}{elements} WHERE {conditions} \
+         ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+        table = quote_qualified(target.schema, &table.name),
+        names = names.join(", "),
+        exprs = exprs.join(", "),
+        from = source_from(kind),
+        keys = keys.join(", "),
+        updates = updates.join(", "),
+    ));
+    s
+}
+
+/// Each address level's ancestors (itself included) as
+/// `{"<type name>": [id, title]}`.
+const ADDRESS_ANCESTORS: &str = " LEFT JOIN LATERAL (WITH RECURSIVE up AS ( \
+         SELECT a.id, a.title, a.type_id, a.parent_id, 0 AS depth FROM public.address_level a WHERE a.id = src.id \
+         UNION ALL SELECT p.id, p.title, p.type_id, p.parent_id, up.depth + 1 \
+         FROM public.address_level p JOIN up ON p.id = up.parent_id WHERE up.depth < 32) \
+       SELECT jsonb_object_agg(t.name, jsonb_build_array(up.id, up.title)) AS levels \
+       FROM up JOIN public.address_level_type t ON t.id = up.type_id) anc ON true";
+
+/// The statements removing rows that no longer belong: exit/cancel rows
+/// whose source row is no longer exited/cancelled, and repeatable-group
+/// rows past the end of their (edited) array.
+pub fn delete_statements(
+    target: &SyncTarget<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Statement> {
+    let table = target.table;
+    let kind = row_kind(table);
+    let qualified = quote_qualified(target.schema, &table.name);
+    let mut statements = Vec::new();
+    match (&table.identity.kind, &table.identity.group_concept_uuid) {
+        (TableKind::RepeatableQuestionGroup, Some(group)) => {
+            let mut s = Statement::new();
+            let filter = source_filter(&mut s, target, from, to);
+            let g = s.bind_text(group);
+            let obs = format!("src.{}", kind.observations_column());
+            let member = kind
+                .membership_column()
+                .map(|m| format!("src.{m} IS NOT NULL AND "))
+                .unwrap_or_default();
+            s.push(&format!(
+                "DELETE FROM {qualified} t USING {from} WHERE t.{parent} = src.id AND {filter} \
+                 AND t.\"index\" >= (CASE WHEN {member}jsonb_typeof({obs} -> {g}) = 'array' \
+                 THEN jsonb_array_length({obs} -> {g}) ELSE 0 END)",
+                from = source_from(kind),
+                parent = quote_ident(kind.parent_id_column()),
+            ));
+            statements.push(s);
+        }
+        _ => {
+            if let Some(m) = kind.membership_column() {
+                let mut s = Statement::new();
+                let filter = source_filter(&mut s, target, from, to);
+                s.push(&format!(
+                    "DELETE FROM {qualified} t USING {from} WHERE t.id = src.id AND {filter} \
+                     AND src.{m} IS NULL",
+                    from = source_from(kind),
+                ));
+                statements.push(s);
+            }
+        }
+    }
+    statements
+}
+
+/// Only strings that look like dates are cast, so one malformed answer
+/// becomes NULL instead of failing every run.
+const DATE_PATTERN: &str = "'^\\d{4}-\\d{2}-\\d{2}'";
+const TIME_PATTERN: &str = "'^\\d{1,2}:\\d{2}'";
+const NUMBER_PATTERN: &str = "'^\\s*[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d+)?\\s*$'";
+
+/// The expression for one question column, reading from the observations
+/// object `obs`.
+fn column_expr(s: &mut Statement, obs: &str, column: &PlannedColumn, time_zone: &str) -> String {
+    let (concept_uuid, data_type, multi_select, parent, nested) = match &column.source {
+        ColumnSource::Concept {
+            concept_uuid,
+            data_type,
+            multi_select,
+            parent_concept_uuid,
+            nested,
+            ..
+        } => (
+            concept_uuid,
+            data_type.as_str(),
+            *multi_select,
+            parent_concept_uuid,
+            *nested,
+        ),
+        ColumnSource::AddressLevel { type_name, id } => {
+            let t = s.bind_text(type_name);
+            return if *id {
+                format!("(anc.levels -> {t} ->> 0)::bigint")
+            } else {
+                format!("(anc.levels -> {t} ->> 1)")
+            };
+        }
+    };
+    let base = match (nested, parent) {
+        (true, Some(group)) => {
+            let g = s.bind_text(group);
+            format!("({obs} -> {g})")
+        }
+        _ => obs.to_string(),
+    };
+    let u = s.bind_text(concept_uuid);
+    let node = format!("({base} -> {u})");
+    let text = format!("({base} ->> {u})");
+    match data_type {
+        "Numeric" => format!(
+            "CASE WHEN jsonb_typeof({node}) = 'number' OR {text} ~ {NUMBER_PATTERN} \
+             THEN {text}::numeric END"
+        ),
+        "Date" => {
+            let tz = s.bind_text(time_zone);
+            format!(
+                "CASE WHEN {text} ~ {DATE_PATTERN} THEN ({text}::timestamptz AT TIME ZONE {tz})::date END"
+            )
+        }
+        "DateTime" => {
+            let tz = s.bind_text(time_zone);
+            format!(
+                "CASE WHEN {text} ~ {DATE_PATTERN} THEN ({text}::timestamptz AT TIME ZONE {tz}) END"
+            )
+        }
+        "Time" => format!("CASE WHEN {text} ~ {TIME_PATTERN} THEN {text}::time END"),
+        "ImageV2" => node,
+        "Coded" if multi_select => format!(
+            "(SELECT string_agg(ans.name, ', ' ORDER BY v.ord) \
+             FROM jsonb_array_elements_text(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} \
+                  WHEN 'string' THEN jsonb_build_array({node}) END) WITH ORDINALITY AS v(answer, ord) \
+             CROSS JOIN LATERAL ({answer}) ans)",
+            answer = answer_name("v.answer"),
+        ),
+        "Coded" => {
+            let value = format!(
+                "(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} ->> 0 ELSE {text} END)"
+            );
+            format!("({})", answer_name(&value))
+        }
+        _ => text,
+    }
+}
+
+/// The name of the answer concept whose uuid is `uuid_expr`; a concept
+/// shared by several organisations of a group is named by the row's own.
+fn answer_name(uuid_expr: &str) -> String {
+    format!(
+        "SELECT a.name FROM public.concept a WHERE a.uuid = {uuid_expr} \
+         ORDER BY (a.organisation_id = src.organisation_id) DESC, a.id LIMIT 1"
+    )
+}

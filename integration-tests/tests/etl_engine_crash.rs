@@ -1,0 +1,121 @@
+//! Crash safety: a failure in the middle of a run leaves every table either
+//! at its old watermark with its old rows or at its new one with its new
+//! rows; the next run completes, and the result equals a fresh full build.
+
+use etl_service::engine::RunOptions;
+use integration_tests::avni::Spec;
+use integration_tests::etl::{EtlFixture, org_ref, snapshot};
+use std::collections::BTreeMap;
+use tokio_postgres::Client;
+
+/// Table name -> its watermark (as text), one organisation.
+async fn watermarks(client: &Client, schema: &str) -> BTreeMap<String, String> {
+    client
+        .query(
+            "SELECT t.name, s.last_sync_time::text FROM table_metadata t \
+             JOIN entity_sync_status s ON s.table_metadata_id = t.id WHERE t.schema_name = $1",
+            &[&schema],
+        )
+        .await
+        .expect("watermarks")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_leaves_each_table_old_or_new_and_the_next_run_completes() {
+    let f = EtlFixture::new(&Spec {
+        seed: 21,
+        ..Spec::default()
+    })
+    .await;
+    let org = f.org(0).clone();
+    let client = &f.client;
+    let s = org.schema_name.as_str();
+    f.run_org(&org).await;
+
+    // Change rows behind every table.
+    let weight = org.bundle.concept("weight").uuid.clone();
+    for table in [
+        "individual",
+        "program_enrolment",
+        "program_encounter",
+        "encounter",
+    ] {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {table} SET observations = jsonb_set(coalesce(observations, '{{}}'), ARRAY[$1], '1234.5'), \
+                         last_modified_date_time = clock_timestamp() WHERE id % 2 = 0"
+                ),
+                &[&weight],
+            )
+            .await
+            .expect("edit");
+    }
+    client
+        .execute(
+            "UPDATE address_level SET title = title || ' (renamed)', last_modified_date_time = clock_timestamp() \
+             WHERE parent_id IS NULL",
+            &[],
+        )
+        .await
+        .expect("rename states");
+    let old_rows = snapshot(client, s).await;
+    let old_marks = watermarks(client, s).await;
+
+    let total = old_rows.len();
+    let fail_at = total / 2;
+    let error = f
+        .run(
+            org_ref(&org),
+            &RunOptions {
+                fail_after_tables: Some(fail_at),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .expect_err("the injected failure fails the run");
+    assert!(error.to_string().contains("failure injected"), "{error}");
+    let mid_rows = snapshot(client, s).await;
+    let mid_marks = watermarks(client, s).await;
+
+    let report = f.run_org(&org).await;
+    let new_rows = snapshot(client, s).await;
+    let new_marks = watermarks(client, s).await;
+
+    let mut advanced = 0;
+    for (position, table) in report.tables.iter().map(|t| &t.name).enumerate() {
+        let (old, mid, new) = (&old_rows[table], &mid_rows[table], &new_rows[table]);
+        if mid_marks[table] == old_marks[table] {
+            assert_eq!(mid, old, "{table}: old watermark but not its old rows");
+            assert!(
+                position >= fail_at,
+                "{table} synced before the failure kept its old state"
+            );
+        } else {
+            advanced += 1;
+            assert!(position < fail_at, "{table} after the failure advanced");
+            assert_eq!(mid, new, "{table}: new watermark but not its new rows");
+        }
+        assert!(new_marks[table] >= mid_marks[table]);
+    }
+    assert_eq!(advanced, fail_at);
+    assert_ne!(old_rows, new_rows, "the edits show in the final state");
+    assert!(
+        report.tables[fail_at..].iter().any(|t| t.rows_upserted > 0),
+        "the next run picked up where the failed one stopped"
+    );
+
+    // A fresh full build of the same source gives the same rows.
+    client
+        .execute(
+            "SELECT delete_etl_metadata_for_schema($1, $2, '')",
+            &[&s, &org.db_user],
+        )
+        .await
+        .expect("drop the schema and its metadata");
+    f.run_org(&org).await;
+    assert_eq!(snapshot(client, s).await, new_rows);
+}
