@@ -2,14 +2,19 @@
 
 use crate::config::Config;
 use crate::control::Control;
+use crate::engine::EngineContext;
 use crate::error::Error;
+use crate::executor::EngineExecutor;
 use crate::grpc::EtlApi;
 use crate::migrations::migrations;
+use crate::scheduler::{Scheduler, SchedulerSettings};
 use avni_proto::etl::v1::FILE_DESCRIPTOR_SET;
 use avni_proto::etl::v1::etl_service_server::EtlServiceServer;
 use service_kit::ServiceBase;
 use service_kit::db::Pool;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
@@ -58,11 +63,43 @@ impl App {
             shutdown,
             ..
         } = self.base;
-        let control = Control::new(pool, self.config.etl.interval());
+        let etl = &self.config.etl;
+        let engine = EngineContext {
+            pool: pool.clone(),
+            database_url: self.config.database.url.clone(),
+            settings: etl.clone(),
+        };
+        let scheduler = etl.scheduler_enabled.then(|| {
+            Scheduler::new(
+                pool.clone(),
+                self.config.database.url.clone(),
+                SchedulerSettings {
+                    max_concurrent_runs: etl.max_concurrent_runs,
+                    lease: Duration::from_secs(etl.lease_seconds),
+                    poll_interval: Duration::from_millis(etl.scheduler_poll_ms),
+                },
+                Arc::new(EngineExecutor::new(engine.clone())),
+            )
+            .spawn(shutdown.child_token())
+        });
+        if scheduler.is_none() {
+            tracing::info!(
+                "scheduler disabled on this replica (etl.scheduler_enabled: false): serving the API only"
+            );
+        }
+        let control = Control::new(engine, etl.interval());
         let api = EtlServiceServer::new(EtlApi::new(control))
             .max_decoding_message_size(self.config.server.max_message_bytes);
         let routes = routes.add_service(InterceptedService::new(api, auth));
-        service_kit::server::serve(routes, listener, &self.config.server, shutdown).await?;
+        let served =
+            service_kit::server::serve(routes, listener, &self.config.server, shutdown.clone())
+                .await;
+        // The server stops on shutdown or failure; either way stop the scheduler.
+        shutdown.cancel();
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
+        served?;
         Ok(())
     }
 }

@@ -2,10 +2,14 @@
 //! status and history. Each checks the entity against the source tables, so
 //! an unknown uuid is NOT_FOUND before anything is written.
 
+use crate::engine::{self, EngineContext};
 use crate::entity::EntityRef;
 use crate::error::Error;
 use crate::jobs::{self, JobRow, RunRow, Trigger};
+use crate::lock::EntityLock;
+use crate::plan::SchemaPlan;
 use crate::source::{self, Target};
+use crate::teardown;
 use diesel_async::AsyncPgConnection;
 use service_kit::db::Pool;
 
@@ -25,15 +29,64 @@ pub struct JobView {
 #[derive(Clone)]
 pub struct Control {
     pool: Pool,
+    engine: EngineContext,
     interval_seconds: i32,
 }
 
+/// What RecreateSchema did.
+#[derive(Debug, Clone)]
+pub struct Recreated {
+    pub schema_name: String,
+    pub tables_dropped: i64,
+    pub rebuild: Option<RunRow>,
+}
+
 impl Control {
-    pub fn new(pool: Pool, interval: std::time::Duration) -> Self {
+    pub fn new(engine: EngineContext, interval: std::time::Duration) -> Self {
         Self {
-            pool,
+            pool: engine.pool.clone(),
+            engine,
             interval_seconds: interval.as_secs().clamp(1, i32::MAX as u64) as i32,
         }
+    }
+
+    /// RecreateSchema: waits for the entity's lock (a run in progress
+    /// finishes first), drops its schema, its metadata and its sync status
+    /// in one transaction, then, unless `skip_rebuild`, queues a run that
+    /// rebuilds everything.
+    pub async fn recreate(
+        &self,
+        entity: EntityRef,
+        skip_rebuild: bool,
+    ) -> Result<Recreated, Error> {
+        let mut conn = self.pool.get().await?;
+        let target = find_target(&mut conn, entity).await?;
+        let lock = EntityLock::acquire(&self.engine.database_url, &target.schema_name).await?;
+        let dropped = teardown::drop_schema(&mut conn, &target.schema_name).await;
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "releasing the entity lock failed; its connection is closed instead");
+        }
+        let tables_dropped = dropped?;
+        tracing::info!(entity = %entity, schema = %target.schema_name, tables_dropped, "reporting schema dropped");
+        let rebuild = if skip_rebuild {
+            None
+        } else {
+            Some(
+                jobs::queue_run(&mut conn, entity, Trigger::Recreate)
+                    .await?
+                    .0,
+            )
+        };
+        Ok(Recreated {
+            schema_name: target.schema_name,
+            tables_dropped,
+            rebuild,
+        })
+    }
+
+    /// The plan a run would apply now, for ValidateNames.
+    pub async fn plan(&self, entity: EntityRef) -> Result<(Target, SchemaPlan), Error> {
+        engine::plan_entity(&self.engine, entity).await
     }
 
     pub fn pool(&self) -> &Pool {

@@ -5,6 +5,8 @@ use crate::control::{Control, JobView};
 use crate::entity::{EntityKind, EntityRef};
 use crate::error::Error;
 use crate::jobs::{self, RunEventRow, RunRow, RunStatus, Trigger};
+use crate::layout::TableKind;
+use crate::name_check;
 use avni_proto::etl::v1 as pb;
 use avni_proto::etl::v1::etl_service_server::EtlService;
 use chrono::{DateTime, Utc};
@@ -69,8 +71,106 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-fn not_yet(rpc: &str, what: &str) -> Status {
-    Error::Unimplemented(format!("{rpc} is not implemented yet: {what}")).into()
+/// Most entities a proposed set may hold, so one call cannot make the
+/// service plan without bound.
+const MAX_PROPOSED: usize = 5000;
+
+fn proposed_schema(p: pb::ProposedSchema) -> Result<name_check::ProposedSchema, Error> {
+    let count = p.subject_types.len() + p.programs.len() + p.encounter_types.len();
+    if count > MAX_PROPOSED {
+        return Err(Error::InvalidArgument(format!(
+            "a proposed set may hold at most {MAX_PROPOSED} subject types, programs and encounter types; got {count}"
+        )));
+    }
+    if count == 0 {
+        return Err(Error::InvalidArgument(
+            "the proposed set is empty: give subject_types, programs or encounter_types".into(),
+        ));
+    }
+    Ok(name_check::ProposedSchema {
+        subject_types: p.subject_types.into_iter().map(|s| s.name).collect(),
+        programs: p
+            .programs
+            .into_iter()
+            .map(|p| name_check::ProposedProgram {
+                name: p.name,
+                subject_type_name: p.subject_type_name,
+                has_exit_form: p.has_exit_form,
+            })
+            .collect(),
+        encounter_types: p
+            .encounter_types
+            .into_iter()
+            .map(|e| name_check::ProposedEncounterType {
+                name: e.name,
+                subject_type_name: e.subject_type_name,
+                program_name: e.program_name,
+                has_cancel_form: e.has_cancel_form,
+            })
+            .collect(),
+    })
+}
+
+fn table_type(kind: TableKind) -> pb::TableType {
+    match kind {
+        TableKind::Subject => pb::TableType::Subject,
+        TableKind::ProgramEnrolment => pb::TableType::ProgramEnrolment,
+        TableKind::ProgramExit => pb::TableType::ProgramExit,
+        TableKind::ProgramEncounter => pb::TableType::ProgramEncounter,
+        TableKind::ProgramEncounterCancel => pb::TableType::ProgramEncounterCancel,
+        TableKind::Encounter => pb::TableType::Encounter,
+        TableKind::EncounterCancel => pb::TableType::EncounterCancel,
+        TableKind::RepeatableQuestionGroup => pb::TableType::RepeatableQuestionGroup,
+        TableKind::Address => pb::TableType::Address,
+    }
+}
+
+fn name_report_message(
+    report: &name_check::NameReport,
+    schema_name: String,
+) -> pb::ValidateNamesResponse {
+    use name_check::{ProblemKind as K, Severity as S};
+    pb::ValidateNamesResponse {
+        tables: report
+            .tables
+            .iter()
+            .map(|t| pb::PlannedTable {
+                name: t.name.clone(),
+                r#type: table_type(t.identity.kind) as i32,
+                full_name: t.full_name.clone(),
+                shortened: t.shortened,
+                subject_type_name: t.subject_type_name.clone().unwrap_or_default(),
+                program_name: t.program_name.clone().unwrap_or_default(),
+                encounter_type_name: t.encounter_type_name.clone().unwrap_or_default(),
+                reference_name: t.reference_name.clone(),
+            })
+            .collect(),
+        problems: report
+            .problems
+            .iter()
+            .map(|p| pb::NameProblem {
+                severity: match p.severity {
+                    S::Error => pb::Severity::Error,
+                    S::Warning => pb::Severity::Warning,
+                    S::Notice => pb::Severity::Notice,
+                } as i32,
+                kind: match p.kind {
+                    K::Collision => pb::ProblemKind::Collision,
+                    K::Shortened => pb::ProblemKind::Shortened,
+                    K::EmptyAfterNormalisation => pb::ProblemKind::EmptyAfterNormalisation,
+                    K::ReferenceCollision => pb::ProblemKind::ReferenceCollision,
+                    K::ReferenceNonAscii => pb::ProblemKind::ReferenceNonAscii,
+                    K::MissingName => pb::ProblemKind::MissingName,
+                    K::UnknownReference => pb::ProblemKind::UnknownReference,
+                } as i32,
+                message: p.message.clone(),
+                table_name: p.table_name.clone(),
+                names: p.names.clone(),
+            })
+            .collect(),
+        valid: report.valid(),
+        schema_name,
+    }
 }
 
 const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -338,21 +438,50 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::RecreateSchemaRequest>,
     ) -> Result<Response<pb::RecreateSchemaResponse>, Status> {
-        parse_entity(request.get_ref().entity.as_ref())?;
-        Err(not_yet(
-            "RecreateSchema",
-            "it needs the ETL engine's schema teardown",
-        ))
+        let request = request.into_inner();
+        let entity = parse_entity(request.entity.as_ref())?;
+        // The teardown must finish even if the caller goes away: run it in a
+        // task of its own rather than in this cancellable handler.
+        let control = self.control.clone();
+        let recreated =
+            tokio::spawn(async move { control.recreate(entity, request.skip_rebuild).await })
+                .await
+                .map_err(|e| Status::internal(format!("RecreateSchema task failed: {e}")))??;
+        Ok(Response::new(pb::RecreateSchemaResponse {
+            schema_name: recreated.schema_name,
+            tables_dropped: i32::try_from(recreated.tables_dropped).unwrap_or(i32::MAX),
+            rebuild_run: recreated.rebuild.as_ref().map(run_message),
+        }))
     }
 
     async fn validate_names(
         &self,
-        _request: Request<pb::ValidateNamesRequest>,
+        request: Request<pb::ValidateNamesRequest>,
     ) -> Result<Response<pb::ValidateNamesResponse>, Status> {
-        Err(not_yet(
-            "ValidateNames",
-            "it arrives with the ETL engine's naming rules",
-        ))
+        let target = request.into_inner().target.ok_or_else(|| {
+            Error::InvalidArgument(
+                "set entity (current metadata) or proposed (a set of names)".into(),
+            )
+        })?;
+        let (report, schema_name) = match target {
+            pb::validate_names_request::Target::Entity(entity) => {
+                let entity = parse_entity(Some(&entity))?;
+                let (target, plan) = self.control.plan(entity).await?;
+                let problems = name_check::check_plan(&plan);
+                (
+                    name_check::NameReport {
+                        tables: plan.tables,
+                        problems,
+                    },
+                    target.schema_name,
+                )
+            }
+            pb::validate_names_request::Target::Proposed(proposed) => (
+                name_check::check_proposed(&proposed_schema(proposed)?),
+                String::new(),
+            ),
+        };
+        Ok(Response::new(name_report_message(&report, schema_name)))
     }
 
     async fn get_job(

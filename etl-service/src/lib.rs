@@ -12,6 +12,7 @@ pub mod ddl;
 pub mod engine;
 pub mod entity;
 pub mod error;
+pub mod executor;
 pub mod grpc;
 pub mod jobs;
 pub mod layout;
@@ -29,6 +30,7 @@ pub mod schema_diff;
 pub mod source;
 pub mod sql_text;
 pub mod sync;
+pub mod teardown;
 
 pub use app::App;
 pub use config::Config;

@@ -15,9 +15,12 @@ use tokio::task::JoinHandle;
 pub enum ProgressEvent {
     /// The run holds its entity's lock and starts working.
     Started,
-    /// The schema plan was applied: `tables_total` tables will be synced.
-    SchemaApplied {
+    /// The plan is made: `tables_total` tables will be synced.
+    Planned {
         tables_total: i32,
+    },
+    /// The plan's DDL was applied.
+    SchemaApplied {
         created: i32,
         altered: i32,
     },
@@ -88,20 +91,20 @@ async fn write_events(pool: Pool, run_id: i64, mut rx: mpsc::UnboundedReceiver<P
     while let Some(event) = rx.recv().await {
         let (kind, table, rows, message, current) = match &event {
             ProgressEvent::Started => ("run_started", None, 0, "started".to_string(), None),
-            ProgressEvent::SchemaApplied {
-                tables_total,
-                created,
-                altered,
-            } => {
+            ProgressEvent::Planned { tables_total } => {
                 counters.tables_total = *tables_total;
-                (
-                    "schema_applied",
-                    None,
-                    0,
-                    format!("{tables_total} tables: {created} created, {altered} altered"),
-                    None,
-                )
+                ("", None, 0, String::new(), None)
             }
+            ProgressEvent::SchemaApplied { created, altered } => (
+                "schema_applied",
+                None,
+                0,
+                format!(
+                    "schema applied: {} tables, {created} created, {altered} altered",
+                    counters.tables_total
+                ),
+                None,
+            ),
             ProgressEvent::TableStarted { table } => (
                 "table_started",
                 Some(table.as_str()),
@@ -130,7 +133,7 @@ async fn write_events(pool: Pool, run_id: i64, mut rx: mpsc::UnboundedReceiver<P
             let mut conn = pool.get().await?;
             if matches!(event, ProgressEvent::Started) {
                 jobs::mark_started(&mut conn, run_id).await?;
-            } else {
+            } else if !kind.is_empty() {
                 jobs::append_event(&mut conn, run_id, kind, table, rows, Some(&message)).await?;
             }
             jobs::record_progress(

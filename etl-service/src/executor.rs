@@ -1,0 +1,144 @@
+//! The scheduler's executor: a claimed run is an engine run of its entity,
+//! waiting for the entity's lock if a run-once or RecreateSchema holds it,
+//! with the engine's progress written to the run's history.
+
+use crate::engine::{self, EngineContext, LockMode, ProgressSink, RunOptions};
+use crate::jobs::{RunRow, TableOutcome};
+use crate::progress::{ProgressEvent, RunProgress};
+use crate::scheduler::{RunExecutor, RunFailure};
+use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Runs claimed runs with the ETL engine.
+pub struct EngineExecutor {
+    ctx: EngineContext,
+}
+
+impl EngineExecutor {
+    pub fn new(ctx: EngineContext) -> Self {
+        Self { ctx }
+    }
+}
+
+/// Forwards engine progress to the run's history and keeps the outcomes of
+/// the tables finished so far (a failed run still reports those).
+struct Forward<'a> {
+    progress: &'a RunProgress,
+    done: Mutex<Vec<TableOutcome>>,
+}
+
+impl Forward<'_> {
+    fn done(&self) -> Vec<TableOutcome> {
+        self.done.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+impl ProgressSink for Forward<'_> {
+    fn event(&self, event: engine::ProgressEvent) {
+        match event {
+            engine::ProgressEvent::Started { tables_total, .. } => {
+                self.progress.report(ProgressEvent::Started);
+                self.progress.report(ProgressEvent::Planned {
+                    tables_total: i32::try_from(tables_total).unwrap_or(i32::MAX),
+                });
+            }
+            engine::ProgressEvent::SchemaApplied { created, altered } => {
+                self.progress.report(ProgressEvent::SchemaApplied {
+                    created: i32::try_from(created).unwrap_or(i32::MAX),
+                    altered: i32::try_from(altered).unwrap_or(i32::MAX),
+                });
+            }
+            engine::ProgressEvent::TableStarted { name, .. } => {
+                self.progress
+                    .report(ProgressEvent::TableStarted { table: name });
+            }
+            engine::ProgressEvent::TableFinished { report, .. } => {
+                let rows_upserted = i64::try_from(report.rows_upserted).unwrap_or(i64::MAX);
+                let rows_deleted = i64::try_from(report.rows_deleted).unwrap_or(i64::MAX);
+                if let Ok(mut done) = self.done.lock() {
+                    done.push(TableOutcome {
+                        table_name: report.name.clone(),
+                        change: report.change.as_str().to_string(),
+                        rows_upserted,
+                        rows_deleted,
+                        duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
+                    });
+                }
+                self.progress.report(ProgressEvent::TableFinished {
+                    table: report.name,
+                    rows_upserted,
+                    rows_deleted,
+                });
+            }
+        }
+    }
+}
+
+/// The error's chain, for `error_detail`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = format!("{e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str("\ncaused by: ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[tonic::async_trait]
+impl RunExecutor for EngineExecutor {
+    async fn execute(
+        &self,
+        run: &RunRow,
+        progress: &RunProgress,
+        cancel: CancellationToken,
+    ) -> Result<Vec<TableOutcome>, RunFailure> {
+        let forward = Forward {
+            progress,
+            done: Mutex::new(Vec::new()),
+        };
+        let entity = run.entity().map_err(|e| RunFailure {
+            message: e.to_string(),
+            detail: chain(&e),
+            tables: Vec::new(),
+            cancelled: false,
+        })?;
+        let options = RunOptions {
+            lock: LockMode::Wait,
+            ..RunOptions::default()
+        };
+        let outcome = tokio::select! {
+            result = engine::run_entity(&self.ctx, entity, &options, &forward) => result,
+            () = cancel.cancelled() => {
+                // Each table commits its rows with its watermark, so stopping
+                // here leaves every table at its old or its new state.
+                return Err(RunFailure {
+                    message: "cancelled: the replica is stopping or lost the run's lease".into(),
+                    detail: "tables finished before the cancellation keep their new rows; the others keep their previous state".into(),
+                    tables: forward.done(),
+                    cancelled: true,
+                });
+            }
+        };
+        match outcome {
+            Ok(report) => Ok(report
+                .tables
+                .iter()
+                .map(|t| TableOutcome {
+                    table_name: t.name.clone(),
+                    change: t.change.as_str().to_string(),
+                    rows_upserted: i64::try_from(t.rows_upserted).unwrap_or(i64::MAX),
+                    rows_deleted: i64::try_from(t.rows_deleted).unwrap_or(i64::MAX),
+                    duration_ms: i64::try_from(t.duration.as_millis()).unwrap_or(i64::MAX),
+                })
+                .collect()),
+            Err(e) => Err(RunFailure {
+                message: service_kit::config::one_line(&e.to_string()),
+                detail: chain(&e),
+                tables: forward.done(),
+                cancelled: false,
+            }),
+        }
+    }
+}
