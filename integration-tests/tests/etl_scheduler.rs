@@ -178,11 +178,7 @@ impl RunExecutor for SleepyExecutor {
         cancel: CancellationToken,
     ) -> Result<Vec<TableOutcome>, RunFailure> {
         progress.report(ProgressEvent::Started);
-        progress.report(ProgressEvent::SchemaApplied {
-            tables_total: 1,
-            created: 0,
-            altered: 0,
-        });
+        progress.report(ProgressEvent::Planned { tables_total: 1 });
         tokio::select! {
             () = tokio::time::sleep(self.0) => {}
             () = cancel.cancelled() => return Err(RunFailure {
