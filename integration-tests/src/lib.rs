@@ -4,6 +4,7 @@
 //! real binaries.
 
 pub mod avni;
+pub mod bench;
 pub mod binaries;
 pub mod etl;
 pub mod postgres;
