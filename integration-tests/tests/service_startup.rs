@@ -229,3 +229,45 @@ async fn migrator_repository_tables_exist_after_migration() {
         .get(0);
     assert_eq!(unique, 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_over_the_message_limit_is_resource_exhausted() {
+    let etl = TestEtl::start(|c| c.server.max_message_bytes = 2048).await;
+    let big = etl::ValidateNamesRequest {
+        target: Some(etl::validate_names_request::Target::Proposed(
+            etl::ProposedSchema {
+                subject_types: (0..200)
+                    .map(|i| etl::ProposedSubjectType {
+                        name: format!("subject type number {i}"),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        )),
+    };
+    let status = etl
+        .client()
+        .await
+        .validate_names(big)
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
+
+    // Under the limit the same RPC answers.
+    let small = etl::ValidateNamesRequest {
+        target: Some(etl::validate_names_request::Target::Proposed(
+            etl::ProposedSchema {
+                subject_types: vec![etl::ProposedSubjectType {
+                    name: "Individual".into(),
+                }],
+                ..Default::default()
+            },
+        )),
+    };
+    assert!(etl.client().await.validate_names(small).await.is_ok());
+}

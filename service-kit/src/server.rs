@@ -60,6 +60,29 @@ pub fn standard_routes(
     Ok((routes, reporter))
 }
 
+/// tonic answers a request over `server.max_message_bytes` with OUT_OF_RANGE;
+/// gRPC's own servers (and what clients expect) use RESOURCE_EXHAUSTED for a
+/// message over the size limit, so the status is rewritten on its way out.
+pub fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    const RESOURCE_EXHAUSTED: http::HeaderValue = http::HeaderValue::from_static("8");
+    let headers = response.headers_mut();
+    let oversized = headers
+        .get("grpc-status")
+        .is_some_and(|s| s == OUT_OF_RANGE)
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            });
+    if oversized {
+        headers.insert("grpc-status", RESOURCE_EXHAUSTED);
+    }
+    response
+}
+
 /// Serves the routes on the listener until `shutdown` is cancelled, then
 /// stops accepting calls and gives in-flight ones `shutdown_grace_seconds`
 /// to finish.
@@ -74,6 +97,9 @@ pub async fn serve(
     let signal = shutdown.clone();
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted::<tonic::body::Body>,
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             signal.cancelled().await;
