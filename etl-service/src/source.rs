@@ -139,6 +139,9 @@ pub struct SourceModel {
     pub form_elements: BTreeMap<String, Vec<FormElement>>,
     /// Highest level first (State, District, ..., Village).
     pub address_level_types: Vec<String>,
+    /// The answers of each coded question's concept: concept uuid ->
+    /// (answer concept uuid, answer name).
+    pub answers: BTreeMap<String, Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -199,6 +202,16 @@ pub struct FormElement {
     pub parent_concept_name: Option<String>,
     #[diesel(sql_type = Bool)]
     pub parent_repeatable: bool,
+}
+
+#[derive(QueryableByName)]
+struct Answer {
+    #[diesel(sql_type = Text)]
+    concept_uuid: String,
+    #[diesel(sql_type = Text)]
+    answer_uuid: String,
+    #[diesel(sql_type = Text)]
+    answer_name: String,
 }
 
 #[derive(QueryableByName)]
@@ -316,7 +329,38 @@ pub async fn load_model(
     .bind::<Array<Integer>, _>(&ids)
     .load(conn)
     .await?;
+    let coded: Vec<String> = form_elements
+        .values()
+        .flatten()
+        .filter(|e| e.data_type == "Coded")
+        .map(|e| e.concept_uuid.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    // A concept shared by two members is answered by the first member's
+    // names; an answer missing here is still looked up row by row.
+    let answer_rows: Vec<Answer> = diesel::sql_query(
+        "SELECT DISTINCT ON (c.uuid, a.uuid) c.uuid AS concept_uuid, a.uuid AS answer_uuid, \
+                a.name AS answer_name \
+         FROM public.concept c \
+         JOIN public.concept_answer ca ON ca.concept_id = c.id AND NOT ca.is_voided \
+         JOIN public.concept a ON a.id = ca.answer_concept_id \
+         WHERE c.uuid = ANY($1) AND c.organisation_id = ANY($2) \
+         ORDER BY c.uuid, a.uuid, c.organisation_id",
+    )
+    .bind::<Array<Text>, _>(&coded)
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    let mut answers: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for a in answer_rows {
+        answers
+            .entry(a.concept_uuid)
+            .or_default()
+            .push((a.answer_uuid, a.answer_name));
+    }
     Ok(SourceModel {
+        answers,
         subject_types,
         programs,
         encounter_types,
