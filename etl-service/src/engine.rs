@@ -208,6 +208,7 @@ async fn run_locked(
         tables_total: total,
     });
 
+    check_time_zone(conn, &ctx.settings.time_zone).await?;
     roles::ensure_roles(conn, &target.reader_roles()).await?;
     let applied = ddl::apply(conn, target, &plan, &diffs).await?;
     let created = applied
@@ -290,6 +291,21 @@ async fn run_locked(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Fails before anything is written when PostgreSQL does not know the
+/// configured time zone, instead of in the middle of the first table.
+async fn check_time_zone(conn: &mut AsyncPgConnection, time_zone: &str) -> Result<(), Error> {
+    diesel::sql_query("SELECT now() AT TIME ZONE $1 AS boundary")
+        .bind::<diesel::sql_types::Text, _>(time_zone)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::FailedPrecondition(format!(
+                "etl.time_zone {time_zone:?} is not a time zone PostgreSQL knows ({e}); use a name such as Asia/Kolkata"
+            ))
+        })
 }
 
 /// The plan a run of `entity` would apply now, from its current source

@@ -546,3 +546,97 @@ fn answer_name(uuid_expr: &str) -> String {
          ORDER BY (a.organisation_id = src.organisation_id) DESC, a.id LIMIT 1"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{ExistingNames, plan_schema};
+    use crate::source::{FormElement, FormMapping, SourceModel, SubjectType};
+
+    const HOSTILE: &str = "x'); DROP TABLE individual; --";
+
+    fn model() -> SourceModel {
+        let element = |uuid: &str, name: &str, data_type: &str, parent: Option<&str>| FormElement {
+            form_uuid: "f".into(),
+            concept_uuid: uuid.into(),
+            concept_name: name.into(),
+            data_type: data_type.into(),
+            element_type: (data_type == "Coded").then(|| "MultiSelect".to_string()),
+            repeatable: false,
+            parent_concept_uuid: parent.map(Into::into),
+            parent_concept_name: parent.map(|_| format!("{HOSTILE} group")),
+            parent_repeatable: parent.is_some(),
+        };
+        let mut m = SourceModel {
+            subject_types: vec![SubjectType {
+                uuid: format!("{HOSTILE} subject"),
+                name: format!("{HOSTILE} \"person\""),
+                kind: "Person".into(),
+                allow_middle_name: true,
+            }],
+            mappings: vec![FormMapping {
+                form_uuid: "f".into(),
+                form_type: "IndividualProfile".into(),
+                subject_type_uuid: format!("{HOSTILE} subject"),
+                program_uuid: None,
+                encounter_type_uuid: None,
+            }],
+            address_level_types: vec![format!("{HOSTILE} lvlq")],
+            ..Default::default()
+        };
+        m.form_elements.insert(
+            "f".into(),
+            vec![
+                element(
+                    &format!("{HOSTILE} cq1"),
+                    &format!("{HOSTILE} \"q\""),
+                    "Numeric",
+                    None,
+                ),
+                element(&format!("{HOSTILE} c2"), "Coded q", "Coded", None),
+                element(
+                    &format!("{HOSTILE} c3"),
+                    "child",
+                    "Date",
+                    Some(&format!("{HOSTILE} g")),
+                ),
+            ],
+        );
+        m.answers.insert(
+            format!("{HOSTILE} c2"),
+            vec![(format!("{HOSTILE} a"), format!("{HOSTILE} ansq"))],
+        );
+        m
+    }
+
+    #[test]
+    fn values_are_bound_and_names_quoted() {
+        let plan = plan_schema(&model(), &ExistingNames::default());
+        assert_eq!(plan.tables.len(), 3, "subject, repeatable group, address");
+        for table in &plan.tables {
+            let target = SyncTarget {
+                schema: "s\"; DROP SCHEMA public; --",
+                table,
+                table_id: 1,
+                organisation_id: 1,
+                db_user: "u",
+                time_zone: HOSTILE,
+            };
+            let mut statements = vec![upsert_statement(&target, epoch(), epoch())];
+            statements.extend(delete_statements(&target, epoch(), epoch()));
+            for statement in statements {
+                let text = statement.text();
+                // Outside quoted identifiers there is no data: every uuid,
+                // answer and time zone is a bound value.
+                for (i, piece) in text.split('"').enumerate() {
+                    if i % 2 == 0 {
+                        for data in ["x'", "cq1", "ansq", " subject", "lvlq", "DROP"] {
+                            assert!(!piece.contains(data), "{data} unquoted in {text}");
+                        }
+                        assert!(!piece.contains("DROP"), "unquoted data in {text}");
+                    }
+                }
+            }
+        }
+    }
+}
