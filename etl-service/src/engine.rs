@@ -148,8 +148,12 @@ pub async fn run_entity(
     let span = tracing::info_span!("etl_run", entity = %entity);
     async move {
         let started = Instant::now();
-        let mut conn = ctx.pool.get().await?;
-        let target = source::load_target(&mut conn, entity).await?;
+        let target = {
+            let mut conn = ctx.pool.get().await?;
+            source::load_target(&mut conn, entity).await?
+        };
+        // No pooled connection is held while waiting for the lock: many
+        // runs may wait at once.
         let lock = match options.lock {
             LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await?,
             LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
@@ -161,7 +165,10 @@ pub async fn run_entity(
                     ))
                 })?,
         };
-        let result = run_locked(ctx, &mut conn, &target, options, progress).await;
+        let result = match ctx.pool.get().await {
+            Ok(mut conn) => run_locked(ctx, &mut conn, &target, options, progress).await,
+            Err(e) => Err(e.into()),
+        };
         // Released whatever the outcome; if even that fails, closing the
         // connection ends the transaction and the lock with it.
         if let Err(e) = lock.release().await {
