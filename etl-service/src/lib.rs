@@ -4,6 +4,14 @@
 //! keeps one reporting schema of flat tables in step with the Avni source
 //! tables. `app` wires the gRPC server; the domain lives in modules that know
 //! nothing of gRPC.
+//!
+//! A run ([`engine::run_entity`]) goes: [`source`] reads the organisation and
+//! its metadata; [`lock`] takes the entity's advisory lock; [`plan`] (with
+//! [`naming`] and [`layout`]) decides the schema; [`metadata`] reads what
+//! exists and [`schema_diff`] compares the two; [`ddl`] applies the DDL and
+//! metadata in one transaction, with [`roles`] granting access; [`sync`]
+//! upserts each table's changed rows with its watermark. [`name_check`] is
+//! what ValidateNames reports; [`run_once`] is the command-line run.
 
 pub mod app;
 pub mod config;

@@ -110,6 +110,12 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
             entity.kind.as_str()
         )));
     }
+    if let Some(reason) = unusable_schema(&head.schema_name) {
+        return Err(Error::FailedPrecondition(format!(
+            "{what} {uuid} ({}) has schema_name {:?}, {reason}; give it a schema of its own",
+            head.name, head.schema_name
+        )));
+    }
     for m in std::iter::once(&head).chain(members.iter()) {
         if m.db_user.trim().is_empty() {
             return Err(Error::FailedPrecondition(format!(
@@ -125,6 +131,19 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
         db_user: head.db_user,
         members,
     })
+}
+
+/// Why a schema cannot be an organisation's reporting schema: the runs
+/// create, grant and revoke in it as if it were theirs alone.
+pub fn unusable_schema(schema: &str) -> Option<&'static str> {
+    let lower = schema.to_lowercase();
+    if lower == "public" {
+        Some("which holds the source and metadata tables")
+    } else if lower == "information_schema" || lower.starts_with("pg_") {
+        Some("which is a PostgreSQL system schema")
+    } else {
+        None
+    }
 }
 
 /// The metadata a schema is planned from, merged over the member
@@ -368,4 +387,25 @@ pub async fn load_model(
         form_elements,
         address_level_types: levels.into_iter().map(|l| l.name).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_and_source_schemas_are_refused() {
+        for schema in [
+            "public",
+            "PUBLIC",
+            "pg_catalog",
+            "pg_toast",
+            "information_schema",
+        ] {
+            assert!(unusable_schema(schema).is_some(), "{schema}");
+        }
+        for schema in ["org_a", "publication", "Org \"1\"; DROP"] {
+            assert!(unusable_schema(schema).is_none(), "{schema}");
+        }
+    }
 }
