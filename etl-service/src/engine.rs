@@ -236,7 +236,7 @@ async fn run_locked(
         .boundary;
 
     let marks = sync::watermarks(conn, &target.schema_name).await?;
-    let mut latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>> = HashMap::new();
+    let mut probe = ChangeProbe::default();
     let mut reports = Vec::with_capacity(total);
     for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
         progress.event(ProgressEvent::TableStarted {
@@ -257,22 +257,12 @@ async fn run_locked(
                 time_zone: &ctx.settings.time_zone,
             };
             let last_member = m + 1 == target.members.len();
-            let source = sync::source_table(table);
-            let changed_at = match latest.get(&(member.id, source)) {
-                Some(known) => *known,
-                None => {
-                    let found = sync::latest_change(conn, source, member.id).await?;
-                    latest.insert((member.id, source), found);
-                    found
-                }
-            };
             let watermark = marks.get(&(applied.table_id, member.db_user.clone()));
-            let nothing_changed = match (watermark, changed_at) {
-                (Some(mark), Some(changed)) => changed <= *mark,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if nothing_changed && !fail {
+            if !fail
+                && !probe
+                    .changed_since(conn, table, member.id, watermark)
+                    .await?
+            {
                 continue;
             }
             counts += sync::sync_table(conn, &sync_target, boundary, fail && last_member)
@@ -298,6 +288,37 @@ async fn run_locked(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Whether a table's source has changed since its watermark, asking
+/// PostgreSQL once per source table and organisation in a run.
+#[derive(Default)]
+struct ChangeProbe {
+    latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>>,
+}
+
+impl ChangeProbe {
+    async fn changed_since(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        table: &plan::PlannedTable,
+        organisation_id: i32,
+        watermark: Option<&DateTime<Utc>>,
+    ) -> Result<bool, Error> {
+        let Some(mark) = watermark else {
+            return Ok(true);
+        };
+        let source = sync::source_table(table);
+        let latest = match self.latest.get(&(organisation_id, source)) {
+            Some(known) => *known,
+            None => {
+                let found = sync::latest_change(conn, source, organisation_id).await?;
+                self.latest.insert((organisation_id, source), found);
+                found
+            }
+        };
+        Ok(latest.is_some_and(|changed| changed > *mark))
+    }
 }
 
 /// Fails before anything is written when PostgreSQL does not know the
