@@ -19,6 +19,7 @@ pub mod ddl;
 pub mod engine;
 pub mod entity;
 pub mod error;
+pub mod extract;
 pub mod grpc;
 pub mod layout;
 pub mod lock;
