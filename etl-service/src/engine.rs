@@ -50,6 +50,9 @@ pub enum LockMode {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub lock: LockMode,
+    /// Drop the schema, its metadata and watermarks first, under the same
+    /// hold of the lock, then rebuild it from scratch (RecreateSchema).
+    pub recreate: bool,
     /// TEST ONLY: after this many tables have been synced and committed, the
     /// next table's sync fails after writing its rows and before its commit,
     /// as a crash in the middle of a run would. Never set in production.
@@ -74,6 +77,8 @@ pub struct RunReport {
     /// The organisation's or group's name.
     pub name: String,
     pub schema_name: String,
+    /// Tables dropped first (with [`RunOptions::recreate`]).
+    pub tables_dropped: usize,
     /// Every table, in the order processed.
     pub tables: Vec<TableReport>,
     pub duration: Duration,
@@ -154,31 +159,30 @@ pub async fn run_entity(
         };
         // No pooled connection is held while waiting for the lock: many
         // runs may wait at once.
-        let lock = match options.lock {
-            LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await?,
-            LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
-                .await?
-                .ok_or_else(|| {
-                    Error::AlreadyRunning(format!(
-                        "{entity} ({}) is already running; schema {} is locked by another run",
-                        target.name, target.schema_name
-                    ))
-                })?,
-        };
+        let lock = take_lock(ctx, &target, options.lock).await?;
         let result = match ctx.pool.get().await {
-            Ok(mut conn) => run_locked(ctx, &mut conn, &target, options, progress).await,
+            Ok(mut conn) => {
+                let dropped = if options.recreate {
+                    ddl::drop_schema(&mut conn, &target.schema_name).await
+                } else {
+                    Ok(0)
+                };
+                match dropped {
+                    Ok(dropped) => run_locked(ctx, &mut conn, &target, options, progress)
+                        .await
+                        .map(|tables| (dropped, tables)),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e.into()),
         };
-        // Released whatever the outcome; if even that fails, closing the
-        // connection ends the transaction and the lock with it.
-        if let Err(e) = lock.release().await {
-            tracing::warn!(error = %e, "releasing the entity lock failed; the connection is closed instead");
-        }
-        let tables = result?;
+        release(lock).await;
+        let (tables_dropped, tables) = result?;
         let report = RunReport {
             entity,
             name: target.name.clone(),
             schema_name: target.schema_name.clone(),
+            tables_dropped,
             tables,
             duration: started.elapsed(),
         };
@@ -334,6 +338,64 @@ async fn check_time_zone(conn: &mut AsyncPgConnection, time_zone: &str) -> Resul
                 "etl.time_zone {time_zone:?} is not a time zone PostgreSQL knows ({e}); use a name such as Asia/Kolkata"
             ))
         })
+}
+
+async fn take_lock(
+    ctx: &EngineContext,
+    target: &Target,
+    mode: LockMode,
+) -> Result<EntityLock, Error> {
+    match mode {
+        LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await,
+        LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
+            .await?
+            .ok_or_else(|| {
+                Error::AlreadyRunning(format!(
+                    "{} ({}) is already running; schema {} is locked by another run",
+                    target.entity, target.name, target.schema_name
+                ))
+            }),
+    }
+}
+
+/// Released whatever the run's outcome; if even that fails, closing the
+/// connection ends the transaction and the lock with it.
+async fn release(lock: EntityLock) {
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, "releasing the entity lock failed; the connection is closed instead");
+    }
+}
+
+/// What [`drop_schema`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedSchema {
+    pub schema_name: String,
+    pub tables_dropped: usize,
+}
+
+/// Drops `entity`'s reporting schema, metadata and watermarks under its
+/// lock, without rebuilding (RecreateSchema with `skip_rebuild`); the next
+/// run rebuilds it from scratch. To drop and rebuild under one hold of the
+/// lock, run with [`RunOptions::recreate`] instead.
+pub async fn drop_schema(
+    ctx: &EngineContext,
+    entity: EntityRef,
+    lock: LockMode,
+) -> Result<DroppedSchema, Error> {
+    let target = {
+        let mut conn = ctx.pool.get().await?;
+        source::load_target(&mut conn, entity).await?
+    };
+    let held = take_lock(ctx, &target, lock).await?;
+    let result = match ctx.pool.get().await {
+        Ok(mut conn) => ddl::drop_schema(&mut conn, &target.schema_name).await,
+        Err(e) => Err(e.into()),
+    };
+    release(held).await;
+    Ok(DroppedSchema {
+        schema_name: target.schema_name,
+        tables_dropped: result?,
+    })
 }
 
 /// The plan a run of `entity` would apply now, from its current source
