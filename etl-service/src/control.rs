@@ -2,14 +2,13 @@
 //! status and history. Each checks the entity against the source tables, so
 //! an unknown uuid is NOT_FOUND before anything is written.
 
-use crate::engine::{self, EngineContext};
+use crate::engine::{self, EngineContext, LockMode};
 use crate::entity::EntityRef;
 use crate::error::Error;
 use crate::jobs::{self, JobRow, RunRow, Trigger};
-use crate::lock::EntityLock;
+
 use crate::plan::SchemaPlan;
 use crate::source::{self, Target};
-use crate::teardown;
 use diesel_async::AsyncPgConnection;
 use service_kit::db::Pool;
 
@@ -59,18 +58,17 @@ impl Control {
         entity: EntityRef,
         skip_rebuild: bool,
     ) -> Result<Recreated, Error> {
-        let mut conn = self.pool.get().await?;
-        let target = find_target(&mut conn, entity).await?;
-        let lock = EntityLock::acquire(&self.engine.database_url, &target.schema_name).await?;
-        let dropped = teardown::drop_schema(&mut conn, &target.schema_name).await;
-        if let Err(e) = lock.release().await {
-            tracing::warn!(error = %e, "releasing the entity lock failed; its connection is closed instead");
-        }
-        let tables_dropped = dropped?;
-        tracing::info!(entity = %entity, schema = %target.schema_name, tables_dropped, "reporting schema dropped");
+        let dropped = engine::drop_schema(&self.engine, entity, LockMode::Wait).await?;
+        tracing::info!(
+            entity = %entity,
+            schema = %dropped.schema_name,
+            tables_dropped = dropped.tables_dropped,
+            "reporting schema dropped"
+        );
         let rebuild = if skip_rebuild {
             None
         } else {
+            let mut conn = self.pool.get().await?;
             Some(
                 jobs::queue_run(&mut conn, entity, Trigger::Recreate)
                     .await?
@@ -78,8 +76,8 @@ impl Control {
             )
         };
         Ok(Recreated {
-            schema_name: target.schema_name,
-            tables_dropped,
+            schema_name: dropped.schema_name,
+            tables_dropped: i64::try_from(dropped.tables_dropped).unwrap_or(i64::MAX),
             rebuild,
         })
     }

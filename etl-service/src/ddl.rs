@@ -21,6 +21,28 @@ pub struct AppliedTable {
     pub change: TableChange,
 }
 
+/// Drops a reporting schema with every table in it, and its metadata and
+/// watermarks, in one transaction: the reference system's manual recovery
+/// steps. Returns how many tables the metadata described.
+pub async fn drop_schema(conn: &mut AsyncPgConnection, schema: &str) -> Result<usize, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        diesel::sql_query(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(schema)
+        ))
+        .execute(conn)
+        .await?;
+        // Column, index and sync-status rows go with their table's row
+        // (ON DELETE CASCADE).
+        let tables = diesel::sql_query("DELETE FROM public.table_metadata WHERE schema_name = $1")
+            .bind::<Text, _>(schema)
+            .execute(conn)
+            .await?;
+        Ok(tables)
+    })
+    .await
+}
+
 /// One column to describe in `column_metadata`.
 struct ColumnSpec {
     name: String,

@@ -50,6 +50,9 @@ pub enum LockMode {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub lock: LockMode,
+    /// Drop the schema, its metadata and watermarks first, under the same
+    /// hold of the lock, then rebuild it from scratch (RecreateSchema).
+    pub recreate: bool,
     /// TEST ONLY: after this many tables have been synced and committed, the
     /// next table's sync fails after writing its rows and before its commit,
     /// as a crash in the middle of a run would. Never set in production.
@@ -74,6 +77,8 @@ pub struct RunReport {
     /// The organisation's or group's name.
     pub name: String,
     pub schema_name: String,
+    /// Tables dropped first (with [`RunOptions::recreate`]).
+    pub tables_dropped: usize,
     /// Every table, in the order processed.
     pub tables: Vec<TableReport>,
     pub duration: Duration,
@@ -148,30 +153,36 @@ pub async fn run_entity(
     let span = tracing::info_span!("etl_run", entity = %entity);
     async move {
         let started = Instant::now();
-        let mut conn = ctx.pool.get().await?;
-        let target = source::load_target(&mut conn, entity).await?;
-        let lock = match options.lock {
-            LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await?,
-            LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
-                .await?
-                .ok_or_else(|| {
-                    Error::AlreadyRunning(format!(
-                        "{entity} ({}) is already running; schema {} is locked by another run",
-                        target.name, target.schema_name
-                    ))
-                })?,
+        let target = {
+            let mut conn = ctx.pool.get().await?;
+            source::load_target(&mut conn, entity).await?
         };
-        let result = run_locked(ctx, &mut conn, &target, options, progress).await;
-        // Released whatever the outcome; if even that fails, closing the
-        // connection ends the transaction and the lock with it.
-        if let Err(e) = lock.release().await {
-            tracing::warn!(error = %e, "releasing the entity lock failed; the connection is closed instead");
-        }
-        let tables = result?;
+        // No pooled connection is held while waiting for the lock: many
+        // runs may wait at once.
+        let lock = take_lock(ctx, &target, options.lock).await?;
+        let result = match ctx.pool.get().await {
+            Ok(mut conn) => {
+                let dropped = if options.recreate {
+                    ddl::drop_schema(&mut conn, &target.schema_name).await
+                } else {
+                    Ok(0)
+                };
+                match dropped {
+                    Ok(dropped) => run_locked(ctx, &mut conn, &target, options, progress)
+                        .await
+                        .map(|tables| (dropped, tables)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e.into()),
+        };
+        release(lock).await;
+        let (tables_dropped, tables) = result?;
         let report = RunReport {
             entity,
             name: target.name.clone(),
             schema_name: target.schema_name.clone(),
+            tables_dropped,
             tables,
             duration: started.elapsed(),
         };
@@ -208,6 +219,7 @@ async fn run_locked(
         tables_total: total,
     });
 
+    check_time_zone(conn, &ctx.settings.time_zone).await?;
     roles::ensure_roles(conn, &target.reader_roles()).await?;
     let applied = ddl::apply(conn, target, &plan, &diffs).await?;
     let created = applied
@@ -228,7 +240,7 @@ async fn run_locked(
         .boundary;
 
     let marks = sync::watermarks(conn, &target.schema_name).await?;
-    let mut latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>> = HashMap::new();
+    let mut probe = ChangeProbe::default();
     let mut reports = Vec::with_capacity(total);
     for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
         progress.event(ProgressEvent::TableStarted {
@@ -249,22 +261,12 @@ async fn run_locked(
                 time_zone: &ctx.settings.time_zone,
             };
             let last_member = m + 1 == target.members.len();
-            let source = sync::source_table(table);
-            let changed_at = match latest.get(&(member.id, source)) {
-                Some(known) => *known,
-                None => {
-                    let found = sync::latest_change(conn, source, member.id).await?;
-                    latest.insert((member.id, source), found);
-                    found
-                }
-            };
             let watermark = marks.get(&(applied.table_id, member.db_user.clone()));
-            let nothing_changed = match (watermark, changed_at) {
-                (Some(mark), Some(changed)) => changed <= *mark,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if nothing_changed && !fail {
+            if !fail
+                && !probe
+                    .changed_since(conn, table, member.id, watermark)
+                    .await?
+            {
                 continue;
             }
             counts += sync::sync_table(conn, &sync_target, boundary, fail && last_member)
@@ -290,6 +292,110 @@ async fn run_locked(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Whether a table's source has changed since its watermark, asking
+/// PostgreSQL once per source table and organisation in a run.
+#[derive(Default)]
+struct ChangeProbe {
+    latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>>,
+}
+
+impl ChangeProbe {
+    async fn changed_since(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        table: &plan::PlannedTable,
+        organisation_id: i32,
+        watermark: Option<&DateTime<Utc>>,
+    ) -> Result<bool, Error> {
+        let Some(mark) = watermark else {
+            return Ok(true);
+        };
+        let source = sync::source_table(table);
+        let latest = match self.latest.get(&(organisation_id, source)) {
+            Some(known) => *known,
+            None => {
+                let found = sync::latest_change(conn, source, organisation_id).await?;
+                self.latest.insert((organisation_id, source), found);
+                found
+            }
+        };
+        Ok(latest.is_some_and(|changed| changed > *mark))
+    }
+}
+
+/// Fails before anything is written when PostgreSQL does not know the
+/// configured time zone, instead of in the middle of the first table.
+async fn check_time_zone(conn: &mut AsyncPgConnection, time_zone: &str) -> Result<(), Error> {
+    diesel::sql_query("SELECT now() AT TIME ZONE $1 AS boundary")
+        .bind::<diesel::sql_types::Text, _>(time_zone)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::FailedPrecondition(format!(
+                "etl.time_zone {time_zone:?} is not a time zone PostgreSQL knows ({e}); use a name such as Asia/Kolkata"
+            ))
+        })
+}
+
+async fn take_lock(
+    ctx: &EngineContext,
+    target: &Target,
+    mode: LockMode,
+) -> Result<EntityLock, Error> {
+    match mode {
+        LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await,
+        LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
+            .await?
+            .ok_or_else(|| {
+                Error::AlreadyRunning(format!(
+                    "{} ({}) is already running; schema {} is locked by another run",
+                    target.entity, target.name, target.schema_name
+                ))
+            }),
+    }
+}
+
+/// Released whatever the run's outcome; if even that fails, closing the
+/// connection ends the transaction and the lock with it.
+async fn release(lock: EntityLock) {
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, "releasing the entity lock failed; the connection is closed instead");
+    }
+}
+
+/// What [`drop_schema`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedSchema {
+    pub schema_name: String,
+    pub tables_dropped: usize,
+}
+
+/// Drops `entity`'s reporting schema, metadata and watermarks under its
+/// lock, without rebuilding (RecreateSchema with `skip_rebuild`); the next
+/// run rebuilds it from scratch. To drop and rebuild under one hold of the
+/// lock, run with [`RunOptions::recreate`] instead.
+pub async fn drop_schema(
+    ctx: &EngineContext,
+    entity: EntityRef,
+    lock: LockMode,
+) -> Result<DroppedSchema, Error> {
+    let target = {
+        let mut conn = ctx.pool.get().await?;
+        source::load_target(&mut conn, entity).await?
+    };
+    let held = take_lock(ctx, &target, lock).await?;
+    let result = match ctx.pool.get().await {
+        Ok(mut conn) => ddl::drop_schema(&mut conn, &target.schema_name).await,
+        Err(e) => Err(e.into()),
+    };
+    release(held).await;
+    Ok(DroppedSchema {
+        schema_name: target.schema_name,
+        tables_dropped: result?,
+    })
 }
 
 /// The plan a run of `entity` would apply now, from its current source

@@ -4,6 +4,14 @@
 //! keeps one reporting schema of flat tables in step with the Avni source
 //! tables. `app` wires the gRPC server; the domain lives in modules that know
 //! nothing of gRPC.
+//!
+//! A run ([`engine::run_entity`]) goes: [`source`] reads the organisation and
+//! its metadata; [`lock`] takes the entity's advisory lock; [`plan`] (with
+//! [`naming`] and [`layout`]) decides the schema; [`metadata`] reads what
+//! exists and [`schema_diff`] compares the two; [`ddl`] applies the DDL and
+//! metadata in one transaction, with [`roles`] granting access; [`sync`]
+//! upserts each table's changed rows with its watermark. [`name_check`] is
+//! what ValidateNames reports; [`run_once`] is the command-line run.
 
 pub mod app;
 pub mod config;
@@ -13,6 +21,7 @@ pub mod engine;
 pub mod entity;
 pub mod error;
 pub mod executor;
+pub mod extract;
 pub mod grpc;
 pub mod jobs;
 pub mod layout;
@@ -30,7 +39,6 @@ pub mod schema_diff;
 pub mod source;
 pub mod sql_text;
 pub mod sync;
-pub mod teardown;
 
 pub use app::App;
 pub use config::Config;

@@ -89,6 +89,8 @@ pub enum ColumnSource {
         concept_name: String,
         data_type: String,
         multi_select: bool,
+        /// A coded concept's answers: (answer uuid, answer name).
+        answers: Vec<(String, String)>,
         /// The question group the concept belongs to, if any.
         parent_concept_uuid: Option<String>,
         /// The value sits inside the parent group's object in the row's
@@ -423,7 +425,7 @@ fn table_drafts(model: &SourceModel) -> Vec<Draft> {
             .iter()
             .flat_map(|f| model.form_elements.get(f).into_iter().flatten())
             .collect();
-        let (columns, groups) = question_columns(&elements);
+        let (columns, groups) = question_columns(&elements, &model.answers);
         for (group_uuid, (group_name, children)) in groups {
             let mut parts = raw_parts.clone();
             parts.push(group_name.clone());
@@ -463,7 +465,10 @@ type RepeatableGroups = BTreeMap<String, (String, Vec<ColumnDraft>)>;
 
 /// A table's question columns in form order, and its repeatable groups
 /// (group uuid -> (group name, child columns)), each concept once.
-fn question_columns(elements: &[&FormElement]) -> (Vec<ColumnDraft>, RepeatableGroups) {
+fn question_columns(
+    elements: &[&FormElement],
+    answers: &BTreeMap<String, Vec<(String, String)>>,
+) -> (Vec<ColumnDraft>, RepeatableGroups) {
     let mut columns: Vec<ColumnDraft> = Vec::new();
     let mut groups: RepeatableGroups = BTreeMap::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -483,6 +488,7 @@ fn question_columns(elements: &[&FormElement]) -> (Vec<ColumnDraft>, RepeatableG
             concept_name: e.concept_name.clone(),
             data_type: e.data_type.clone(),
             multi_select,
+            answers: answers.get(&e.concept_uuid).cloned().unwrap_or_default(),
             parent_concept_uuid: e.parent_concept_uuid.clone(),
             nested,
         };

@@ -153,6 +153,7 @@ mod tests {
             },
             name: "Org".into(),
             schema_name: "org".into(),
+            tables_dropped: 0,
             tables: vec![
                 TableReport {
                     name: "person".into(),

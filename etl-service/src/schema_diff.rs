@@ -98,6 +98,7 @@ mod tests {
                 concept_name: name.into(),
                 data_type: "Text".into(),
                 multi_select: false,
+                answers: Vec::new(),
                 parent_concept_uuid: None,
                 nested: false,
             },

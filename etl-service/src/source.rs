@@ -110,6 +110,12 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
             entity.kind.as_str()
         )));
     }
+    if let Some(reason) = unusable_schema(&head.schema_name) {
+        return Err(Error::FailedPrecondition(format!(
+            "{what} {uuid} ({}) has schema_name {:?}, {reason}; give it a schema of its own",
+            head.name, head.schema_name
+        )));
+    }
     for m in std::iter::once(&head).chain(members.iter()) {
         if m.db_user.trim().is_empty() {
             return Err(Error::FailedPrecondition(format!(
@@ -127,6 +133,19 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
     })
 }
 
+/// Why a schema cannot be an organisation's reporting schema: the runs
+/// create, grant and revoke in it as if it were theirs alone.
+pub fn unusable_schema(schema: &str) -> Option<&'static str> {
+    let lower = schema.to_lowercase();
+    if lower == "public" {
+        Some("which holds the source and metadata tables")
+    } else if lower == "information_schema" || lower.starts_with("pg_") {
+        Some("which is a PostgreSQL system schema")
+    } else {
+        None
+    }
+}
+
 /// The metadata a schema is planned from, merged over the member
 /// organisations (entities with the same uuid are the same entity).
 #[derive(Debug, Clone, Default)]
@@ -139,6 +158,9 @@ pub struct SourceModel {
     pub form_elements: BTreeMap<String, Vec<FormElement>>,
     /// Highest level first (State, District, ..., Village).
     pub address_level_types: Vec<String>,
+    /// The answers of each coded question's concept: concept uuid ->
+    /// (answer concept uuid, answer name).
+    pub answers: BTreeMap<String, Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -199,6 +221,16 @@ pub struct FormElement {
     pub parent_concept_name: Option<String>,
     #[diesel(sql_type = Bool)]
     pub parent_repeatable: bool,
+}
+
+#[derive(QueryableByName)]
+struct Answer {
+    #[diesel(sql_type = Text)]
+    concept_uuid: String,
+    #[diesel(sql_type = Text)]
+    answer_uuid: String,
+    #[diesel(sql_type = Text)]
+    answer_name: String,
 }
 
 #[derive(QueryableByName)]
@@ -316,7 +348,38 @@ pub async fn load_model(
     .bind::<Array<Integer>, _>(&ids)
     .load(conn)
     .await?;
+    let coded: Vec<String> = form_elements
+        .values()
+        .flatten()
+        .filter(|e| e.data_type == "Coded")
+        .map(|e| e.concept_uuid.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    // A concept shared by two members is answered by the first member's
+    // names; an answer missing here is still looked up row by row.
+    let answer_rows: Vec<Answer> = diesel::sql_query(
+        "SELECT DISTINCT ON (c.uuid, a.uuid) c.uuid AS concept_uuid, a.uuid AS answer_uuid, \
+                a.name AS answer_name \
+         FROM public.concept c \
+         JOIN public.concept_answer ca ON ca.concept_id = c.id AND NOT ca.is_voided \
+         JOIN public.concept a ON a.id = ca.answer_concept_id \
+         WHERE c.uuid = ANY($1) AND c.organisation_id = ANY($2) \
+         ORDER BY c.uuid, a.uuid, c.organisation_id",
+    )
+    .bind::<Array<Text>, _>(&coded)
+    .bind::<Array<Integer>, _>(&ids)
+    .load(conn)
+    .await?;
+    let mut answers: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for a in answer_rows {
+        answers
+            .entry(a.concept_uuid)
+            .or_default()
+            .push((a.answer_uuid, a.answer_name));
+    }
     Ok(SourceModel {
+        answers,
         subject_types,
         programs,
         encounter_types,
@@ -324,4 +387,25 @@ pub async fn load_model(
         form_elements,
         address_level_types: levels.into_iter().map(|l| l.name).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_and_source_schemas_are_refused() {
+        for schema in [
+            "public",
+            "PUBLIC",
+            "pg_catalog",
+            "pg_toast",
+            "information_schema",
+        ] {
+            assert!(unusable_schema(schema).is_some(), "{schema}");
+        }
+        for schema in ["org_a", "publication", "Org \"1\"; DROP"] {
+            assert!(unusable_schema(schema).is_none(), "{schema}");
+        }
+    }
 }

@@ -119,3 +119,67 @@ async fn a_failed_run_leaves_each_table_old_or_new_and_the_next_run_completes() 
     f.run_org(&org).await;
     assert_eq!(snapshot(client, s).await, new_rows);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recreating_a_schema_rebuilds_it_under_the_lock() {
+    let f = EtlFixture::new(&Spec {
+        seed: 22,
+        ..Spec::default()
+    })
+    .await;
+    let org = f.org(0).clone();
+    let client = &f.client;
+    let s = org.schema_name.as_str();
+    let first = f.run_org(&org).await;
+    let built = snapshot(client, s).await;
+
+    // Someone damages the schema by hand; recreating repairs it.
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {}",
+            service_kit::sql::quote_qualified(s, "person")
+        ))
+        .await
+        .expect("damage");
+    let rebuilt = f
+        .run(
+            org_ref(&org),
+            &RunOptions {
+                recreate: true,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .expect("recreate");
+    assert_eq!(rebuilt.tables_dropped, first.tables.len());
+    assert!(
+        rebuilt
+            .tables
+            .iter()
+            .all(|t| t.change == etl_service::schema_diff::TableChange::Created)
+    );
+    assert_eq!(snapshot(client, s).await, built);
+
+    // Dropping without rebuilding leaves nothing behind; the next run
+    // rebuilds from scratch.
+    let dropped = etl_service::engine::drop_schema(
+        &f.ctx,
+        org_ref(&org),
+        etl_service::engine::LockMode::Wait,
+    )
+    .await
+    .expect("drop");
+    assert_eq!(dropped.tables_dropped, first.tables.len());
+    let left: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM table_metadata) + (SELECT count(*) FROM column_metadata) \
+             + (SELECT count(*) FROM entity_sync_status) + (SELECT count(*) FROM pg_namespace WHERE nspname = $1)",
+            &[&s],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+    f.run_org(&org).await;
+    assert_eq!(snapshot(client, s).await, built);
+}

@@ -300,3 +300,69 @@ async fn un_exiting_removes_the_exit_row_and_shrunk_groups_lose_rows() {
     assert_eq!(remaining[0]["Child name"], was_second["Child name"]);
     assert_eq!(upserted(&report, "person_children"), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_question_adds_a_column_backfilled_from_existing_rows() {
+    let f = EtlFixture::new(&Spec {
+        seed: 13,
+        ..Spec::default()
+    })
+    .await;
+    let org = f.org(0).clone();
+    let client = &f.client;
+    let s = org.schema_name.as_str();
+    f.run_org(&org).await;
+
+    // A question added to the person registration form, whose answers are
+    // already in the rows (recorded before the form change reached the ETL):
+    // the rows' modification times do not change.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO concept (uuid, name, data_type, organisation_id, created_by_id, last_modified_by_id) \
+             VALUES ('6e3f1d2a-0000-4000-8000-00000000abcd', 'Height', 'Numeric', {org}, {user}, {user}); \
+             INSERT INTO form_element (uuid, name, display_order, concept_id, form_element_group_id, organisation_id) \
+             SELECT 'fe-height', 'Height', 99, c.id, feg.id, {org} FROM concept c, form_element_group feg \
+             JOIN form f ON f.id = feg.form_id \
+             WHERE c.uuid = '6e3f1d2a-0000-4000-8000-00000000abcd' AND f.name = 'registration:person'; \
+             UPDATE individual SET observations = observations || jsonb_build_object('6e3f1d2a-0000-4000-8000-00000000abcd', id * 10) \
+             WHERE subject_type_id = {person};",
+            org = org.id,
+            user = org.user_ids[0],
+            person = org.subject_type_id("person"),
+        ))
+        .await
+        .expect("add a question");
+
+    let report = f.run_org(&org).await;
+    let person = report
+        .tables
+        .iter()
+        .find(|t| t.name == "person")
+        .expect("person");
+    assert_eq!(
+        person.change,
+        etl_service::schema_diff::TableChange::Altered
+    );
+    assert_eq!(
+        person.rows_upserted as i64,
+        integration_tests::avni::Size::SMALL.subjects_per_type
+    );
+    let rows = integration_tests::etl::rows(client, s, "person").await;
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert_eq!(
+            r["Height"],
+            json!(r["id"].as_i64().unwrap_or_default() * 10),
+            "{r}"
+        );
+    }
+    let others_altered = report
+        .tables
+        .iter()
+        .filter(|t| {
+            t.name != "person" && t.change != etl_service::schema_diff::TableChange::Unchanged
+        })
+        .count();
+    assert_eq!(others_altered, 0);
+    assert_no_writes(&f.run_org(&org).await);
+}

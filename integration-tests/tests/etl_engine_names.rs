@@ -103,8 +103,8 @@ async fn hostile_names_give_distinct_valid_stable_tables_and_columns() {
         "with a semicolon name",
     );
     has(
-        &|n| n == "व्यक्ति_maternity_child_care",
-        "for the Hindi subject's program",
+        &|n| n == "person_quoted_drop_table_individual_maternity_child_care",
+        "for the second program",
     );
     // The 100-character program: every table shortened on character
     // boundaries with a hash, and all distinct.
@@ -120,10 +120,9 @@ async fn hostile_names_give_distinct_valid_stable_tables_and_columns() {
     assert!(shortened.len() >= 6, "{shortened:?} {names:#?}");
     // The two encounter types sharing their first twenty characters (the
     // reference system's trim would merge them) keep separate tables.
-    let trimesters: BTreeSet<&str> = names
+    let trimesters: Vec<&&str> = names
         .iter()
         .filter(|n| n.contains("antenatal_car") && !n.contains("cancel") && !n.contains("children"))
-        .map(|n| n.split('_').next().unwrap_or_default())
         .collect();
     assert_eq!(trimesters.len(), 2, "{names:#?}");
     // A name of punctuation only still gets a stable, valid table.
@@ -187,6 +186,35 @@ async fn hostile_names_give_distinct_valid_stable_tables_and_columns() {
     );
     assert_eq!(second.rows_upserted(), 0);
     assert_eq!(described(client, s).await, tables);
+
+    // What ValidateNames reports for this organisation: the planned names
+    // are the tables' names, with the findings a person should see.
+    let (_, plan) = etl_service::engine::plan_entity(&f.ctx, integration_tests::etl::org_ref(&org))
+        .await
+        .expect("plan");
+    let planned: BTreeSet<String> = plan.tables.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(planned, tables.keys().cloned().collect::<BTreeSet<_>>());
+    let problems = etl_service::name_check::check_plan(&plan);
+    use etl_service::name_check::ProblemKind::*;
+    for kind in [
+        Shortened,
+        EmptyAfterNormalisation,
+        ReferenceNonAscii,
+        ReferenceCollision,
+    ] {
+        assert!(
+            problems.iter().any(|p| p.kind == kind),
+            "no {kind:?} finding in {problems:#?}"
+        );
+    }
+
+    // The pair the reference system would put in one table.
+    assert!(
+        problems.iter().any(|p| p.kind == ReferenceCollision
+            && p.names.iter().any(|n| n.contains("first trimester"))
+            && p.names.iter().any(|n| n.contains("second trimester"))),
+        "{problems:#?}"
+    );
 
     // A fresh build elsewhere gives the same names.
     let g = EtlFixture::new(&hostile()).await;

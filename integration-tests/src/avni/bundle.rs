@@ -187,6 +187,7 @@ pub fn bundle(seed: u64, hostile: bool, extra_questions: usize) -> Bundle {
         ),
         st("group", n.pick("Group", "select"), "Group", false),
     ];
+    let child_subject = if hostile { "person" } else { "individual" };
     let program = |key: &'static str, name: String, subject: &'static str, exit: bool| ProgramDef {
         key,
         uuid: uuid_for(seed, &format!("program:{key}")),
@@ -201,10 +202,13 @@ pub fn bundle(seed: u64, hostile: bool, extra_questions: usize) -> Bundle {
             "person",
             true,
         ),
+        // Hostile: a second program of the same subject type whose name
+        // shares its first six characters with the first, so the reference
+        // system's trim gives their encounter tables one name.
         program(
             "child",
             n.pick("Child", "Maternity child care"),
-            "individual",
+            child_subject,
             false,
         ),
     ];
@@ -234,7 +238,7 @@ pub fn bundle(seed: u64, hostile: bool, extra_questions: usize) -> Bundle {
                 "Growth Monitoring",
                 "Antenatal care visit in the second trimester",
             ),
-            "individual",
+            child_subject,
             Some("child"),
             false,
         ),
