@@ -2,7 +2,7 @@
 //! waiting for the entity's lock if a run-once or RecreateSchema holds it,
 //! with the engine's progress written to the run's history.
 
-use crate::engine::{self, EngineContext, LockMode, ProgressSink, RunOptions};
+use crate::engine::{self, EngineContext, LockMode, ProgressSink, RunOptions, TableReport};
 use crate::jobs::{RunRow, TableOutcome};
 use crate::progress::{ProgressEvent, RunProgress};
 use crate::scheduler::{RunExecutor, RunFailure};
@@ -53,29 +53,33 @@ impl ProgressSink for Forward<'_> {
                     .report(ProgressEvent::TableStarted { table: name });
             }
             engine::ProgressEvent::TableFinished { report, .. } => {
-                let rows_upserted = i64::try_from(report.rows_upserted).unwrap_or(i64::MAX);
-                let rows_deleted = i64::try_from(report.rows_deleted).unwrap_or(i64::MAX);
-                if let Ok(mut done) = self.done.lock() {
-                    done.push(TableOutcome {
-                        table_name: report.name.clone(),
-                        change: report.change.as_str().to_string(),
-                        rows_upserted,
-                        rows_deleted,
-                        duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
-                    });
-                }
+                let done = outcome(&report);
                 self.progress.report(ProgressEvent::TableFinished {
                     table: report.name,
-                    rows_upserted,
-                    rows_deleted,
+                    rows_upserted: done.rows_upserted,
+                    rows_deleted: done.rows_deleted,
                 });
+                if let Ok(mut tables) = self.done.lock() {
+                    tables.push(done);
+                }
             }
         }
     }
 }
 
+/// A table's outcome as the run history stores it.
+pub fn outcome(report: &TableReport) -> TableOutcome {
+    TableOutcome {
+        table_name: report.name.clone(),
+        change: report.change.as_str().to_string(),
+        rows_upserted: i64::try_from(report.rows_upserted).unwrap_or(i64::MAX),
+        rows_deleted: i64::try_from(report.rows_deleted).unwrap_or(i64::MAX),
+        duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
 /// The error's chain, for `error_detail`.
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = format!("{e}");
     let mut source = e.source();
     while let Some(s) = source {
@@ -108,7 +112,7 @@ impl RunExecutor for EngineExecutor {
             lock: LockMode::Wait,
             ..RunOptions::default()
         };
-        let outcome = tokio::select! {
+        let finished = tokio::select! {
             result = engine::run_entity(&self.ctx, entity, &options, &forward) => result,
             () = cancel.cancelled() => {
                 // Each table commits its rows with its watermark, so stopping
@@ -121,18 +125,8 @@ impl RunExecutor for EngineExecutor {
                 });
             }
         };
-        match outcome {
-            Ok(report) => Ok(report
-                .tables
-                .iter()
-                .map(|t| TableOutcome {
-                    table_name: t.name.clone(),
-                    change: t.change.as_str().to_string(),
-                    rows_upserted: i64::try_from(t.rows_upserted).unwrap_or(i64::MAX),
-                    rows_deleted: i64::try_from(t.rows_deleted).unwrap_or(i64::MAX),
-                    duration_ms: i64::try_from(t.duration.as_millis()).unwrap_or(i64::MAX),
-                })
-                .collect()),
+        match finished {
+            Ok(report) => Ok(report.tables.iter().map(outcome).collect()),
             Err(e) => Err(RunFailure {
                 message: service_kit::config::one_line(&e.to_string()),
                 detail: chain(&e),

@@ -572,6 +572,64 @@ pub async fn finish_run(
     Ok(updated > 0)
 }
 
+/// Records a run that happened outside the scheduler (`run-once`), so the
+/// history shows every run of an entity, whatever started it.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_finished_run(
+    conn: &mut AsyncPgConnection,
+    entity: EntityRef,
+    trigger: Trigger,
+    worker: &str,
+    started_at: DateTime<Utc>,
+    status: RunStatus,
+    error: Option<&str>,
+    error_detail: Option<&str>,
+    tables: &[TableOutcome],
+) -> Result<i64, Error> {
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let results = serde_json::to_value(tables).unwrap_or_else(|_| serde_json::json!([]));
+    let (upserted, deleted) = tables.iter().fold((0i64, 0i64), |(u, d), t| {
+        (u + t.rows_upserted, d + t.rows_deleted)
+    });
+    let done = i32::try_from(tables.len()).unwrap_or(i32::MAX);
+    let id = diesel::sql_query(
+        "INSERT INTO etl_run (entity_uuid, entity_type, trigger, status, queued_at, started_at, \
+                finished_at, worker, error, error_detail, table_results, rows_upserted, rows_deleted, \
+                tables_total, tables_done) \
+         VALUES ($1, $2, $3, $4, $5, $5, clock_timestamp(), $6, $7, $8, $9, $10, $11, $12, $12) \
+         RETURNING id",
+    )
+    .bind::<Uuid, _>(entity.uuid)
+    .bind::<Text, _>(entity.kind.as_str())
+    .bind::<Text, _>(trigger.as_str())
+    .bind::<Text, _>(status.as_str())
+    .bind::<Timestamptz, _>(started_at)
+    .bind::<Text, _>(worker)
+    .bind::<Nullable<Text>, _>(error)
+    .bind::<Nullable<Text>, _>(error_detail)
+    .bind::<Jsonb, _>(results)
+    .bind::<BigInt, _>(upserted)
+    .bind::<BigInt, _>(deleted)
+    .bind::<Integer, _>(done)
+    .get_result::<Inserted>(conn)
+    .await?
+    .id;
+    append_event(
+        conn,
+        id,
+        "run_finished",
+        None,
+        upserted,
+        Some(status.as_str()),
+    )
+    .await?;
+    Ok(id)
+}
+
 /// Appends a progress event with the next sequence number of its run.
 pub async fn append_event(
     conn: &mut AsyncPgConnection,

@@ -5,6 +5,8 @@ use crate::config::Config;
 use crate::engine::{self, EngineContext, ProgressEvent, ProgressSink, RunOptions, RunReport};
 use crate::entity::EntityRef;
 use crate::error::Error;
+use crate::executor;
+use crate::jobs::{self, RunStatus, Trigger};
 use crate::schema_diff::TableChange;
 use indicatif::{ProgressBar, ProgressStyle};
 use service_kit::KitError;
@@ -39,9 +41,60 @@ pub async fn run_once(config: &Config, entity: EntityRef) -> Result<RunReport, E
         settings: config.etl.clone(),
     };
     let progress = TerminalProgress::new();
+    let started_at = chrono::Utc::now();
     let result = engine::run_entity(&ctx, entity, &RunOptions::default(), &progress).await;
     progress.bar.finish_and_clear();
+    record(&ctx, entity, started_at, &result).await;
     result
+}
+
+/// Adds the run to the entity's history (trigger `command_line`), unless the
+/// entity does not exist: then nothing at all is written.
+async fn record(
+    ctx: &EngineContext,
+    entity: EntityRef,
+    started_at: chrono::DateTime<chrono::Utc>,
+    result: &Result<RunReport, Error>,
+) {
+    let (status, error, detail, tables) = match result {
+        Ok(report) => (
+            RunStatus::Succeeded,
+            None,
+            None,
+            report
+                .tables
+                .iter()
+                .map(executor::outcome)
+                .collect::<Vec<_>>(),
+        ),
+        Err(Error::NotFound(_) | Error::InvalidArgument(_)) => return,
+        Err(e) => (
+            RunStatus::Failed,
+            Some(service_kit::config::one_line(&e.to_string())),
+            Some(executor::chain(e)),
+            Vec::new(),
+        ),
+    };
+    let worker = format!("run-once:{}", std::process::id());
+    let recorded = async {
+        let mut conn = ctx.pool.get().await?;
+        jobs::record_finished_run(
+            &mut conn,
+            entity,
+            Trigger::CommandLine,
+            &worker,
+            started_at,
+            status,
+            error.as_deref(),
+            detail.as_deref(),
+            &tables,
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "the run is not in the run history");
+    }
 }
 
 /// A progress bar on stderr; indicatif draws nothing when stderr is not a

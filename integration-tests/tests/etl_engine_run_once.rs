@@ -65,6 +65,13 @@ async fn run_once_reports_a_summary_or_a_clear_error() {
         format!("etl-service: organisation group {unknown} does not exist")
     );
     assert_eq!(written(&f.client).await, (0, 0, 0), "nothing written");
+    let runs: i64 = f
+        .client
+        .query_one("SELECT count(*) FROM etl_run", &[])
+        .await
+        .expect("runs")
+        .get(0);
+    assert_eq!(runs, 0, "an unknown entity leaves no run history");
 
     let output = run_once(&url, &["--organisation", "not-a-uuid"]);
     assert_eq!(
@@ -102,6 +109,24 @@ async fn run_once_reports_a_summary_or_a_clear_error() {
             "{tables} tables ({tables} created, 0 altered, 0 unchanged)"
         )),
         "{stdout}"
+    );
+
+    // The run is in the history, as a command-line run.
+    let row = f
+        .client
+        .query_one(
+            "SELECT trigger, status, rows_upserted > 0 FROM etl_run WHERE entity_uuid = $1::text::uuid",
+            &[&org.uuid],
+        )
+        .await
+        .expect("run history");
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, bool>(2)
+        ),
+        ("command_line".to_string(), "succeeded".to_string(), true)
     );
 
     // A second run changes nothing and says so.
