@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 use service_kit::config::{
-    DatabaseSettings, LogSettings, MigrationSettings, ServerSettings, ServiceConfig,
-    ServiceDefaults,
+    DatabaseSettings, LogSettings, MetricsSettings, MigrationSettings, ServerSettings,
+    ServiceConfig, ServiceDefaults,
 };
 
 /// The whole configuration file. Every key is optional; unknown keys are
@@ -15,6 +15,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub log: LogSettings,
     pub migrations: MigrationSettings,
+    pub metrics: MetricsSettings,
     pub etl: EtlSettings,
 }
 
@@ -75,6 +76,7 @@ impl ServiceConfig for Config {
         binary: "etl-service",
         database_name: "avni",
         port: 50051,
+        metrics_port: 9464,
     };
 
     fn database_mut(&mut self) -> &mut DatabaseSettings {
@@ -94,6 +96,12 @@ impl ServiceConfig for Config {
     }
     fn migrations(&self) -> &MigrationSettings {
         &self.migrations
+    }
+    fn metrics(&self) -> &MetricsSettings {
+        &self.metrics
+    }
+    fn metrics_mut(&mut self) -> &mut MetricsSettings {
+        &mut self.metrics
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 use service_kit::config::{
-    DatabaseSettings, LogSettings, MigrationSettings, ServerSettings, ServiceConfig,
-    ServiceDefaults,
+    DatabaseSettings, LogSettings, MetricsSettings, MigrationSettings, ServerSettings,
+    ServiceConfig, ServiceDefaults,
 };
 
 /// The whole configuration file. Every key is optional; unknown keys are
@@ -16,6 +16,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub log: LogSettings,
     pub migrations: MigrationSettings,
+    pub metrics: MetricsSettings,
     /// The upstream servers to poll; none means the service only serves its
     /// API (audits, errors) over the repository.
     pub sources: Vec<SourceSettings>,
@@ -50,6 +51,7 @@ impl ServiceConfig for Config {
         binary: "migrator-service",
         database_name: "drishti_forms",
         port: 50052,
+        metrics_port: 9465,
     };
 
     fn database_mut(&mut self) -> &mut DatabaseSettings {
@@ -69,6 +71,12 @@ impl ServiceConfig for Config {
     }
     fn migrations(&self) -> &MigrationSettings {
         &self.migrations
+    }
+    fn metrics(&self) -> &MetricsSettings {
+        &self.metrics
+    }
+    fn metrics_mut(&mut self) -> &mut MetricsSettings {
+        &mut self.metrics
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -29,6 +29,8 @@ pub struct ServiceBase {
     pub shutdown: CancellationToken,
     /// `true` while PostgreSQL is reachable.
     pub database_up: watch::Receiver<bool>,
+    /// Where `/metrics` is served, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServiceBase {
@@ -67,6 +69,11 @@ impl ServiceBase {
             vec![product_service.to_string()],
             shutdown.child_token(),
         );
+        let metrics_addr = if config.metrics().enabled {
+            Some(crate::metrics::serve(&config.metrics().listen, shutdown.child_token()).await?)
+        } else {
+            None
+        };
         tracing::info!(
             addr = %local_addr,
             database = %db::describe(&database.url),
@@ -82,6 +89,7 @@ impl ServiceBase {
             auth,
             shutdown,
             database_up,
+            metrics_addr,
         })
     }
 }

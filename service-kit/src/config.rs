@@ -105,6 +105,26 @@ pub enum LogFormat {
     Json,
 }
 
+/// `metrics:`: the Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics`.
+    pub enabled: bool,
+    /// `host:port` of the metrics endpoint. Overridden by `METRICS_LISTEN`.
+    /// Empty means the service's default metrics port on 127.0.0.1.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+        }
+    }
+}
+
 /// `migrations:`: what `serve` does about pending migrations.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -122,6 +142,8 @@ pub struct ServiceDefaults {
     pub database_name: &'static str,
     /// The port used when no listen address is configured.
     pub port: u16,
+    /// The port of `/metrics` when none is configured.
+    pub metrics_port: u16,
 }
 
 /// A service's whole configuration: it exposes the shared sections so the
@@ -135,6 +157,8 @@ pub trait ServiceConfig: DeserializeOwned + Default {
     fn server(&self) -> &ServerSettings;
     fn log(&self) -> &LogSettings;
     fn migrations(&self) -> &MigrationSettings;
+    fn metrics(&self) -> &MetricsSettings;
+    fn metrics_mut(&mut self) -> &mut MetricsSettings;
 
     /// Checks the service's own sections; the shared ones are checked by
     /// [`load`].
@@ -186,7 +210,13 @@ pub fn load<C: ServiceConfig>(path: Option<&Path>, env: &dyn Environment) -> Res
             .map(str::to_string)
             .collect();
     }
+    if let Some(listen) = env.var("METRICS_LISTEN") {
+        config.metrics_mut().listen = listen;
+    }
     let defaults = C::DEFAULTS;
+    if config.metrics_mut().listen.trim().is_empty() {
+        config.metrics_mut().listen = format!("127.0.0.1:{}", defaults.metrics_port);
+    }
     if config.database_mut().url.trim().is_empty() {
         config.database_mut().url = format!(
             "postgres://postgres@127.0.0.1:5432/{}",
@@ -198,6 +228,14 @@ pub fn load<C: ServiceConfig>(path: Option<&Path>, env: &dyn Environment) -> Res
     }
     validate_database(config.database_mut())?;
     validate_server(config.server_mut())?;
+    let metrics = config.metrics_mut();
+    metrics.listen = metrics.listen.trim().to_string();
+    if !is_host_port(&metrics.listen) {
+        return Err(KitError::InvalidConfig(format!(
+            "metrics.listen must be host:port, got {:?}",
+            metrics.listen
+        )));
+    }
     config.validate().map_err(KitError::InvalidConfig)?;
     Ok(config)
 }
@@ -257,11 +295,7 @@ fn validate_database(db: &DatabaseSettings) -> Result<(), KitError> {
 
 fn validate_server(server: &mut ServerSettings) -> Result<(), KitError> {
     let listen = server.listen.trim().to_string();
-    let port_ok = listen
-        .rsplit_once(':')
-        .map(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-        .unwrap_or(false);
-    if !port_ok {
+    if !is_host_port(&listen) {
         return Err(KitError::InvalidConfig(format!(
             "server.listen must be host:port, got {listen:?}"
         )));
@@ -287,6 +321,13 @@ fn validate_server(server: &mut ServerSettings) -> Result<(), KitError> {
         ));
     }
     Ok(())
+}
+
+fn is_host_port(value: &str) -> bool {
+    value
+        .rsplit_once(':')
+        .map(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        .unwrap_or(false)
 }
 
 /// A database URL with its password replaced by `***`, for logs and errors.
@@ -325,6 +366,7 @@ mod tests {
         server: ServerSettings,
         log: LogSettings,
         migrations: MigrationSettings,
+        metrics: MetricsSettings,
     }
 
     impl ServiceConfig for TestConfig {
@@ -332,6 +374,7 @@ mod tests {
             binary: "test-service",
             database_name: "test_db",
             port: 50999,
+            metrics_port: 9999,
         };
         fn database_mut(&mut self) -> &mut DatabaseSettings {
             &mut self.database
@@ -350,6 +393,12 @@ mod tests {
         }
         fn migrations(&self) -> &MigrationSettings {
             &self.migrations
+        }
+        fn metrics(&self) -> &MetricsSettings {
+            &self.metrics
+        }
+        fn metrics_mut(&mut self) -> &mut MetricsSettings {
+            &mut self.metrics
         }
     }
 
