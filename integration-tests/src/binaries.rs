@@ -140,6 +140,9 @@ impl ServiceProcess {
         let mut cmd = Command::new(binary);
         cmd.args(args)
             .env_remove("RUST_LOG")
+            // Tests run several services at once: metrics on a free port
+            // unless the test chooses one.
+            .env("METRICS_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);

@@ -58,6 +58,8 @@ pub fn test_config<C: ServiceConfig>(database_url: &str) -> C {
         ("DATABASE_URL", database_url),
         ("GRPC_LISTEN", "127.0.0.1:0"),
         ("AUTH_TOKENS", TEST_TOKEN),
+        // Many services run at once in tests: metrics on a free port each.
+        ("METRICS_LISTEN", "127.0.0.1:0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
