@@ -7,10 +7,18 @@
 //! know nothing of gRPC.
 
 pub mod app;
+pub mod audits;
+pub mod batch;
+pub mod catalog;
 pub mod config;
+pub mod convert;
 pub mod error;
+pub mod form_writer;
 pub mod grpc;
 pub mod migrations;
+pub mod poller;
+pub mod submission;
+pub mod upstream;
 
 pub use app::App;
 pub use config::Config;

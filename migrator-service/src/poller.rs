@@ -1,0 +1,343 @@
+//! The batch job of each source: drain the backlog (poll again at once
+//! until a page comes back empty), then wait for the interval or a RunNow.
+//! One task per source and a lock per source, so a source is never polled
+//! twice at once in a process (and an advisory lock per batch keeps other
+//! processes in step). When PostgreSQL is down the job pauses with backoff
+//! and resumes from the committed watermark.
+
+use crate::batch::{BatchOutcome, BatchReport, PageRequest, process_page, read_cursor};
+use crate::catalog::SharedCatalog;
+use crate::config::{MAX_BATCH_SIZE, SourceSettings};
+use crate::error::Error;
+use crate::upstream::{Upstream, UpstreamError};
+use service_kit::db::Pool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+/// What a source's job is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum State {
+    #[default]
+    Idle,
+    Polling,
+    BackingOff,
+    Stopped,
+}
+
+/// The live part of a source's status (the rest is in the repository).
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub state: State,
+    pub last_error: Option<(String, SystemTime)>,
+    pub last_poll: Option<SystemTime>,
+    pub next_poll: Option<SystemTime>,
+    /// The highest `serverVersion` fetched from the source so far.
+    pub newest_seen: i64,
+    /// The last watermark read or committed (for status while PostgreSQL is down).
+    pub watermark: i64,
+    pub batch_in_progress: usize,
+}
+
+/// Totals of one drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainSummary {
+    pub batches: usize,
+    pub written: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+    pub watermark: i64,
+}
+
+impl DrainSummary {
+    fn add(&mut self, report: &BatchReport) {
+        self.batches += 1;
+        self.written += report.written;
+        self.duplicates += report.duplicates;
+        self.failed += report.failed;
+        self.watermark = report.watermark;
+    }
+}
+
+/// One configured source.
+pub struct Source {
+    pub settings: SourceSettings,
+    upstream: Result<Upstream, String>,
+    live: Mutex<Live>,
+    wake: Notify,
+    draining: tokio::sync::Mutex<()>,
+}
+
+impl Source {
+    pub fn new(settings: SourceSettings) -> Self {
+        let upstream = Upstream::new(&settings).map_err(|e| e.to_string());
+        Self {
+            settings,
+            upstream,
+            live: Mutex::new(Live::default()),
+            wake: Notify::new(),
+            draining: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The URL polled, without credentials.
+    pub fn url(&self) -> String {
+        crate::upstream::display_url(&self.settings.url)
+    }
+
+    pub fn live(&self) -> Live {
+        self.live.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Live)) {
+        if let Ok(mut live) = self.live.lock() {
+            f(&mut live);
+        }
+    }
+
+    fn fail(&self, state: State, message: String) {
+        self.update(|l| {
+            l.state = state;
+            l.last_error = Some((message, SystemTime::now()));
+            l.batch_in_progress = 0;
+        });
+    }
+
+    /// Asks the job to poll now (and to resume if it stopped). A drain in
+    /// progress is not interrupted; another one follows it.
+    pub fn run_now(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Why a drain ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Repository(#[from] Error),
+    /// Every submission of a page of the largest size shares one serverVersion.
+    #[error("{0}")]
+    NoProgress(String),
+    #[error("stopped by shutdown")]
+    Shutdown,
+}
+
+/// The domain façade: sources, the repository pool and the catalog.
+pub struct Migrator {
+    pub pool: Pool,
+    pub catalog: Arc<SharedCatalog>,
+    sources: Vec<Arc<Source>>,
+}
+
+impl Migrator {
+    pub fn new(pool: Pool, catalog: Arc<SharedCatalog>, sources: Vec<SourceSettings>) -> Self {
+        Self {
+            pool,
+            catalog,
+            sources: sources
+                .into_iter()
+                .map(|s| Arc::new(Source::new(s)))
+                .collect(),
+        }
+    }
+
+    pub fn sources(&self) -> &[Arc<Source>] {
+        &self.sources
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Arc<Source>> {
+        self.sources.iter().find(|s| s.name() == name)
+    }
+
+    /// Drains `source`: fetches and commits pages until one is empty.
+    /// `progress` is called after every committed batch.
+    pub async fn drain(
+        &self,
+        source: &Source,
+        shutdown: &CancellationToken,
+        mut progress: impl FnMut(&DrainSummary),
+    ) -> Result<DrainSummary, DrainError> {
+        let upstream = source
+            .upstream
+            .as_ref()
+            .map_err(|e| DrainError::Upstream(UpstreamError::Setup(e.clone())))?;
+        let _one_at_a_time = source.draining.lock().await;
+        let mut summary = DrainSummary::default();
+        let base = source.settings.batch_size;
+        let mut batch_size = base;
+        loop {
+            let cursor = {
+                let mut conn = self.pool.get().await.map_err(Error::from)?;
+                read_cursor(&mut conn, source.name()).await?
+            };
+            summary.watermark = cursor.watermark;
+            source.update(|l| {
+                l.watermark = cursor.watermark;
+                l.newest_seen = l.newest_seen.max(cursor.watermark);
+            });
+            let request = PageRequest {
+                timestamp: cursor.next_timestamp,
+                batch_size,
+            };
+            let page = tokio::select! {
+                page = upstream.fetch(request.timestamp, request.batch_size) => page?,
+                () = shutdown.cancelled() => return Err(DrainError::Shutdown),
+            };
+            if page.is_empty() {
+                break;
+            }
+            source.update(|l| l.batch_in_progress = page.len());
+            let outcome =
+                process_page(&self.pool, &self.catalog, source.name(), request, &page).await;
+            source.update(|l| l.batch_in_progress = 0);
+            match outcome? {
+                BatchOutcome::Superseded => {
+                    tracing::info!(
+                        source = source.name(),
+                        "another process committed this source's batch first; fetching again"
+                    );
+                    continue;
+                }
+                BatchOutcome::Committed(report) => {
+                    summary.add(&report);
+                    source.update(|l| {
+                        l.watermark = report.watermark;
+                        l.newest_seen = l.newest_seen.max(report.watermark);
+                    });
+                    tracing::info!(
+                        source = source.name(),
+                        total = report.total,
+                        written = report.written,
+                        duplicates = report.duplicates,
+                        failed = report.failed,
+                        watermark = report.watermark,
+                        "batch committed"
+                    );
+                    progress(&summary);
+                    if report.stuck(&request) {
+                        // Only a larger page can get past a serverVersion
+                        // that more submissions share than fit on one page.
+                        if batch_size >= MAX_BATCH_SIZE {
+                            return Err(DrainError::NoProgress(format!(
+                                "more than {MAX_BATCH_SIZE} submissions share serverVersion {}; the upstream cannot page past them",
+                                report.watermark
+                            )));
+                        }
+                        batch_size = batch_size.saturating_mul(2).min(MAX_BATCH_SIZE);
+                    } else {
+                        batch_size = base;
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                return Err(DrainError::Shutdown);
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The job of one source, until `shutdown`.
+    pub async fn run_source(
+        self: Arc<Self>,
+        source: Arc<Source>,
+        mut database_up: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
+        let name = source.name().to_string();
+        let retry = source.settings.retry.clone();
+        let mut database_backoff = retry.min_delay().max(Duration::from_millis(100));
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if !*database_up.borrow() {
+                source.update(|l| l.state = State::BackingOff);
+                tokio::select! {
+                    _ = database_up.wait_for(|up| *up) => {}
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            source.update(|l| l.state = State::Polling);
+            let result = self.drain(&source, &shutdown, |_| {}).await;
+            let wait = match result {
+                Ok(summary) => {
+                    database_backoff = retry.min_delay().max(Duration::from_millis(100));
+                    source.update(|l| {
+                        l.state = State::Idle;
+                        l.last_error = None;
+                        l.last_poll = Some(SystemTime::now());
+                    });
+                    if summary.batches > 0 {
+                        tracing::info!(source = %name, batches = summary.batches, written = summary.written, failed = summary.failed, watermark = summary.watermark, "backlog drained");
+                    }
+                    Some(source.settings.poll_interval())
+                }
+                Err(DrainError::Shutdown) => break,
+                Err(DrainError::Upstream(e)) if e.stops_the_source() => {
+                    tracing::error!(source = %name, error = %e, "source stopped; it resumes on RunNow or restart");
+                    source.fail(State::Stopped, e.to_string());
+                    None
+                }
+                Err(DrainError::Repository(e)) => {
+                    tracing::warn!(source = %name, error = %e, retry_in_ms = database_backoff.as_millis() as u64, "repository error; backing off");
+                    source.fail(State::BackingOff, e.to_string());
+                    let wait = jitter(database_backoff);
+                    database_backoff = (database_backoff * 2)
+                        .min(retry.max_delay().max(Duration::from_millis(100)));
+                    Some(wait)
+                }
+                Err(e) => {
+                    tracing::warn!(source = %name, error = %e, "poll failed; retrying at the next interval");
+                    source.fail(State::BackingOff, e.to_string());
+                    Some(source.settings.poll_interval())
+                }
+            };
+            source.update(|l| l.next_poll = wait.map(|w| SystemTime::now() + w));
+            match wait {
+                Some(wait) => tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = source.wake.notified() => {}
+                    () = shutdown.cancelled() => break,
+                },
+                None => tokio::select! {
+                    () = source.wake.notified() => {}
+                    () = shutdown.cancelled() => break,
+                },
+            }
+        }
+        source.update(|l| l.state = State::Idle);
+        tracing::debug!(source = %name, "batch job stopped");
+    }
+
+    /// Starts the job of every source.
+    pub fn spawn_all(
+        self: &Arc<Self>,
+        database_up: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.sources
+            .iter()
+            .map(|s| {
+                tokio::spawn(self.clone().run_source(
+                    s.clone(),
+                    database_up.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Up to a quarter more or less, so replicas that failed together do not
+/// retry together.
+fn jitter(d: Duration) -> Duration {
+    let factor = 0.75 + rand::random::<f64>() * 0.5;
+    d.mul_f64(factor)
+}
