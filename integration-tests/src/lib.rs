@@ -4,5 +4,7 @@
 //! real binaries.
 
 pub mod binaries;
+pub mod fake_upstream;
+pub mod migrator;
 pub mod postgres;
 pub mod services;
