@@ -62,6 +62,8 @@ pub struct Generator {
     pub count: usize,
     pub base: i64,
     pub per_version: usize,
+    /// Makes the instance ids of two generators differ.
+    pub seed: u32,
 }
 
 impl Generator {
@@ -70,6 +72,7 @@ impl Generator {
             count,
             base: 1_500_000_000_000,
             per_version: 1,
+            seed: 0,
         }
     }
 
@@ -88,8 +91,8 @@ impl Generator {
             .min(self.count)
     }
 
-    pub fn instance_id(i: usize) -> String {
-        format!("00000000-0000-4000-8000-{i:012}")
+    pub fn instance_id(&self, i: usize) -> String {
+        format!("{:08x}-0000-4000-8000-{i:012}", self.seed)
     }
 
     /// The form of submission `i`.
@@ -186,7 +189,7 @@ impl Generator {
         });
         json!({
             "anmId": format!("anm{:03}", i % 50),
-            "instanceId": Self::instance_id(i),
+            "instanceId": self.instance_id(i),
             "entityId": entity,
             "formName": Self::form_name(i),
             "formInstance": form_instance.to_string(),
@@ -494,6 +497,7 @@ mod tests {
             count: 10,
             base: 100,
             per_version: 3,
+            seed: 0,
         };
         assert_eq!(g.server_version(0), 100);
         assert_eq!(g.server_version(3), 101);

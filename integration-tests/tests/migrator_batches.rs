@@ -595,12 +595,14 @@ async fn submissions_sharing_a_server_version_across_pages_are_all_written() {
         count: 62,
         base: 1_600_000_000_000,
         per_version: 4,
+        seed: 1,
     };
     // Twenty-five per serverVersion: more than a page holds.
     let crowded = Generator {
         count: 60,
         base: 1_700_000_000_000,
         per_version: 25,
+        seed: 2,
     };
     let up_shared = FakeUpstream::start(Data::Generated(shared)).await;
     let up_crowded = FakeUpstream::start(Data::Generated(crowded)).await;
@@ -610,16 +612,15 @@ async fn submissions_sharing_a_server_version_across_pages_are_all_written() {
     ];
     let migrator = TestMigrator::start(|c| c.sources = sources).await;
     let db = migrator.db.client().await;
-    // Both use the same instance ids, so the second one to write a given
-    // submission sees it as a repeat: count per source in the archive.
     wait_for("both sources drained", PATIENCE, || async {
         watermark(&db, "shared").await == shared.server_version(61)
             && watermark(&db, "crowded").await == crowded.server_version(59)
     })
     .await;
     let (total, distinct) = form_rows(&db).await;
-    assert_eq!(distinct, 62, "every submission of both sources is written");
-    assert_eq!(total, 62, "none twice");
+    assert_eq!(distinct, 122, "every submission of both sources is written");
+    assert_eq!(total, 122, "none twice");
+    assert_eq!(count(&db, "child_pnc_visit").await, 2 * (15 + 15));
     assert_eq!(count(&db, "error_audit").await, 0);
     let processed = scalar(
         &db,

@@ -232,6 +232,9 @@ pub async fn process_page(
                         report.duplicates += 1;
                         archive.push(sub, raw, "written");
                     }
+                    // Not the submission's fault (a deadlock with another
+                    // writer, a lost connection): the whole batch is retried.
+                    Err(e) if is_transient(&e) => return Err(Error::Database(e)),
                     Err(e) => failures.push(Failed {
                         failure: Failure::new(
                             format!("Could not write to {table_name}"),
@@ -291,6 +294,33 @@ async fn write_group(
 ) -> Result<HashMap<String, i64>, diesel::result::Error> {
     conn.transaction(async |conn| write_rows(conn, catalog, table, rows).await)
         .await
+}
+
+/// A database error that says nothing about the data: retrying the batch
+/// may succeed, so it must not become an `error_audit` row.
+pub fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind as Kind;
+    match e {
+        diesel::result::Error::DatabaseError(kind, info) => match kind {
+            Kind::SerializationFailure
+            | Kind::UnableToSendCommand
+            | Kind::ClosedConnection
+            | Kind::ReadOnlyTransaction => true,
+            _ => {
+                let m = info.message();
+                m.contains("deadlock detected")
+                    || m.contains("canceling statement")
+                    || m.contains("terminating connection")
+                    || m.contains("could not obtain lock")
+            }
+        },
+        diesel::result::Error::BrokenTransactionManager
+        | diesel::result::Error::AlreadyInTransaction
+        | diesel::result::Error::NotInTransaction
+        | diesel::result::Error::RollbackErrorOnCommit { .. }
+        | diesel::result::Error::RollbackTransaction => true,
+        _ => false,
+    }
 }
 
 /// The database's words for a failed write, with its detail and hint.
@@ -508,7 +538,7 @@ pub async fn reprocess(
                     let written = write_resolved(&mut conn, &known, &row, &sub, &prepared).await;
                     match written {
                         Ok(()) => Ok(()),
-                        Err(Error::Database(e)) => Err(Failure::new(
+                        Err(Error::Database(e)) if !is_transient(&e) => Err(Failure::new(
                             format!("Could not write to {}", prepared.table),
                             database_detail(&e),
                         )),

@@ -258,7 +258,10 @@ impl Migrator {
                 break;
             }
             if !*database_up.borrow() {
-                source.update(|l| l.state = State::BackingOff);
+                source.fail(
+                    State::BackingOff,
+                    "PostgreSQL is unreachable; polling resumes when it is back".into(),
+                );
                 tokio::select! {
                     _ = database_up.wait_for(|up| *up) => {}
                     () = shutdown.cancelled() => break,
