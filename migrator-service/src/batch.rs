@@ -365,6 +365,18 @@ async fn archived(conn: &mut AsyncPgConnection, ids: &[String]) -> Result<HashSe
     Ok(rows.into_iter().map(|r| r.instance_id).collect())
 }
 
+/// The raw element as `jsonb` accepts it: PostgreSQL refuses the escaped
+/// NUL character (`\u0000`) in jsonb, and one such element must not block
+/// its batch for ever, so it is replaced by U+FFFD in the archive (the
+/// exact text stays in `error_audit` for a failed submission).
+fn archivable(raw: &str) -> String {
+    if raw.contains("\\u0000") {
+        raw.replace("\\u0000", "\\ufffd")
+    } else {
+        raw.to_string()
+    }
+}
+
 /// `form_submission` rows of a batch, as columns.
 #[derive(Default)]
 struct ArchiveRows {
@@ -386,7 +398,7 @@ impl ArchiveRows {
         self.anm_id.push(s.anm_id.clone());
         self.client_version.push(s.client_version);
         self.server_version.push(Some(s.server_version));
-        self.payload.push(raw.to_string());
+        self.payload.push(archivable(raw));
         self.status.push(status.to_string());
     }
 
@@ -400,7 +412,7 @@ impl ArchiveRows {
         self.anm_id.push(None);
         self.client_version.push(None);
         self.server_version.push(f.server_version);
-        self.payload.push(raw.to_string());
+        self.payload.push(archivable(raw));
         self.status.push("failed".to_string());
     }
 
@@ -605,4 +617,34 @@ async fn write_resolved(
         Ok::<(), Error>(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_nul_characters_are_replaced_for_the_archive() {
+        assert_eq!(archivable(r#"{"a":"x\u0000y"}"#), r#"{"a":"x\ufffdy"}"#);
+        assert_eq!(archivable(r#"{"a":"plain"}"#), r#"{"a":"plain"}"#);
+    }
+
+    #[test]
+    fn a_full_page_on_one_server_version_is_stuck() {
+        let request = PageRequest {
+            timestamp: 10,
+            batch_size: 2,
+        };
+        let report = BatchReport {
+            full: true,
+            next_timestamp: 10,
+            ..BatchReport::default()
+        };
+        assert!(report.stuck(&request));
+        let moved = BatchReport {
+            next_timestamp: 11,
+            ..report.clone()
+        };
+        assert!(!moved.stuck(&request));
+    }
 }

@@ -193,7 +193,18 @@ impl Migrator {
             if page.is_empty() {
                 break;
             }
-            source.update(|l| l.batch_in_progress = page.len());
+            let newest = page
+                .last()
+                .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+                .and_then(|v| match v.get("serverVersion") {
+                    Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
+                    Some(serde_json::Value::Number(n)) => n.as_i64(),
+                    _ => None,
+                });
+            source.update(|l| {
+                l.batch_in_progress = page.len();
+                l.newest_seen = l.newest_seen.max(newest.unwrap_or(0));
+            });
             let outcome =
                 process_page(&self.pool, &self.catalog, source.name(), request, &page).await;
             source.update(|l| l.batch_in_progress = 0);
