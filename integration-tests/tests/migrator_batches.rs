@@ -845,3 +845,73 @@ async fn poll_once_drains_a_source_and_prints_a_summary() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn form_mapping_renames_and_too_long_text_fails_instead_of_being_cut() {
+    let upstream = FakeUpstream::sample().await;
+    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = db_handle.client().await;
+    db.batch_execute(
+        "CREATE TABLE \"EC Edits\" (
+            id bigserial PRIMARY KEY, instance_id text NOT NULL UNIQUE, anm_id text,
+            entity_id text, form_name text, server_version timestamptz, \"couple id\" text);
+         ALTER TABLE pnc_visit ALTER COLUMN delivery_outcome TYPE varchar(5);",
+    )
+    .await
+    .expect("tables");
+    let settings = source("drishti", &upstream, 100, 3600.0);
+    let service = integration_tests::services::start_migrator_on(&db_handle.url, |c| {
+        c.sources = vec![settings];
+        c.form_mapping.insert(
+            "ec_edit_v9".into(),
+            migrator_service::config::FormMapping {
+                table: Some("EC Edits".into()),
+                columns: [("id".to_string(), "couple id".to_string())].into(),
+            },
+        );
+    })
+    .await;
+    wait_for("the sample page", PATIENCE, || async {
+        watermark(&db, "drishti").await == SAMPLE_WATERMARK
+    })
+    .await;
+    let row = db
+        .query_one(
+            "SELECT instance_id, \"couple id\", anm_id FROM \"EC Edits\"",
+            &[],
+        )
+        .await
+        .expect("the mapped form is written to its mapped table");
+    assert_eq!(
+        row.get::<_, String>(0),
+        "5e904c61-adbf-4ec0-b132-4d5e6f708192"
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("7d1e0c3b-5a9f-4e2d-8c61-2b3a4c5d6e7f")
+    );
+    assert_eq!(
+        count(&db, "pnc_visit").await,
+        0,
+        "not written cut to 5 characters"
+    );
+    assert_eq!(
+        count(&db, "child_pnc_visit").await,
+        0,
+        "nor its sub-form rows"
+    );
+    let reason: String = db
+        .query_one(
+            "SELECT failure_reason FROM error_audit WHERE form_name = 'pnc_visit'",
+            &[],
+        )
+        .await
+        .expect("pnc_visit failed")
+        .get(0);
+    assert_eq!(
+        reason,
+        "Invalid value for deliveryOutcome: \"live_birth\" is 10 characters long, more than the column's limit of 5"
+    );
+    assert_eq!(count(&db, "error_audit").await, 3);
+    drop(service);
+}
