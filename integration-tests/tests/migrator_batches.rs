@@ -915,3 +915,35 @@ async fn form_mapping_renames_and_too_long_text_fails_instead_of_being_cut() {
     assert_eq!(count(&db, "error_audit").await, 3);
     drop(service);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_page_records_no_failure_twice() {
+    let upstream = FakeUpstream::sample().await;
+    upstream.fail_next([Fault::Pass, Fault::RepeatLastPage]);
+    let settings = source("drishti", &upstream, 100, 3600.0);
+    let migrator = TestMigrator::start(|c| c.sources = vec![settings]).await;
+    let db = migrator.db.client().await;
+    wait_for("the repeat and the empty page", PATIENCE, || async {
+        upstream.requests().len() >= 3
+    })
+    .await;
+    wait_for("two audit rows", PATIENCE, || async {
+        count(&db, "migration_audit").await == 2
+    })
+    .await;
+    assert_eq!(
+        count(&db, "error_audit").await,
+        3,
+        "no failure recorded twice"
+    );
+    assert_eq!(count(&db, "form_submission").await, 7);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT duplicate_form_entries::int8 FROM migration_audit ORDER BY id DESC LIMIT 1"
+        )
+        .await,
+        7
+    );
+    assert_eq!(watermark(&db, "drishti").await, SAMPLE_WATERMARK);
+}
