@@ -381,6 +381,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let c = load(include_str!("../config.example.yaml")).expect("the example loads");
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.sources[0].batch_size, 100);
+        assert_eq!(c.sources[0].poll_interval(), Duration::from_secs(180));
+        assert!(c.form_mapping.contains_key("ec_edit_v9"));
+    }
+
+    #[test]
     fn reads_form_mapping() {
         let c = load("form_mapping:\n  ec_edit_v9:\n    table: ec_registration\n    columns:\n      wifeName: name_of_wife\n").expect("loads");
         let m = &c.form_mapping["ec_edit_v9"];

@@ -287,6 +287,20 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"not a certificate").expect("write");
+        let mut settings = SourceSettings::new("a", "https://example.org/all-form-submissions");
+        settings.ca_certificate = Some(f.path().to_path_buf());
+        let err = Upstream::new(&settings).err().expect("refused");
+        assert!(matches!(err, UpstreamError::Setup(_)), "{err}");
+        assert!(err.stops_the_source());
+        settings.ca_certificate = None;
+        assert!(Upstream::new(&settings).is_ok());
+    }
+
+    #[test]
     fn urls_are_shown_without_credentials() {
         assert_eq!(
             display_url("https://user:pw@example.org/all-form-submissions"),
