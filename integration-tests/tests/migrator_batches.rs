@@ -947,3 +947,44 @@ async fn a_repeated_page_records_no_failure_twice() {
     );
     assert_eq!(watermark(&db, "drishti").await, SAMPLE_WATERMARK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_draining_one_source_at_once_write_each_submission_once() {
+    let generator = Generator {
+        per_version: 3,
+        ..Generator::new(300)
+    };
+    let upstream = FakeUpstream::start(Data::Generated(generator)).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let mut config = migrator_service::Config::default();
+    config.database.url = db.url.clone();
+    config.database.pool_size = 2;
+    config.sources = vec![source("drishti", &upstream, 20, 3600.0)];
+    let replicas: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = service_kit::db::build_pool(&config.database);
+            std::sync::Arc::new(migrator_service::app::build_migrator(pool, &config))
+        })
+        .collect();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runs = replicas.iter().map(|m| {
+        let m = m.clone();
+        let stop = stop.clone();
+        async move {
+            let source = m.source("drishti").cloned().expect("source");
+            m.drain(&source, &stop, |_| {}).await
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let written: usize = results
+        .iter()
+        .map(|r| r.as_ref().expect("both drains succeed").written)
+        .sum();
+    assert_eq!(written, 300, "the two replicas share the work: {results:?}");
+    let client = db.client().await;
+    assert_generated_exactly_once(&client, 300).await;
+    assert_eq!(
+        watermark(&client, "drishti").await,
+        generator.server_version(299)
+    );
+}
