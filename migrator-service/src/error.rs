@@ -31,6 +31,15 @@ pub enum Error {
     /// The upstream of a source failed (see [`crate::upstream::UpstreamError`]).
     #[error(transparent)]
     Upstream(#[from] crate::upstream::UpstreamError),
+
+    /// A drain cannot move past a `serverVersion` that more submissions
+    /// share than the largest page holds.
+    #[error("{0}")]
+    NoProgress(String),
+
+    /// The work stopped because the service is shutting down.
+    #[error("stopped by shutdown")]
+    Shutdown,
 }
 
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for Error {
@@ -60,6 +69,8 @@ impl From<Error> for Status {
             }
             Error::Kit(e) => Status::internal(e.to_string()),
             Error::Upstream(e) => Status::unavailable(e.to_string()),
+            Error::NoProgress(m) => Status::failed_precondition(m),
+            Error::Shutdown => Status::unavailable("the service is shutting down"),
         }
     }
 }

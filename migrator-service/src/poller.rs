@@ -115,20 +115,6 @@ impl Source {
     }
 }
 
-/// Why a drain ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum DrainError {
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    #[error(transparent)]
-    Repository(#[from] Error),
-    /// Every submission of a page of the largest size shares one serverVersion.
-    #[error("{0}")]
-    NoProgress(String),
-    #[error("stopped by shutdown")]
-    Shutdown,
-}
-
 /// The domain façade: sources, the repository pool and the catalog.
 pub struct Migrator {
     pub pool: Pool,
@@ -163,18 +149,18 @@ impl Migrator {
         source: &Source,
         shutdown: &CancellationToken,
         mut progress: impl FnMut(&DrainSummary),
-    ) -> Result<DrainSummary, DrainError> {
+    ) -> Result<DrainSummary, Error> {
         let upstream = source
             .upstream
             .as_ref()
-            .map_err(|e| DrainError::Upstream(UpstreamError::Setup(e.clone())))?;
+            .map_err(|e| Error::Upstream(UpstreamError::Setup(e.clone())))?;
         let _one_at_a_time = source.draining.lock().await;
         let mut summary = DrainSummary::default();
         let base = source.settings.batch_size;
         let mut batch_size = base;
         loop {
             let cursor = {
-                let mut conn = self.pool.get().await.map_err(Error::from)?;
+                let mut conn = self.pool.get().await?;
                 read_cursor(&mut conn, source.name()).await?
             };
             summary.watermark = cursor.watermark;
@@ -187,8 +173,8 @@ impl Migrator {
                 batch_size,
             };
             let page = tokio::select! {
-                page = upstream.fetch(request.timestamp, request.batch_size) => page?,
-                () = shutdown.cancelled() => return Err(DrainError::Shutdown),
+                page = upstream.fetch(request.timestamp, request.batch_size) => page.map_err(Error::Upstream)?,
+                () = shutdown.cancelled() => return Err(Error::Shutdown),
             };
             if page.is_empty() {
                 break;
@@ -236,7 +222,7 @@ impl Migrator {
                         // Only a larger page can get past a serverVersion
                         // that more submissions share than fit on one page.
                         if batch_size >= MAX_BATCH_SIZE {
-                            return Err(DrainError::NoProgress(format!(
+                            return Err(Error::NoProgress(format!(
                                 "more than {MAX_BATCH_SIZE} submissions share serverVersion {}; the upstream cannot page past them",
                                 report.watermark
                             )));
@@ -248,7 +234,7 @@ impl Migrator {
                 }
             }
             if shutdown.is_cancelled() {
-                return Err(DrainError::Shutdown);
+                return Err(Error::Shutdown);
             }
         }
         Ok(summary)
@@ -293,24 +279,24 @@ impl Migrator {
                     }
                     Some(source.settings.poll_interval())
                 }
-                Err(DrainError::Shutdown) => break,
-                Err(DrainError::Upstream(e)) if e.stops_the_source() => {
+                Err(Error::Shutdown) => break,
+                Err(Error::Upstream(e)) if e.stops_the_source() => {
                     tracing::error!(source = %name, error = %e, "source stopped; it resumes on RunNow or restart");
                     source.fail(State::Stopped, e.to_string());
                     None
                 }
-                Err(DrainError::Repository(e)) => {
+                Err(e @ (Error::Upstream(_) | Error::NoProgress(_))) => {
+                    tracing::warn!(source = %name, error = %e, "poll failed; retrying at the next interval");
+                    source.fail(State::BackingOff, e.to_string());
+                    Some(source.settings.poll_interval())
+                }
+                Err(e) => {
                     tracing::warn!(source = %name, error = %e, retry_in_ms = database_backoff.as_millis() as u64, "repository error; backing off");
                     source.fail(State::BackingOff, e.to_string());
                     let wait = jitter(database_backoff);
                     database_backoff = (database_backoff * 2)
                         .min(retry.max_delay().max(Duration::from_millis(100)));
                     Some(wait)
-                }
-                Err(e) => {
-                    tracing::warn!(source = %name, error = %e, "poll failed; retrying at the next interval");
-                    source.fail(State::BackingOff, e.to_string());
-                    Some(source.settings.poll_interval())
                 }
             };
             source.update(|l| l.next_poll = wait.map(|w| SystemTime::now() + w));
