@@ -147,3 +147,58 @@ async fn a_body_that_is_not_json_leaves_the_watermark_and_is_retried_at_the_next
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_killed_mid_drain_resumes_and_writes_each_submission_once() {
+    use integration_tests::binaries::{ServiceProcess, binary, free_addr};
+    use integration_tests::postgres::TestDatabase;
+
+    let generator = Generator::new(3000);
+    let upstream = FakeUpstream::start(Data::Generated(generator)).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("migrator.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sources:\n  - name: drishti\n    url: {}\n    batch_size: 25\n    poll_interval_seconds: 3600\n",
+            upstream.url()
+        ),
+    )
+    .expect("config");
+    let exe = binary("migrator-service", "migrator-service");
+    let config_arg = config.to_string_lossy().to_string();
+    let start = || {
+        let addr = free_addr();
+        let listen = addr.to_string();
+        ServiceProcess::start(
+            &exe,
+            &["--config", &config_arg, "serve"],
+            &[
+                ("DATABASE_URL", db.url.as_str()),
+                ("GRPC_LISTEN", listen.as_str()),
+            ],
+            addr,
+        )
+    };
+    let sql = db.client().await;
+    let mut first = tokio::task::block_in_place(start);
+    wait_for("part of the backlog", PATIENCE, || async {
+        form_rows(&sql).await.1 >= 300
+    })
+    .await;
+    first.kill();
+    let written_before = form_rows(&sql).await.1;
+    assert!(
+        written_before < 3000,
+        "killed before the end ({written_before})"
+    );
+
+    let second = tokio::task::block_in_place(start);
+    wait_for("the whole backlog", Duration::from_secs(60), || async {
+        watermark(&sql, "drishti").await == generator.server_version(2999)
+    })
+    .await;
+    assert_generated_exactly_once(&sql, 3000).await;
+    drop(second);
+}
