@@ -919,6 +919,12 @@ async fn form_mapping_renames_and_too_long_text_fails_instead_of_being_cut() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_page_records_no_failure_twice() {
     let upstream = FakeUpstream::sample().await;
+    // An element without an instanceId: the archive cannot recognise it.
+    upstream.push_elements([serde_json::json!({
+        "formName": "ec_registration",
+        "serverVersion": "1424300000000",
+        "formInstance": "{}"
+    })]);
     upstream.fail_next([Fault::Pass, Fault::RepeatLastPage]);
     let settings = source("drishti", &upstream, 100, 3600.0);
     let migrator = TestMigrator::start(|c| c.sources = vec![settings]).await;
@@ -933,8 +939,16 @@ async fn a_repeated_page_records_no_failure_twice() {
     .await;
     assert_eq!(
         count(&db, "error_audit").await,
-        3,
+        4,
         "no failure recorded twice"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM error_audit WHERE failure_reason = 'Invalid submission: no instanceId'"
+        )
+        .await,
+        1
     );
     assert_eq!(count(&db, "form_submission").await, 7);
     assert_eq!(
@@ -945,7 +959,7 @@ async fn a_repeated_page_records_no_failure_twice() {
         .await,
         7
     );
-    assert_eq!(watermark(&db, "drishti").await, SAMPLE_WATERMARK);
+    assert_eq!(watermark(&db, "drishti").await, 1_424_300_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -443,6 +443,8 @@ impl ArchiveRows {
     }
 }
 
+/// Failures without an instance id cannot be recognised as repeats by the
+/// archive, so an identical one already recorded is not recorded twice.
 async fn insert_errors(
     conn: &mut AsyncPgConnection,
     source: &str,
@@ -470,7 +472,10 @@ async fn insert_errors(
          detailed_reason, raw_payload) \
          SELECT $1, u.i, u.f, u.s, u.r, u.d, u.p \
          FROM unnest($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[]) \
-         WITH ORDINALITY AS u(i, f, s, r, d, p, n) ORDER BY u.n",
+         WITH ORDINALITY AS u(i, f, s, r, d, p, n) \
+         WHERE u.i IS NOT NULL OR NOT EXISTS (SELECT 1 FROM error_audit e \
+           WHERE e.source = $1 AND e.instance_id IS NULL AND e.raw_payload = u.p) \
+         ORDER BY u.n",
     )
     .bind::<Text, _>(source)
     .bind::<Array<Nullable<Text>>, _>(instance_id)

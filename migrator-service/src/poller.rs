@@ -26,6 +26,9 @@ pub enum State {
     Stopped,
 }
 
+/// Pages in a row that move the cursor nowhere before a drain gives up.
+const MAX_STALLS: u32 = 3;
+
 /// The live part of a source's status (the rest is in the repository).
 #[derive(Debug, Clone, Default)]
 pub struct Live {
@@ -158,6 +161,7 @@ impl Migrator {
         let mut summary = DrainSummary::default();
         let base = source.settings.batch_size;
         let mut batch_size = base;
+        let mut stalls = 0u32;
         loop {
             let cursor = {
                 let mut conn = self.pool.get().await?;
@@ -218,6 +222,20 @@ impl Migrator {
                         "batch committed"
                     );
                     progress(&summary);
+                    // A page that moves the cursor nowhere (nothing after
+                    // the timestamp, or no readable serverVersion): a one-off
+                    // repeat is tolerated, an upstream stuck on it is not.
+                    if !report.full && report.next_timestamp <= request.timestamp {
+                        stalls += 1;
+                        if stalls >= MAX_STALLS {
+                            return Err(Error::NoProgress(format!(
+                                "{MAX_STALLS} pages after timestamp {} moved the watermark nowhere (no newer readable serverVersion); trying again at the next interval",
+                                request.timestamp
+                            )));
+                        }
+                    } else {
+                        stalls = 0;
+                    }
                     if report.stuck(&request) {
                         // Only a larger page can get past a serverVersion
                         // that more submissions share than fit on one page.
