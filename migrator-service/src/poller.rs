@@ -5,11 +5,14 @@
 //! processes in step). When PostgreSQL is down the job pauses with backoff
 //! and resumes from the committed watermark.
 
-use crate::batch::{BatchOutcome, BatchReport, PageRequest, process_page, read_cursor};
+use crate::batch::{
+    BatchOutcome, BatchReport, PageRequest, decode_page, next_timestamp, process_page, read_cursor,
+};
 use crate::catalog::SharedCatalog;
 use crate::config::{MAX_BATCH_SIZE, SourceSettings};
 use crate::error::Error;
 use crate::upstream::{Upstream, UpstreamError};
+use serde_json::value::RawValue;
 use service_kit::db::Pool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -41,6 +44,19 @@ pub struct Live {
     /// The last watermark read or committed (for status while PostgreSQL is down).
     pub watermark: i64,
     pub batch_in_progress: usize,
+}
+
+/// A page asked for ahead of time; abandoned (and its request cancelled)
+/// when the drain goes another way.
+struct Prefetch {
+    request: PageRequest,
+    handle: tokio::task::JoinHandle<Result<Vec<Box<RawValue>>, UpstreamError>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 /// Totals of one drain.
@@ -162,6 +178,7 @@ impl Migrator {
         let base = source.settings.batch_size;
         let mut batch_size = base;
         let mut stalls = 0u32;
+        let mut prefetched: Option<Prefetch> = None;
         loop {
             let cursor = {
                 let mut conn = self.pool.get().await?;
@@ -176,27 +193,50 @@ impl Migrator {
                 timestamp: cursor.next_timestamp,
                 batch_size,
             };
-            let page = tokio::select! {
-                page = upstream.fetch(request.timestamp, request.batch_size) => page.map_err(Error::Upstream)?,
-                () = shutdown.cancelled() => return Err(Error::Shutdown),
+            let fetched = match prefetched.take() {
+                Some(mut ahead) if ahead.request == request => tokio::select! {
+                    r = &mut ahead.handle => r.unwrap_or_else(|e| {
+                        Err(UpstreamError::Setup(format!("the page fetch stopped: {e}")))
+                    }),
+                    () = shutdown.cancelled() => return Err(Error::Shutdown),
+                },
+                _ => tokio::select! {
+                    page = upstream.fetch(request.timestamp, request.batch_size) => page,
+                    () = shutdown.cancelled() => return Err(Error::Shutdown),
+                },
             };
+            let page = fetched.map_err(Error::Upstream)?;
             if page.is_empty() {
                 break;
             }
-            let newest = page
-                .last()
-                .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
-                .and_then(|v| match v.get("serverVersion") {
-                    Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
-                    Some(serde_json::Value::Number(n)) => n.as_i64(),
-                    _ => None,
-                });
+            let decoded = decode_page(&page);
             source.update(|l| {
                 l.batch_in_progress = page.len();
-                l.newest_seen = l.newest_seen.max(newest.unwrap_or(0));
+                l.newest_seen = l.newest_seen.max(decoded.max_server_version.unwrap_or(0));
+            });
+            // Ask for the next page while this one is written: where it
+            // starts follows from this page alone (the same rule the
+            // committed cursor follows), so the wait for the upstream
+            // overlaps the wait for PostgreSQL.
+            let next_timestamp = next_timestamp(&request, page.len(), decoded.max_server_version);
+            let full = page.len() >= request.batch_size as usize;
+            let next = PageRequest {
+                timestamp: next_timestamp,
+                batch_size: if full && next_timestamp <= request.timestamp {
+                    batch_size.saturating_mul(2).min(MAX_BATCH_SIZE)
+                } else {
+                    base
+                },
+            };
+            let ahead = upstream.clone();
+            prefetched = Some(Prefetch {
+                request: next,
+                handle: tokio::spawn(
+                    async move { ahead.fetch(next.timestamp, next.batch_size).await },
+                ),
             });
             let outcome =
-                process_page(&self.pool, &self.catalog, source.name(), request, &page).await;
+                process_page(&self.pool, &self.catalog, source.name(), request, &decoded).await;
             source.update(|l| l.batch_in_progress = 0);
             match outcome? {
                 BatchOutcome::Superseded => {

@@ -1,16 +1,18 @@
 //! `migrator-bench`: the forms migrator's throughput and memory.
 //!
-//! For each batch size: N generated submissions from the in-process fake
-//! upstream (over real HTTP on loopback) drained into a fresh repository by
+//! For each batch size: N generated submissions from the fake upstream (the
+//! `fake-upstream` binary, over real HTTP on loopback) drained into a fresh
+//! repository by
 //! the migrator's own drain, then the same rows (form rows, sub-form rows
 //! and archive rows, converted by the migrator's own code) written with
 //! `COPY` into another fresh repository, in the same run. Ratios count, not
 //! absolute seconds: the machines are shared and noisy.
 //!
 //! Memory: the process's peak RSS (VmHWM, reset before each drain) and its
-//! RSS as the drain goes on. The process also holds the fake upstream, which
-//! builds each page on demand, so the figures are an upper bound for the
-//! migrator.
+//! RSS as the drain goes on.
+//!
+//! Run: `cargo build --release -p integration-tests --bins &&
+//! target/release/migrator-bench [--count N]`.
 
 use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -43,6 +45,64 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// The upstream: the `fake-upstream` binary beside this one when it is
+/// there (another process, as a real server is, so its work is not counted
+/// in this process's time or memory), else an in-process fake.
+struct Upstream {
+    url: String,
+    place: &'static str,
+    _child: Option<ChildGuard>,
+    _in_process: Option<FakeUpstream>,
+}
+
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Upstream {
+    async fn start(count: usize) -> Result<Self, String> {
+        let sibling = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("fake-upstream")))
+            .filter(|p| p.exists());
+        if let Some(path) = sibling {
+            let port = integration_tests::postgres::free_port()?;
+            let listen = format!("127.0.0.1:{port}");
+            let child = std::process::Command::new(&path)
+                .args(["--listen", &listen, "--generate", &count.to_string()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let guard = ChildGuard(child);
+            let started = Instant::now();
+            while std::net::TcpStream::connect(&listen).is_err() {
+                if started.elapsed() > Duration::from_secs(10) {
+                    return Err("fake-upstream did not start".into());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return Ok(Self {
+                url: format!("http://{listen}{}", integration_tests::fake_upstream::PATH),
+                place: "the `fake-upstream` binary, a separate process",
+                _child: Some(guard),
+                _in_process: None,
+            });
+        }
+        let fake = FakeUpstream::start(Data::Generated(Generator::new(count))).await;
+        Ok(Self {
+            url: fake.url(),
+            place: "an in-process fake (its work is counted with the migrator's)",
+            _child: None,
+            _in_process: Some(fake),
+        })
+    }
 }
 
 /// One batch size's results.
@@ -80,14 +140,14 @@ fn reset_peak_rss() {
 
 async fn drain(
     count: usize,
-    upstream: &FakeUpstream,
+    upstream_url: &str,
     batch_size: u32,
 ) -> Result<(Duration, u64, Vec<(usize, u64)>), String> {
     let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
     let mut config = Config::default();
     config.database.url = db.url.clone();
     config.database.pool_size = 2;
-    let mut source = SourceSettings::new("bench", upstream.url());
+    let mut source = SourceSettings::new("bench", upstream_url);
     source.batch_size = batch_size;
     source.request_timeout_seconds = 120.0;
     config.sources = vec![source];
@@ -310,14 +370,14 @@ async fn copy_baseline(generator: &Generator) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
-fn report(count: usize, runs: &[Run], command: &str) -> String {
+fn report(count: usize, runs: &[Run], command: &str, upstream: &str) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "## Forms migrator\n");
     let _ = writeln!(
         t,
         "Produced by `{command}` on the project machine (2 shared cores). {count} generated submissions \
-         (four forms in turn; every fourth a `pnc_visit` with two `child_pnc_visit` rows) from the local fake \
-         upstream over HTTP into a fresh repository, against `COPY` of the same rows (form, sub-form and \
+         (four forms in turn; every fourth a `pnc_visit` with two `child_pnc_visit` rows) served over loopback HTTP \
+         by {upstream}, drained into a fresh repository, against `COPY` of the same rows (form, sub-form and \
          `form_submission` archive rows, converted by the migrator's own code beforehand) into another fresh \
          repository in the same run. The ratio is what counts; the target at batch size 1,000 is 0.25.\n"
     );
@@ -349,8 +409,9 @@ fn report(count: usize, runs: &[Run], command: &str) -> String {
     }
     let _ = writeln!(
         t,
-        "\nThe reference system managed 100 submissions per 3 minutes (0.56/s). Peak RSS is of the whole \
-         benchmark process (migrator and fake upstream), reset before each drain."
+        "\nThe reference system managed 100 submissions per 3 minutes (0.56/s). Peak RSS (VmHWM) is of the \
+         benchmark process, which runs the migrator's drain, reset before each drain; the RSS column samples it \
+         every tenth of the backlog."
     );
     t
 }
@@ -378,14 +439,15 @@ fn write_section(path: &PathBuf, section: &str) -> Result<(), String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let generator = Generator::new(args.count);
-    let upstream = FakeUpstream::start(Data::Generated(generator)).await;
+    let upstream = Upstream::start(args.count).await?;
     let mut runs = Vec::new();
     for &batch_size in &args.batch_sizes {
         eprintln!(
             "batch size {batch_size}: draining {} submissions…",
             args.count
         );
-        let (migrator, peak_rss_kb, rss_samples) = drain(args.count, &upstream, batch_size).await?;
+        let (migrator, peak_rss_kb, rss_samples) =
+            drain(args.count, &upstream.url, batch_size).await?;
         eprintln!("batch size {batch_size}: COPY of the same rows…");
         let copy = copy_baseline(&generator).await?;
         runs.push(Run {
@@ -397,7 +459,7 @@ async fn run(args: Args) -> Result<(), String> {
         });
     }
     let command = format!(
-        "cargo run --release -p integration-tests --bin migrator-bench -- --count {} --batch-sizes {}",
+        "cargo build --release -p integration-tests --bins && target/release/migrator-bench --count {} --batch-sizes {}",
         args.count,
         args.batch_sizes
             .iter()
@@ -405,7 +467,7 @@ async fn run(args: Args) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let section = report(args.count, &runs, &command);
+    let section = report(args.count, &runs, &command, upstream.place);
     println!("{section}");
     write_section(&args.output, &section)?;
     if let Some(path) = &args.json {
