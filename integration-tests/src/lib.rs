@@ -7,5 +7,7 @@ pub mod avni;
 pub mod bench;
 pub mod binaries;
 pub mod etl;
+pub mod fake_upstream;
+pub mod migrator;
 pub mod postgres;
 pub mod services;

@@ -1,14 +1,17 @@
 //! Wiring: the real server, used by `main.rs` and by tests (on port 0).
 
+use crate::catalog::{Naming, SharedCatalog};
 use crate::config::Config;
 use crate::error::Error;
 use crate::grpc::MigratorApi;
 use crate::migrations::migrations;
+use crate::poller::Migrator;
 use avni_proto::migrator::v1::FILE_DESCRIPTOR_SET;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigratorServer;
 use service_kit::ServiceBase;
 use service_kit::db::Pool;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
@@ -47,7 +50,8 @@ impl App {
         self.base.pool.clone()
     }
 
-    /// Serves until the shutdown token is cancelled.
+    /// Serves, and runs each source's batch job, until the shutdown token
+    /// is cancelled; then lets the jobs finish the batch in hand.
     pub async fn run_until_stopped(self) -> Result<(), Error> {
         let ServiceBase {
             pool,
@@ -55,12 +59,28 @@ impl App {
             routes,
             auth,
             shutdown,
+            database_up,
             ..
         } = self.base;
-        let api = FormsMigratorServer::new(MigratorApi::new(pool))
+        let migrator = Arc::new(build_migrator(pool, &self.config));
+        let jobs = migrator.spawn_all(database_up, shutdown.child_token());
+        let api = FormsMigratorServer::new(MigratorApi::new(migrator))
             .max_decoding_message_size(self.config.server.max_message_bytes);
         let routes = routes.add_service(InterceptedService::new(api, auth));
-        service_kit::server::serve(routes, listener, &self.config.server, shutdown).await?;
+        let served =
+            service_kit::server::serve(routes, listener, &self.config.server, shutdown.clone())
+                .await;
+        shutdown.cancel();
+        for job in jobs {
+            let _ = job.await;
+        }
+        served?;
         Ok(())
     }
+}
+
+/// The domain over a pool: the configured sources and the shared catalog.
+pub fn build_migrator(pool: Pool, config: &Config) -> Migrator {
+    let catalog = Arc::new(SharedCatalog::new(Naming::new(config.form_mapping.clone())));
+    Migrator::new(pool, catalog, config.sources.clone())
 }

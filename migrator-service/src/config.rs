@@ -1,11 +1,17 @@
 //! migrator-service's configuration: the shared sections plus the upstream
-//! `sources:`.
+//! `sources:` and the optional `form_mapping:`.
+//!
+//! Durations are given in seconds and may be fractional (`0.5`), so tests can
+//! run with short intervals and timeouts.
 
 use serde::Deserialize;
 use service_kit::config::{
     DatabaseSettings, LogSettings, MetricsSettings, MigrationSettings, ServerSettings,
     ServiceConfig, ServiceDefaults,
 };
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// The whole configuration file. Every key is optional; unknown keys are
 /// errors.
@@ -20,6 +26,46 @@ pub struct Config {
     /// The upstream servers to poll; none means the service only serves its
     /// API (audits, errors) over the repository.
     pub sources: Vec<SourceSettings>,
+    /// Renames for forms whose names do not fit the naming convention, keyed
+    /// by `formName` (or by sub-form name). Forms not listed follow the
+    /// convention: table = form name, column = field name in snake_case, the
+    /// field `id` -> `<bind_type>_id`.
+    pub form_mapping: BTreeMap<String, FormMapping>,
+}
+
+/// How one form (or sub-form) maps onto the repository when the convention
+/// does not fit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormMapping {
+    /// The table that holds this form's rows (default: the form's name).
+    pub table: Option<String>,
+    /// Field name (as sent, e.g. `wifeAge`) -> column name, for fields whose
+    /// column is not the snake_case of the field name.
+    pub columns: BTreeMap<String, String>,
+}
+
+/// A secret from the config (a password): never printed, not even by
+/// `{:?}`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (the HTTP request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// One upstream Drishti-compatible server.
@@ -28,22 +74,135 @@ pub struct Config {
 pub struct SourceSettings {
     /// A short name, used in audits, logs and the API.
     pub name: String,
-    /// The `all-form-submissions` URL.
+    /// The `all-form-submissions` URL (`https://host/all-form-submissions`);
+    /// the service adds `timestamp` and `batch-size`.
     pub url: String,
-    /// Submissions asked for per batch.
+    /// HTTP Basic auth user name; none sends no credentials.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// HTTP Basic auth password. Never logged.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Submissions asked for per batch (`batch-size`). Default 100.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
-    /// Minutes between polls once the backlog is drained.
-    #[serde(default = "default_poll_interval_minutes")]
-    pub poll_interval_minutes: u64,
+    /// Seconds between polls once the backlog is drained. Default 180 (3
+    /// minutes).
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_seconds: f64,
+    /// Seconds allowed to open a connection to the upstream. Default 10.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: f64,
+    /// Seconds allowed for one whole request, body included. Default 60.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: f64,
+    /// A PEM file with extra CA certificates to trust (for an upstream with
+    /// a private CA). The system's roots stay trusted; certificates are
+    /// always verified.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
+    /// Retries of one request on connection errors, timeouts, 5xx and 429.
+    #[serde(default)]
+    pub retry: RetrySettings,
+}
+
+/// `sources[].retry:`: how one upstream request is retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Retries after the first attempt before the poll gives up until the
+    /// next interval. Default 5.
+    pub max_retries: u32,
+    /// First backoff delay in seconds; it doubles on each retry, with
+    /// jitter. Default 0.5.
+    pub min_delay_seconds: f64,
+    /// Largest backoff delay in seconds. Default 30.
+    pub max_delay_seconds: f64,
+    /// Longest `Retry-After` honoured, in seconds; a longer one ends the
+    /// poll until the next interval. Default 300.
+    pub max_retry_after_seconds: f64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            min_delay_seconds: 0.5,
+            max_delay_seconds: 30.0,
+            max_retry_after_seconds: 300.0,
+        }
+    }
+}
+
+impl SourceSettings {
+    /// A source with defaults for everything but its name and URL.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            username: None,
+            password: None,
+            batch_size: default_batch_size(),
+            poll_interval_seconds: default_poll_interval(),
+            connect_timeout_seconds: default_connect_timeout(),
+            request_timeout_seconds: default_request_timeout(),
+            ca_certificate: None,
+            retry: RetrySettings::default(),
+        }
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        seconds(self.poll_interval_seconds)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        seconds(self.connect_timeout_seconds)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        seconds(self.request_timeout_seconds)
+    }
+}
+
+impl RetrySettings {
+    pub fn min_delay(&self) -> Duration {
+        seconds(self.min_delay_seconds)
+    }
+    pub fn max_delay(&self) -> Duration {
+        seconds(self.max_delay_seconds)
+    }
+    pub fn max_retry_after(&self) -> Duration {
+        seconds(self.max_retry_after_seconds)
+    }
+}
+
+/// Seconds to a `Duration`; invalid values were refused by `validate`, so
+/// this only guards against them (as zero).
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }
 
 fn default_batch_size() -> u32 {
     100
 }
+fn default_poll_interval() -> f64 {
+    180.0
+}
+fn default_connect_timeout() -> f64 {
+    10.0
+}
+fn default_request_timeout() -> f64 {
+    60.0
+}
 
-fn default_poll_interval_minutes() -> u64 {
-    3
+/// Largest `batch-size` asked for; bounds memory per batch.
+pub const MAX_BATCH_SIZE: u32 = 10_000;
+
+fn check_seconds(source: &str, key: &str, value: f64, min: f64) -> Result<(), String> {
+    if !value.is_finite() || value < min || value > 7.0 * 24.0 * 3600.0 {
+        return Err(format!(
+            "sources[{source}].{key} must be between {min} and 604800 seconds, got {value}"
+        ));
+    }
+    Ok(())
 }
 
 impl ServiceConfig for Config {
@@ -82,25 +241,167 @@ impl ServiceConfig for Config {
     fn validate(&self) -> Result<(), String> {
         let mut names = std::collections::HashSet::new();
         for source in &self.sources {
-            if source.name.trim().is_empty() {
+            let name = source.name.as_str();
+            if name.trim().is_empty() {
                 return Err("sources[].name must not be empty".into());
             }
-            if !names.insert(source.name.as_str()) {
-                return Err(format!("sources: the name {:?} is used twice", source.name));
+            if !names.insert(name) {
+                return Err(format!("sources: the name {name:?} is used twice"));
             }
-            if !(source.url.starts_with("http://") || source.url.starts_with("https://")) {
+            match reqwest::Url::parse(&source.url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+                _ => {
+                    return Err(format!(
+                        "sources[{name}].url must be an http:// or https:// URL"
+                    ));
+                }
+            }
+            if source.batch_size == 0 || source.batch_size > MAX_BATCH_SIZE {
                 return Err(format!(
-                    "sources[{}].url must be an http:// or https:// URL",
-                    source.name
+                    "sources[{name}].batch_size must be between 1 and {MAX_BATCH_SIZE}"
                 ));
             }
-            if source.batch_size == 0 {
+            if source.password.is_some() && source.username.is_none() {
                 return Err(format!(
-                    "sources[{}].batch_size must be at least 1",
-                    source.name
+                    "sources[{name}].password is set but username is not"
+                ));
+            }
+            check_seconds(
+                name,
+                "poll_interval_seconds",
+                source.poll_interval_seconds,
+                0.01,
+            )?;
+            check_seconds(
+                name,
+                "connect_timeout_seconds",
+                source.connect_timeout_seconds,
+                0.01,
+            )?;
+            check_seconds(
+                name,
+                "request_timeout_seconds",
+                source.request_timeout_seconds,
+                0.01,
+            )?;
+            let retry = &source.retry;
+            check_seconds(
+                name,
+                "retry.min_delay_seconds",
+                retry.min_delay_seconds,
+                0.0,
+            )?;
+            check_seconds(
+                name,
+                "retry.max_delay_seconds",
+                retry.max_delay_seconds,
+                0.0,
+            )?;
+            check_seconds(
+                name,
+                "retry.max_retry_after_seconds",
+                retry.max_retry_after_seconds,
+                0.0,
+            )?;
+            if retry.max_delay_seconds < retry.min_delay_seconds {
+                return Err(format!(
+                    "sources[{name}].retry.max_delay_seconds must not be below min_delay_seconds"
+                ));
+            }
+            if let Some(path) = &source.ca_certificate
+                && !path.is_file()
+            {
+                return Err(format!(
+                    "sources[{name}].ca_certificate {} is not a readable file",
+                    path.display()
                 ));
             }
         }
+        for (form, mapping) in &self.form_mapping {
+            let empty = |s: &str| s.trim().is_empty();
+            if empty(form)
+                || mapping.table.as_deref().is_some_and(empty)
+                || mapping.columns.iter().any(|(k, v)| empty(k) || empty(v))
+            {
+                return Err(format!("form_mapping[{form}]: names must not be empty"));
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn load(yaml: &str) -> Result<Config, String> {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(yaml.as_bytes()).expect("write");
+        service_kit::config::load(Some(f.path()), &HashMap::<String, String>::new())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_a_source_with_defaults() {
+        let c = load(
+            "sources:\n  - name: drishti\n    url: https://example.org/all-form-submissions\n    username: u\n    password: hunter2\n",
+        )
+        .expect("loads");
+        let s = &c.sources[0];
+        assert_eq!(s.batch_size, 100);
+        assert_eq!(s.poll_interval(), Duration::from_secs(180));
+        assert_eq!(s.retry.max_retries, 5);
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("hunter2"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "password leaked: {shown}");
+    }
+
+    #[test]
+    fn refuses_bad_values_and_unknown_keys() {
+        for (yaml, needle) in [
+            ("sources:\n  - name: a\n    url: ftp://x\n", "url"),
+            (
+                "sources:\n  - name: a\n    url: http://x\n    batch_size: 0\n",
+                "batch_size",
+            ),
+            (
+                "sources:\n  - name: a\n    url: http://x\n    poll_interval_seconds: -1\n",
+                "poll_interval_seconds",
+            ),
+            (
+                "sources:\n  - name: a\n    url: http://x\n    colour: red\n",
+                "colour",
+            ),
+            (
+                "sources:\n  - name: a\n    url: http://x\n  - name: a\n    url: http://y\n",
+                "twice",
+            ),
+            (
+                "sources:\n  - name: a\n    url: http://x\n    password: p\n",
+                "username",
+            ),
+        ] {
+            let err = load(yaml).expect_err(yaml);
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = load(include_str!("../config.example.yaml")).expect("the example loads");
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.sources[0].batch_size, 100);
+        assert_eq!(c.sources[0].poll_interval(), Duration::from_secs(180));
+        assert!(c.form_mapping.contains_key("ec_edit_v9"));
+    }
+
+    #[test]
+    fn reads_form_mapping() {
+        let c = load("form_mapping:\n  ec_edit_v9:\n    table: ec_registration\n    columns:\n      wifeName: name_of_wife\n").expect("loads");
+        let m = &c.form_mapping["ec_edit_v9"];
+        assert_eq!(m.table.as_deref(), Some("ec_registration"));
+        assert_eq!(m.columns["wifeName"], "name_of_wife");
     }
 }

@@ -27,6 +27,19 @@ pub enum Error {
     /// Behaviour that a later piece of work provides; the message says what.
     #[error("{0}")]
     Unimplemented(String),
+
+    /// The upstream of a source failed (see [`crate::upstream::UpstreamError`]).
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
+
+    /// A drain cannot move past a `serverVersion` that more submissions
+    /// share than the largest page holds.
+    #[error("{0}")]
+    NoProgress(String),
+
+    /// The work stopped because the service is shutting down.
+    #[error("stopped by shutdown")]
+    Shutdown,
 }
 
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for Error {
@@ -43,11 +56,21 @@ impl From<Error> for Status {
             Error::FailedPrecondition(m) => Status::failed_precondition(m),
             Error::Unavailable(m) => Status::unavailable(format!("PostgreSQL is unavailable: {m}")),
             Error::Unimplemented(m) => Status::unimplemented(m),
+            Error::Database(
+                e @ (diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _,
+                )
+                | diesel::result::Error::BrokenTransactionManager),
+            ) => Status::unavailable(format!("PostgreSQL is unavailable: {e}")),
             Error::Database(e) => {
                 tracing::error!(error = %e, "database error");
                 Status::internal(format!("database error: {e}"))
             }
             Error::Kit(e) => Status::internal(e.to_string()),
+            Error::Upstream(e) => Status::unavailable(e.to_string()),
+            Error::NoProgress(m) => Status::failed_precondition(m),
+            Error::Shutdown => Status::unavailable("the service is shutting down"),
         }
     }
 }

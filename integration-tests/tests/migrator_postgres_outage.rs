@@ -1,0 +1,114 @@
+//! PostgreSQL stopped under a polling migrator: health NOT_SERVING, the
+//! service stays up; started again: the job resumes from the watermark and
+//! nothing is lost or doubled. Uses a private cluster so other tests keep
+//! their server.
+
+use avni_proto::migrator::v1 as pb;
+use avni_proto::migrator::v1::forms_migrator_client::FormsMigratorClient;
+use integration_tests::fake_upstream::{Data, FakeUpstream, Generator};
+use integration_tests::migrator::{
+    PATIENCE, assert_generated_exactly_once, form_rows, source, wait_for, watermark,
+};
+use integration_tests::postgres::{PrivateCluster, TestDatabase, connect};
+use integration_tests::services::{Bearer, TEST_TOKEN, start_migrator_on};
+use std::time::Duration;
+
+const SERVING: i32 = 1;
+const NOT_SERVING: i32 = 2;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothing() {
+    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
+        .await
+        .expect("join")
+        .expect("private cluster");
+    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
+    service_kit::db::run_pending_migrations(&db.url, migrator_service::migrations::migrations)
+        .await
+        .expect("migrate");
+
+    let generator = Generator::new(40);
+    let upstream = FakeUpstream::start(Data::Generated(generator)).await;
+    // Polls every 300 ms, so it is polling when PostgreSQL goes away.
+    let settings = source("drishti", &upstream, 10, 0.3);
+    let service = start_migrator_on(&db.url, |c| {
+        c.sources = vec![settings];
+        c.database.connect_timeout_seconds = 1;
+    })
+    .await;
+    let mut client = FormsMigratorClient::with_interceptor(
+        service.channel().await,
+        Bearer::new(Some(TEST_TOKEN)),
+    );
+    {
+        let sql = connect(&db.url).await.expect("connect");
+        wait_for("the first 40", PATIENCE, || async {
+            form_rows(&sql).await.1 == 40
+        })
+        .await;
+    }
+
+    cluster.stop_server().expect("stop PostgreSQL");
+    // New submissions arrive upstream while the repository is down.
+    let grown = Generator::new(100);
+    upstream.set_data(Data::Generated(grown));
+    wait_for("health NOT_SERVING", PATIENCE, || async {
+        service.health_status("").await.ok() == Some(NOT_SERVING)
+    })
+    .await;
+    assert_eq!(
+        service
+            .health_status("avni.migrator.v1.FormsMigrator")
+            .await
+            .ok(),
+        Some(NOT_SERVING)
+    );
+    let requests_when_down = upstream.request_count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Still answering, and saying why it waits.
+    let status = client
+        .get_status(pb::GetStatusRequest::default())
+        .await
+        .expect("GetStatus answers while PostgreSQL is down")
+        .into_inner();
+    let s = &status.sources[0];
+    assert_eq!(s.state, pb::SourceState::BackingOff as i32, "{s:?}");
+    assert!(!s.last_error.is_empty());
+    assert!(
+        upstream.request_count() <= requests_when_down + 2,
+        "the job pauses instead of polling an upstream it cannot store"
+    );
+    let listing = client
+        .list_audits(pb::ListAuditsRequest::default())
+        .await
+        .expect_err("no repository");
+    assert_eq!(listing.code(), tonic::Code::Unavailable);
+
+    let restart = tokio::task::spawn_blocking(move || cluster.start_server().map(|()| cluster))
+        .await
+        .expect("join")
+        .expect("start PostgreSQL again");
+    wait_for("health SERVING", PATIENCE, || async {
+        service.health_status("").await.ok() == Some(SERVING)
+    })
+    .await;
+    let sql = connect(&db.url).await.expect("connect");
+    wait_for("all 100", PATIENCE, || async {
+        form_rows(&sql).await.1 == 100
+    })
+    .await;
+    wait_for("the final watermark", PATIENCE, || async {
+        watermark(&sql, "drishti").await == grown.server_version(99)
+    })
+    .await;
+    assert_generated_exactly_once(&sql, 100).await;
+    let status = client
+        .get_status(pb::GetStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.sources[0].watermark, grown.server_version(99));
+    drop(service);
+    drop(db);
+    drop(restart);
+}

@@ -1,0 +1,158 @@
+//! Reading the bookkeeping back: batch audits and failed submissions, page
+//! by page (newest first, keyed on id so pages stay stable while batches
+//! commit), and a source's totals.
+
+use crate::error::Error;
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+/// A `migration_audit` row.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct AuditRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    #[diesel(sql_type = BigInt)]
+    pub last_polled_timestamp: i64,
+    #[diesel(sql_type = Integer)]
+    pub total_no_of_form_entries: i32,
+    #[diesel(sql_type = Integer)]
+    pub successfully_processed_form_entries: i32,
+    #[diesel(sql_type = Integer)]
+    pub duplicate_form_entries: i32,
+    #[diesel(sql_type = Integer)]
+    pub failed_form_entries: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_timestamp: DateTime<Utc>,
+}
+
+/// An `error_audit` row.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ErrorRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub instance_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub form_name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub server_version: Option<i64>,
+    #[diesel(sql_type = Text)]
+    pub failure_reason: String,
+    #[diesel(sql_type = Text)]
+    pub detailed_reason: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub raw_payload: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_timestamp: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// One page request: rows with an id below `before_id`, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Batch audits, newest first; `limit + 1` rows are read to know whether
+/// another page follows.
+pub async fn list_audits(
+    conn: &mut AsyncPgConnection,
+    source: Option<&str>,
+    page: Page,
+) -> Result<Vec<AuditRow>, Error> {
+    Ok(diesel::sql_query(
+        "SELECT id, source, last_polled_timestamp, total_no_of_form_entries, \
+         successfully_processed_form_entries, duplicate_form_entries, failed_form_entries, \
+         created_timestamp FROM migration_audit \
+         WHERE ($1::text IS NULL OR source = $1) AND ($2::int8 IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind::<Nullable<Text>, _>(source)
+    .bind::<Nullable<BigInt>, _>(page.before_id)
+    .bind::<BigInt, _>(page.limit + 1)
+    .load(conn)
+    .await?)
+}
+
+/// Failed submissions, newest first.
+pub async fn list_errors(
+    conn: &mut AsyncPgConnection,
+    source: Option<&str>,
+    form_name: Option<&str>,
+    include_resolved: bool,
+    include_payload: bool,
+    page: Page,
+) -> Result<Vec<ErrorRow>, Error> {
+    Ok(diesel::sql_query(
+        "SELECT id, source, instance_id, form_name, server_version, failure_reason, \
+         detailed_reason, CASE WHEN $4 THEN raw_payload END AS raw_payload, \
+         created_timestamp, resolved_at FROM error_audit \
+         WHERE ($1::text IS NULL OR source = $1) AND ($2::text IS NULL OR form_name = $2) \
+           AND ($3 OR resolved_at IS NULL) AND ($5::int8 IS NULL OR id < $5) \
+         ORDER BY id DESC LIMIT $6",
+    )
+    .bind::<Nullable<Text>, _>(source)
+    .bind::<Nullable<Text>, _>(form_name)
+    .bind::<Bool, _>(include_resolved)
+    .bind::<Bool, _>(include_payload)
+    .bind::<Nullable<BigInt>, _>(page.before_id)
+    .bind::<BigInt, _>(page.limit + 1)
+    .load(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct TotalsRow {
+    #[diesel(sql_type = BigInt)]
+    written: i64,
+    #[diesel(sql_type = BigInt)]
+    failed: i64,
+    #[diesel(sql_type = BigInt)]
+    unresolved: i64,
+}
+
+/// A source's totals and last batch.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Written by batches plus resolved by ReprocessErrors.
+    pub written: i64,
+    pub failed: i64,
+    pub unresolved: i64,
+    pub last_batch: Option<AuditRow>,
+}
+
+pub async fn totals(conn: &mut AsyncPgConnection, source: &str) -> Result<Totals, Error> {
+    let row: TotalsRow = diesel::sql_query(
+        "SELECT \
+           (SELECT COALESCE(sum(successfully_processed_form_entries), 0)::int8 FROM migration_audit WHERE source = $1) \
+         + (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NOT NULL) AS written, \
+           (SELECT count(*) FROM error_audit WHERE source = $1) AS failed, \
+           (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NULL) AS unresolved",
+    )
+    .bind::<Text, _>(source)
+    .get_result(conn)
+    .await?;
+    let last = list_audits(
+        conn,
+        Some(source),
+        Page {
+            before_id: None,
+            limit: 0,
+        },
+    )
+    .await?;
+    Ok(Totals {
+        written: row.written,
+        failed: row.failed,
+        unresolved: row.unresolved,
+        last_batch: last.into_iter().next(),
+    })
+}
