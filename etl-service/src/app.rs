@@ -43,6 +43,11 @@ impl App {
         self.base.local_addr
     }
 
+    /// Where `/metrics` is served (when `metrics.enabled`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.base.metrics_addr
+    }
+
     /// Cancel it to stop the server gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.base.shutdown.clone()

@@ -669,6 +669,24 @@ pub async fn events_after(
     .await?)
 }
 
+/// Enabled jobs and queued runs, for the scheduler's gauges.
+pub async fn counts(conn: &mut AsyncPgConnection) -> Result<(i64, i64), Error> {
+    #[derive(QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = BigInt)]
+        enabled: i64,
+        #[diesel(sql_type = BigInt)]
+        queued: i64,
+    }
+    let c: Counts = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM etl_job) AS enabled, \
+                (SELECT count(*) FROM etl_run WHERE status = 'queued') AS queued",
+    )
+    .get_result(conn)
+    .await?;
+    Ok((c.enabled, c.queued))
+}
+
 /// Wakes every replica's scheduler.
 pub async fn notify(conn: &mut AsyncPgConnection) -> Result<(), Error> {
     diesel::sql_query(format!("NOTIFY {WAKEUP_CHANNEL}"))

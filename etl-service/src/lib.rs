@@ -27,6 +27,7 @@ pub mod jobs;
 pub mod layout;
 pub mod lock;
 pub mod metadata;
+pub mod metrics;
 pub mod migrations;
 pub mod name_check;
 pub mod naming;

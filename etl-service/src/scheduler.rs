@@ -153,11 +153,14 @@ impl Scheduler {
             tracing::debug!(queued, "queued scheduled runs");
         }
         let free = slots.available_permits();
-        if free == 0 || shutdown.is_cancelled() {
-            return Ok(());
-        }
-        let lease = self.lease_seconds();
-        let claimed = jobs::claim_runs(&mut conn, &self.worker, free as i64, lease).await?;
+        let claimed = if free == 0 || shutdown.is_cancelled() {
+            Vec::new()
+        } else {
+            let lease = self.lease_seconds();
+            jobs::claim_runs(&mut conn, &self.worker, free as i64, lease).await?
+        };
+        let (enabled, queued) = jobs::counts(&mut conn).await?;
+        crate::metrics::scheduler_state(enabled, queued);
         drop(conn);
         for run in claimed {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -249,6 +252,8 @@ async fn execute_run(
     let span = tracing::info_span!("run", id = run.id, entity = %entity, trigger = %run.trigger);
     tracing::info!(parent: &span, "run claimed");
     let progress = RunProgress::start(pool.clone(), run.id);
+    crate::metrics::run_started();
+    let started = std::time::Instant::now();
     let result = executor.execute(&run, &progress, cancel.clone()).await;
     progress.finish().await;
     let (status, error, detail, tables) = match result {
@@ -262,6 +267,7 @@ async fn execute_run(
             (status, Some(f.message), Some(f.detail), f.tables)
         }
     };
+    crate::metrics::run_finished(status, started.elapsed(), &tables);
     match &error {
         None => tracing::info!(parent: &span, tables = tables.len(), "run succeeded"),
         Some(e) => {

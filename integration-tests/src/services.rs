@@ -75,6 +75,8 @@ pub fn test_config<C: ServiceConfig>(database_url: &str) -> C {
 /// A running service in this process.
 pub struct RunningService {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<Result<(), String>>>,
 }
@@ -87,6 +89,7 @@ impl RunningService {
     {
         Self {
             addr,
+            metrics_addr: None,
             shutdown,
             handle: Some(tokio::spawn(run)),
         }
@@ -119,6 +122,21 @@ impl RunningService {
             })
             .await
             .map(|r| r.into_inner().status)
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn scrape(&self) -> String {
+        let addr = self
+            .metrics_addr
+            .unwrap_or_else(|| panic!("metrics are disabled"));
+        let response = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot scrape {addr}: {e}"));
+        assert!(response.status().is_success(), "{}", response.status());
+        response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the scrape: {e}"))
     }
 
     /// Stops the service gracefully and returns how `run_until_stopped` ended.
@@ -174,10 +192,13 @@ pub async fn start_etl_on(
         .await
         .unwrap_or_else(|e| panic!("etl-service failed to start: {e}"));
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
-    RunningService::spawn(addr, shutdown, async move {
+    let mut service = RunningService::spawn(addr, shutdown, async move {
         app.run_until_stopped().await.map_err(|e| e.to_string())
-    })
+    });
+    service.metrics_addr = metrics_addr;
+    service
 }
 
 /// migrator-service running on a fresh migrated database.
@@ -217,8 +238,11 @@ pub async fn start_migrator_on(
         .await
         .unwrap_or_else(|e| panic!("migrator-service failed to start: {e}"));
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
-    RunningService::spawn(addr, shutdown, async move {
+    let mut service = RunningService::spawn(addr, shutdown, async move {
         app.run_until_stopped().await.map_err(|e| e.to_string())
-    })
+    });
+    service.metrics_addr = metrics_addr;
+    service
 }

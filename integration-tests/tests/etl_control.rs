@@ -720,3 +720,46 @@ async fn list_job_runs_pages_newest_first() {
         .expect_err("negative size");
     assert_eq!(negative.code(), Code::InvalidArgument);
 }
+
+/// A counter's value in a Prometheus scrape (0 when absent).
+fn metric(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(n, _)| *n == name || n.starts_with(&format!("{name}{{")))
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_move_after_a_run() {
+    let (etl, world, _db) = start(&Spec::default(), 3600).await;
+    let org = &world.organisations[0];
+    let entity = org_entity(&org.uuid);
+    let before = etl.service.scrape().await;
+    let mut client = etl.client().await;
+    client
+        .enable_analytics(pb::EnableAnalyticsRequest {
+            entity: Some(entity.clone()),
+        })
+        .await
+        .expect("enable");
+    let run = wait_for_run_after(&mut client, &entity, 0).await;
+    assert!(succeeded(&run));
+    // The recorder is shared by every App in this process, so compare deltas.
+    let after = etl.service.scrape().await;
+    for name in ["etl_runs_started_total", "etl_runs_succeeded_total"] {
+        assert!(
+            metric(&after, name) >= metric(&before, name) + 1.0,
+            "{name} did not move:\n{after}"
+        );
+    }
+    assert!(
+        metric(&after, "etl_rows_upserted_total")
+            >= metric(&before, "etl_rows_upserted_total") + upserted(&run) as f64
+    );
+    assert!(after.contains("etl_run_duration_seconds"), "{after}");
+    assert!(after.contains("etl_organisations_enabled"), "{after}");
+    assert!(after.contains("etl_scheduler_queue_depth"), "{after}");
+}

@@ -1002,3 +1002,55 @@ async fn two_replicas_draining_one_source_at_once_write_each_submission_once() {
         generator.server_version(299)
     );
 }
+
+/// A metric's value in a Prometheus scrape, summed over its label sets that
+/// contain `labels` (0 when absent).
+fn metric(scrape: &str, name: &str, labels: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(n, _)| (*n == name || n.starts_with(&format!("{name}{{"))) && n.contains(labels))
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_written_and_failed_submissions_per_form() {
+    let (_upstream, migrator) = start_on_sample().await;
+    // The recorder is shared by every App of this test process; the source
+    // name keeps this test's series apart from the others' ("drishti" is
+    // shared too, so counts are at least, not exactly, this test's).
+    let scrape = migrator.service.scrape().await;
+    let written = |form: &str| {
+        metric(
+            &scrape,
+            "migrator_submissions_written_total",
+            &format!("form=\"{form}\""),
+        )
+    };
+    for form in [
+        "ec_registration",
+        "anc_registration",
+        "anc_visit",
+        "pnc_visit",
+    ] {
+        assert!(written(form) >= 1.0, "{form} not counted:\n{scrape}");
+    }
+    assert!(
+        metric(
+            &scrape,
+            "migrator_submissions_failed_total",
+            "form=\"ec_edit_v9\""
+        ) >= 1.0,
+        "{scrape}"
+    );
+    assert!(
+        metric(&scrape, "migrator_batches_total", "source=\"drishti\"") >= 1.0,
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("migrator_watermark_lag_ms{source=\"drishti\"}"),
+        "{scrape}"
+    );
+}

@@ -16,7 +16,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::value::RawValue;
 use service_kit::db::Pool;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where a source stands: the committed watermark and where the next poll
 /// starts (one millisecond earlier after a full batch).
@@ -73,6 +73,10 @@ pub struct BatchReport {
     pub next_timestamp: i64,
     /// The page held as many submissions as asked for.
     pub full: bool,
+    /// Submissions written, by form name (for metrics).
+    pub written_by_form: BTreeMap<String, usize>,
+    /// Submissions failed, by form name (`unknown` when it had none).
+    pub failed_by_form: BTreeMap<String, usize>,
 }
 
 impl BatchReport {
@@ -273,6 +277,10 @@ pub async fn process_page(
                 match result {
                     Ok(true) => {
                         report.written += 1;
+                        *report
+                            .written_by_form
+                            .entry(sub.form_name.clone())
+                            .or_default() += 1;
                         archive.push(sub, raw, "written");
                     }
                     Ok(false) => {
@@ -299,6 +307,10 @@ pub async fn process_page(
             archive.push_failure(&f.failure, f.raw);
         }
         report.failed = failures.len();
+        for f in &failures {
+            let form = f.failure.form_name.as_deref().unwrap_or("unknown");
+            *report.failed_by_form.entry(form.to_string()).or_default() += 1;
+        }
         archive.insert(conn, &source).await?;
         insert_errors(conn, &source, &failures).await?;
 

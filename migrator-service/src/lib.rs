@@ -28,6 +28,7 @@ pub mod convert;
 pub mod error;
 pub mod form_writer;
 pub mod grpc;
+pub mod metrics;
 pub mod migrations;
 pub mod poller;
 pub mod submission;

@@ -11,6 +11,7 @@ use crate::batch::{
 use crate::catalog::SharedCatalog;
 use crate::config::{MAX_BATCH_SIZE, SourceSettings};
 use crate::error::Error;
+use crate::metrics;
 use crate::upstream::{Upstream, UpstreamError};
 use serde_json::value::RawValue;
 use service_kit::db::Pool;
@@ -213,6 +214,7 @@ impl Migrator {
             source.update(|l| {
                 l.batch_in_progress = page.len();
                 l.newest_seen = l.newest_seen.max(decoded.max_server_version.unwrap_or(0));
+                metrics::record_lag(source.name(), l.newest_seen, l.watermark);
             });
             // Ask for the next page while this one is written: where it
             // starts follows from this page alone (the same rule the
@@ -248,9 +250,11 @@ impl Migrator {
                 }
                 BatchOutcome::Committed(report) => {
                     summary.add(&report);
+                    metrics::record_batch(source.name(), &report);
                     source.update(|l| {
                         l.watermark = report.watermark;
                         l.newest_seen = l.newest_seen.max(report.watermark);
+                        metrics::record_lag(source.name(), l.newest_seen, l.watermark);
                     });
                     tracing::info!(
                         source = source.name(),

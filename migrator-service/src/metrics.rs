@@ -1,0 +1,36 @@
+//! What the migrator reports to Prometheus (served at `/metrics`):
+//!
+//! - `migrator_submissions_written_total{source,form}`
+//! - `migrator_submissions_failed_total{source,form}`
+//! - `migrator_batches_total{source}`
+//! - `migrator_watermark_lag_ms{source}`: how far the committed watermark is
+//!   behind the newest `serverVersion` seen from the source.
+
+use crate::batch::BatchReport;
+
+/// Counts a committed batch.
+pub fn record_batch(source: &str, report: &BatchReport) {
+    metrics::counter!("migrator_batches_total", "source" => source.to_string()).increment(1);
+    for (form, n) in &report.written_by_form {
+        metrics::counter!(
+            "migrator_submissions_written_total",
+            "source" => source.to_string(),
+            "form" => form.clone()
+        )
+        .increment(*n as u64);
+    }
+    for (form, n) in &report.failed_by_form {
+        metrics::counter!(
+            "migrator_submissions_failed_total",
+            "source" => source.to_string(),
+            "form" => form.clone()
+        )
+        .increment(*n as u64);
+    }
+}
+
+/// Sets the watermark lag of a source.
+pub fn record_lag(source: &str, newest_seen: i64, watermark: i64) {
+    metrics::gauge!("migrator_watermark_lag_ms", "source" => source.to_string())
+        .set((newest_seen - watermark).max(0) as f64);
+}
