@@ -33,10 +33,14 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     if let Some(path) = built.get(name) {
         return path.clone();
     }
+    // Every workspace binary at once: building one package alone would
+    // resolve features differently from the test build and recompile half
+    // the dependency tree.
+    let _ = package;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo build for {name}: {e}"));
     assert!(status.success(), "cargo build of {name} failed");

@@ -1,23 +1,26 @@
-//! The README's grpcurl cookbook, run as written against the real
-//! etl-service binary over a generated organisation: every command must
-//! succeed and print what the README says it does.
+//! The README's grpcurl cookbooks, run as written against the real
+//! binaries (etl-service over a generated organisation, migrator-service
+//! over the fake upstream's sample page): every command must succeed and
+//! print what the README says it does.
 
 use integration_tests::avni::{self, Spec};
 use integration_tests::binaries::{ServiceProcess, binary, free_addr, grpcurl, run_binary};
+use integration_tests::fake_upstream::FakeUpstream;
+use integration_tests::migrator::{PATIENCE, wait_for, watermark};
 use integration_tests::postgres::TestDatabase;
 use std::process::Command;
 
 const TOKEN: &str = "cookbook-token-5d1e";
 
-/// The `grpcurl` lines between the cookbook markers of the README.
-fn cookbook() -> Vec<String> {
+/// The `grpcurl` lines between a cookbook's markers in the README.
+fn cookbook(name: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
     let start = readme
-        .find("<!-- etl-cookbook -->")
+        .find(&format!("<!-- {name} -->"))
         .expect("cookbook start marker");
     let end = readme
-        .find("<!-- /etl-cookbook -->")
+        .find(&format!("<!-- /{name} -->"))
         .expect("cookbook end marker");
     readme[start..end]
         .lines()
@@ -62,7 +65,7 @@ fn expectations(command: &str, org_uuid: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_cookbook_command_works_against_the_real_binary() {
-    let commands = cookbook();
+    let commands = cookbook("etl-cookbook");
     assert_eq!(
         commands.len(),
         10,
@@ -93,6 +96,28 @@ async fn every_cookbook_command_works_against_the_real_binary() {
     let config_path = config.path().to_string_lossy().to_string();
     let service = ServiceProcess::start(&bin, &["--config", &config_path, "serve"], &env, addr);
 
+    let entity = format!(
+        r#"{{"entity":{{"uuid":"{}","type":"ENTITY_TYPE_ORGANISATION"}}}}"#,
+        org.uuid
+    );
+    run_all(
+        &commands,
+        &[("ETL", listen.as_str()), ("ENTITY", entity.as_str())],
+        |c| expectations(c, &org.uuid),
+        &service,
+    );
+    let status = service.terminate();
+    assert!(status.success(), "graceful stop: {status}");
+}
+
+/// Runs each command with bash, the real grpcurl first on PATH, `vars` and
+/// `AUTH` in the environment; checks exit status and expected output.
+fn run_all(
+    commands: &[String],
+    vars: &[(&str, &str)],
+    expected: impl Fn(&str) -> Vec<String>,
+    service: &ServiceProcess,
+) {
     let grpcurl_dir = grpcurl()
         .parent()
         .expect("grpcurl dir")
@@ -102,19 +127,15 @@ async fn every_cookbook_command_works_against_the_real_binary() {
         "{grpcurl_dir}:{}",
         std::env::var("PATH").unwrap_or_default()
     );
-    let entity = format!(
-        r#"{{"entity":{{"uuid":"{}","type":"ENTITY_TYPE_ORGANISATION"}}}}"#,
-        org.uuid
-    );
-    for command in &commands {
-        let out = Command::new("bash")
-            .args(["-c", command])
+    for command in commands {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", command])
             .env("PATH", &path)
-            .env("ETL", &listen)
-            .env("AUTH", format!("authorization: Bearer {TOKEN}"))
-            .env("ENTITY", &entity)
-            .output()
-            .expect("run command");
+            .env("AUTH", format!("authorization: Bearer {TOKEN}"));
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run command");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -122,13 +143,68 @@ async fn every_cookbook_command_works_against_the_real_binary() {
             "{command}\nfailed: {stderr}\n{stdout}\nservice log:\n{}",
             service.log()
         );
-        for expected in expectations(command, &org.uuid) {
+        for want in expected(command) {
             assert!(
-                stdout.contains(&expected),
-                "{command}\nprinted no {expected:?}:\n{stdout}"
+                stdout.contains(&want),
+                "{command}\nprinted no {want:?}:\n{stdout}"
             );
         }
     }
+}
+
+fn migrator_expectations(command: &str) -> Vec<String> {
+    let rpc = command.split('/').next_back().unwrap_or_default();
+    let expected: &[&str] = match rpc {
+        "GetStatus" => &["\"watermark\": \"1424200000003\"", "\"name\": \"drishti\""],
+        "RunNow" => &["\"sources\"", "drishti"],
+        "ListAudits" => &["\"audits\"", "\"lastPolledTimestamp\": \"1424200000003\""],
+        "ListErrors" => &["Unknown form name: ec_edit_v9", "\"rawPayload\""],
+        "ReprocessErrors" => &["\"attempted\""],
+        other => panic!("the migrator cookbook has a command this test does not know: {other}"),
+    };
+    expected.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_migrator_cookbook_command_works_against_the_real_binary() {
+    let commands = cookbook("migrator-cookbook");
+    assert_eq!(commands.len(), 5, "one command per RPC: {commands:#?}");
+    let upstream = FakeUpstream::sample().await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let addr = free_addr();
+    let listen = addr.to_string();
+    let config = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(
+        config.path(),
+        format!(
+            "sources:\n  - name: drishti\n    url: {}\n    poll_interval_seconds: 3600\n",
+            upstream.url()
+        ),
+    )
+    .expect("write config");
+    let config_path = config.path().to_string_lossy().to_string();
+    let bin = binary("migrator-service", "migrator-service");
+    let service = ServiceProcess::start(
+        &bin,
+        &["--config", &config_path, "serve"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("GRPC_LISTEN", listen.as_str()),
+            ("AUTH_TOKENS", TOKEN),
+        ],
+        addr,
+    );
+    let client = db.client().await;
+    wait_for("the sample page to be committed", PATIENCE, || async {
+        watermark(&client, "drishti").await == 1_424_200_000_003
+    })
+    .await;
+    run_all(
+        &commands,
+        &[("MIGRATOR", listen.as_str())],
+        migrator_expectations,
+        &service,
+    );
     let status = service.terminate();
     assert!(status.success(), "graceful stop: {status}");
 }
