@@ -11,7 +11,7 @@
 pub mod bulk;
 pub mod bundle;
 pub mod edit;
-mod metadata;
+pub mod metadata;
 
 pub use bundle::{Bundle, ConceptDef, bundle, uuid_for};
 
