@@ -5,7 +5,7 @@
 //! worker slots); and the scheduler's own cost per tick with N idle jobs,
 //! against a bare `SELECT 1` round trip in the same run.
 //!
-//! cargo run --release -p integration-tests --bin etl-scheduler-bench -- --organisations 1000
+//! cargo run -p integration-tests --bin etl-scheduler-bench -- --organisations 1000
 
 use avni_proto::etl::v1 as pb;
 use clap::Parser;
@@ -61,7 +61,8 @@ async fn main() -> anyhow::Result<()> {
             let mut orgs = Vec::new();
             for i in (lane..spec.organisations).step_by(lanes) {
                 let bundle = avni::bundle(spec.seed.wrapping_add(i as u64), false, 0);
-                let org = avni::metadata::organisation(&client, &spec, &format!("{i}"), bundle).await;
+                let org =
+                    avni::metadata::organisation(&client, &spec, &format!("{i}"), bundle).await;
                 avni::bulk::fill(&client, &org, spec.size).await;
                 orgs.push(org);
             }
@@ -160,9 +161,10 @@ async fn main() -> anyhow::Result<()> {
     let ping = summarise(&mut ping);
 
     let efficiency = floor.as_secs_f64() / all_ran_in.as_secs_f64();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     let table = format!(
         "## ETL scheduler\n\n\
-         Command: `cargo run --release -p integration-tests --bin etl-scheduler-bench -- --organisations {n} --concurrency {concurrency}`\n\n\
+         Command: `{command}` (the work is in PostgreSQL, so a debug build measures the same)\n\n\
          {n} small organisations (4 subject types, programs and encounter types each, a few rows) enabled at once on one replica with {concurrency} worker slots.\n\n\
          | measure | value |\n|---|---|\n\
          | time to enable all (gRPC, one call each) | {:.2} s |\n\
