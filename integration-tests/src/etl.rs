@@ -178,3 +178,193 @@ pub async fn snapshot(
     }
     all
 }
+
+/// A table's columns and their types as PostgreSQL has them, in table
+/// order.
+pub async fn columns(client: &Client, schema: &str, table: &str) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// One table's metadata: whether it is voided, and its columns as
+/// (name, type, voided), by name.
+pub async fn table_metadata(
+    client: &Client,
+    schema: &str,
+    table: &str,
+) -> (bool, std::collections::BTreeMap<String, (String, bool)>) {
+    let rows = client
+        .query(
+            "SELECT t.is_voided, c.name, c.type, c.concept_voided FROM table_metadata t \
+             JOIN column_metadata c ON c.table_id = t.id WHERE t.schema_name = $1 AND t.name = $2",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rows.is_empty(), "no metadata for table {schema}.{table}");
+    let voided = rows[0].get(0);
+    let columns = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(1), (r.get(2), r.get(3))))
+        .collect();
+    (voided, columns)
+}
+
+/// The PostgreSQL spelling of a metadata column type.
+fn catalog_type(metadata_type: &str) -> &str {
+    match metadata_type {
+        "timestamp" => "timestamp without time zone",
+        "timestamptz" => "timestamp with time zone",
+        "time" => "time without time zone",
+        other => other,
+    }
+}
+
+/// Asserts that the metadata tables describe `schema` exactly as it is:
+/// every table and only those, each column with its type, every index.
+pub async fn assert_metadata_describes_schema(client: &Client, schema: &str) {
+    let described: Vec<String> = client
+        .query(
+            "SELECT name FROM table_metadata WHERE schema_name = $1 ORDER BY name",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let actual: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut sorted = described.clone();
+    sorted.sort();
+    let mut actual_sorted = actual;
+    actual_sorted.sort();
+    assert_eq!(sorted, actual_sorted, "tables of {schema}");
+    for table in &described {
+        let (_, meta) = table_metadata(client, schema, table).await;
+        let mut from_meta: Vec<(String, String)> = meta
+            .iter()
+            .map(|(n, (t, _))| (n.clone(), catalog_type(t).to_string()))
+            .collect();
+        from_meta.sort();
+        let mut real = columns(client, schema, table).await;
+        real.sort();
+        assert_eq!(from_meta, real, "columns of {schema}.{table}");
+    }
+    let missing: Vec<String> = client
+        .query(
+            "SELECT i.name FROM index_metadata i JOIN table_metadata t ON t.id = i.table_metadata_id \
+             WHERE t.schema_name = $1 AND NOT EXISTS (SELECT 1 FROM pg_indexes p \
+                 WHERE p.schemaname = $1 AND p.indexname = i.name AND p.tablename = t.name)",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "indexes described but missing: {missing:?}"
+    );
+}
+
+/// The live part of a schema, as a build from scratch would have it: each
+/// table the metadata does not mark voided, with its columns that are not
+/// voided (sorted by name, with their types) and all its rows over those
+/// columns (ordered by key). Voided tables and columns are history a
+/// build from scratch does not have.
+pub type LiveTable = (Vec<(String, String)>, Vec<serde_json::Value>);
+
+pub async fn live_schema(
+    client: &Client,
+    schema: &str,
+) -> std::collections::BTreeMap<String, LiveTable> {
+    let tables: Vec<String> = client
+        .query(
+            "SELECT name FROM table_metadata WHERE schema_name = $1 AND NOT is_voided ORDER BY name",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut all = std::collections::BTreeMap::new();
+    for table in tables {
+        let (_, meta) = table_metadata(client, schema, &table).await;
+        let live: Vec<String> = meta
+            .iter()
+            .filter(|(_, (_, voided))| !voided)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut typed: Vec<(String, String)> = columns(client, schema, &table)
+            .await
+            .into_iter()
+            .filter(|(n, _)| live.contains(n))
+            .collect();
+        typed.sort();
+        let voided: Vec<String> = meta
+            .iter()
+            .filter(|(_, (_, voided))| *voided)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let order = key_columns(client, schema, &table).await;
+        let sql = format!(
+            "SELECT (to_jsonb(t) - $1::text[])::text FROM {} t ORDER BY {}",
+            quote_qualified(schema, &table),
+            order
+                .iter()
+                .map(|c| format!("t.{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = client
+            .query(&sql, &[&voided])
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0))
+                    .unwrap_or_else(|e| panic!("bad json: {e}"))
+            })
+            .collect();
+        all.insert(table, (typed, rows));
+    }
+    all
+}
+
+/// Every row of a view as JSON, in a stable order.
+pub async fn view_rows(client: &Client, schema: &str, view: &str) -> Vec<serde_json::Value> {
+    let sql = format!(
+        "SELECT to_jsonb(v)::text FROM {} v ORDER BY v.reporting_table, v.id",
+        quote_qualified(schema, view)
+    );
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        .iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0)).unwrap_or_else(|e| panic!("bad json: {e}"))
+        })
+        .collect()
+}
