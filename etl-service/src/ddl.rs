@@ -15,7 +15,7 @@ use crate::source::Target;
 use crate::views;
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use service_kit::sql::{quote_ident, quote_qualified};
 
 /// A planned table after the DDL: its metadata id and what happened to it.
@@ -311,56 +311,75 @@ async fn create_table(
         keys.join(", ")
     ));
     let qualified = quote_qualified(schema, &table.name);
-    diesel::sql_query(format!(
+    let indexed: Vec<(usize, &str)> = specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.indexed)
+        .map(|(ordinal, s)| (ordinal, s.name.as_str()))
+        .collect();
+    // One round trip for the table and its indexes: a first build creates
+    // dozens of tables.
+    let mut ddl = vec![format!(
         "CREATE TABLE {qualified} ({})",
         definitions.join(", ")
-    ))
-    .execute(conn)
-    .await?;
+    )];
+    ddl.extend(
+        indexed
+            .iter()
+            .map(|(ordinal, column)| index_statement(schema, &table.name, id, *ordinal, column).1),
+    );
+    conn.batch_execute(&ddl.join(";\n")).await?;
 
     let columns = insert_column_metadata(conn, schema, id, &specs, 0).await?;
-    for (ordinal, spec) in specs.iter().enumerate().filter(|(_, s)| s.indexed) {
-        let column_id = columns.iter().find(|c| c.name == spec.name).map(|c| c.id);
-        create_index(
-            conn,
-            schema,
-            &table.name,
-            id,
-            ordinal,
-            &spec.name,
-            column_id,
-        )
-        .await?;
-    }
+    describe_indexes(conn, &table.name, id, &indexed, &columns).await?;
     Ok(id)
 }
 
-/// An index on one column, described in `index_metadata`; `ordinal` tells
-/// the table's indexes apart.
-async fn create_index(
-    conn: &mut AsyncPgConnection,
+/// The name and `CREATE INDEX` statement of an index on one column;
+/// `ordinal` tells the table's indexes apart.
+fn index_statement(
     schema: &str,
     table: &str,
     table_id: i32,
     ordinal: usize,
     column: &str,
-    column_id: Option<i32>,
-) -> Result<(), Error> {
+) -> (String, String) {
     let name = index_name(table, column, &format!("#{table_id}.{ordinal}"));
-    diesel::sql_query(format!(
+    let statement = format!(
         "CREATE INDEX {} ON {} ({})",
         quote_ident(&name),
         quote_qualified(schema, table),
         quote_ident(column)
-    ))
-    .execute(conn)
-    .await?;
+    );
+    (name, statement)
+}
+
+/// Records the indexes of `indexed` (ordinal, column) in `index_metadata`.
+async fn describe_indexes(
+    conn: &mut AsyncPgConnection,
+    table: &str,
+    table_id: i32,
+    indexed: &[(usize, &str)],
+    columns: &[NamedId],
+) -> Result<(), Error> {
+    if indexed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = indexed
+        .iter()
+        .map(|(ordinal, column)| index_name(table, column, &format!("#{table_id}.{ordinal}")))
+        .collect();
+    let column_ids: Vec<Option<i32>> = indexed
+        .iter()
+        .map(|(_, column)| columns.iter().find(|c| c.name == *column).map(|c| c.id))
+        .collect();
     diesel::sql_query(
-        "INSERT INTO public.index_metadata (table_metadata_id, column_id, name) VALUES ($1, $2, $3)",
+        "INSERT INTO public.index_metadata (table_metadata_id, column_id, name) \
+         SELECT $1, i.column_id, i.name FROM unnest($2, $3) AS i(column_id, name)",
     )
     .bind::<Integer, _>(table_id)
-    .bind::<Nullable<Integer>, _>(column_id)
-    .bind::<Text, _>(&name)
+    .bind::<Array<Nullable<Integer>>, _>(column_ids)
+    .bind::<Array<Text>, _>(names)
     .execute(conn)
     .await?;
     Ok(())
@@ -494,20 +513,18 @@ async fn alter_table(
         .await?
         .id;
         let columns = insert_column_metadata(conn, schema, table_id, &specs, next_order).await?;
-        for (offset, spec) in specs.iter().enumerate().filter(|(_, s)| s.indexed) {
-            let column_id = columns.iter().find(|c| c.name == spec.name).map(|c| c.id);
-            let ordinal = usize::try_from(next_order).unwrap_or_default() + offset;
-            create_index(
-                conn,
-                schema,
-                &table.name,
-                table_id,
-                ordinal,
-                &spec.name,
-                column_id,
-            )
-            .await?;
+        let first = usize::try_from(next_order).unwrap_or_default();
+        let indexed: Vec<(usize, &str)> = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.indexed)
+            .map(|(offset, s)| (first + offset, s.name.as_str()))
+            .collect();
+        for (ordinal, column) in &indexed {
+            let (_, statement) = index_statement(schema, &table.name, table_id, *ordinal, column);
+            diesel::sql_query(statement).execute(conn).await?;
         }
+        describe_indexes(conn, &table.name, table_id, &indexed, &columns).await?;
     }
 
     if evolution.needs_resync() {

@@ -229,45 +229,96 @@ fn catalog_type(metadata_type: &str) -> &str {
     }
 }
 
+type Columns = std::collections::BTreeMap<String, Vec<(String, String)>>;
+
+/// Every table of `schema` as PostgreSQL has it: name -> (column, type),
+/// sorted.
+async fn catalog_columns(client: &Client, schema: &str) -> Columns {
+    let mut all = Columns::new();
+    for r in client
+        .query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY 1, 2",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        all.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+    }
+    all
+}
+
+/// Every table of `schema` as the metadata describes it: name ->
+/// (voided, (column, type, voided) sorted).
+async fn described(
+    client: &Client,
+    schema: &str,
+) -> std::collections::BTreeMap<String, (bool, Vec<(String, String, bool)>)> {
+    let mut all = std::collections::BTreeMap::new();
+    for r in client
+        .query(
+            "SELECT t.name, t.is_voided, c.name, c.type, c.concept_voided FROM table_metadata t \
+             LEFT JOIN column_metadata c ON c.table_id = t.id WHERE t.schema_name = $1 \
+             ORDER BY t.name, c.name",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        let entry = all
+            .entry(r.get::<_, String>(0))
+            .or_insert_with(|| (r.get::<_, bool>(1), Vec::new()));
+        if let Some(name) = r.get::<_, Option<String>>(2) {
+            let ty: String = r.get(3);
+            entry
+                .1
+                .push((name, catalog_type(&ty).to_string(), r.get(4)));
+        }
+    }
+    all
+}
+
+/// Primary key columns of every table of `schema`, in column order.
+async fn all_keys(client: &Client, schema: &str) -> Columns {
+    let mut all = Columns::new();
+    for r in client
+        .query(
+            "SELECT c.relname::text, a.attname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indisprimary AND n.nspname = $1 ORDER BY 1, a.attnum",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        all.entry(r.get(0))
+            .or_default()
+            .push((r.get(1), String::new()));
+    }
+    all
+}
+
 /// Asserts that the metadata tables describe `schema` exactly as it is:
 /// every table and only those, each column with its type, every index.
 pub async fn assert_metadata_describes_schema(client: &Client, schema: &str) {
-    let described: Vec<String> = client
-        .query(
-            "SELECT name FROM table_metadata WHERE schema_name = $1 ORDER BY name",
-            &[&schema],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let actual: Vec<String> = client
-        .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
-            &[&schema],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut sorted = described.clone();
-    sorted.sort();
-    let mut actual_sorted = actual;
-    actual_sorted.sort();
-    assert_eq!(sorted, actual_sorted, "tables of {schema}");
-    for table in &described {
-        let (_, meta) = table_metadata(client, schema, table).await;
-        let mut from_meta: Vec<(String, String)> = meta
+    let described = described(client, schema).await;
+    let actual = catalog_columns(client, schema).await;
+    assert_eq!(
+        described.keys().collect::<Vec<_>>(),
+        actual.keys().collect::<Vec<_>>(),
+        "tables of {schema}"
+    );
+    for (table, (_, columns)) in &described {
+        let from_meta: Vec<(String, String)> = columns
             .iter()
-            .map(|(n, (t, _))| (n.clone(), catalog_type(t).to_string()))
+            .map(|(n, t, _)| (n.clone(), t.clone()))
             .collect();
-        from_meta.sort();
-        let mut real = columns(client, schema, table).await;
-        real.sort();
-        assert_eq!(from_meta, real, "columns of {schema}.{table}");
+        assert_eq!(&from_meta, &actual[table], "columns of {schema}.{table}");
     }
     let missing: Vec<String> = client
         .query(
@@ -298,47 +349,38 @@ pub async fn live_schema(
     client: &Client,
     schema: &str,
 ) -> std::collections::BTreeMap<String, LiveTable> {
-    let tables: Vec<String> = client
-        .query(
-            "SELECT name FROM table_metadata WHERE schema_name = $1 AND NOT is_voided ORDER BY name",
-            &[&schema],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let described = described(client, schema).await;
+    let actual = catalog_columns(client, schema).await;
+    let keys = all_keys(client, schema).await;
     let mut all = std::collections::BTreeMap::new();
-    for table in tables {
-        let (_, meta) = table_metadata(client, schema, &table).await;
-        let live: Vec<String> = meta
+    for (table, (voided, meta)) in described {
+        if voided {
+            continue;
+        }
+        let voided_columns: Vec<String> = meta
             .iter()
-            .filter(|(_, (_, voided))| !voided)
-            .map(|(n, _)| n.clone())
+            .filter(|(_, _, voided)| *voided)
+            .map(|(n, _, _)| n.clone())
             .collect();
-        let mut typed: Vec<(String, String)> = columns(client, schema, &table)
-            .await
+        let typed: Vec<(String, String)> = actual
+            .get(&table)
+            .cloned()
+            .unwrap_or_default()
             .into_iter()
-            .filter(|(n, _)| live.contains(n))
+            .filter(|(n, _)| !voided_columns.contains(n))
             .collect();
-        typed.sort();
-        let voided: Vec<String> = meta
-            .iter()
-            .filter(|(_, (_, voided))| *voided)
-            .map(|(n, _)| n.clone())
-            .collect();
-        let order = key_columns(client, schema, &table).await;
+        let order = keys.get(&table).cloned().unwrap_or_default();
         let sql = format!(
             "SELECT (to_jsonb(t) - $1::text[])::text FROM {} t ORDER BY {}",
             quote_qualified(schema, &table),
             order
                 .iter()
-                .map(|c| format!("t.{}", quote_ident(c)))
+                .map(|(c, _)| format!("t.{}", quote_ident(c)))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
         let rows = client
-            .query(&sql, &[&voided])
+            .query(&sql, &[&voided_columns])
             .await
             .unwrap_or_else(|e| panic!("{e}\n{sql}"))
             .iter()
