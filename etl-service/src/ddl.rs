@@ -1,17 +1,21 @@
 //! Applying a schema diff: the DDL and the metadata rows that describe it,
 //! all in one transaction, so the metadata always describes the schema as
-//! it is (design/etl.md §5.2). Grants to the readers' roles ride along.
+//! it is (design/etl.md §5.2): tables created, renamed, revived or retired
+//! (marked voided), columns added, renamed, voided or revived. The
+//! reporting views are rebuilt and the readers' roles granted access in the
+//! same transaction, so no reader ever sees a schema without its views.
 
 use crate::error::Error;
 use crate::layout::ColumnType;
 use crate::naming;
-use crate::plan::{ColumnSource, PlannedTable, SchemaPlan};
+use crate::plan::{ColumnRef, ColumnSource, PlannedTable, SchemaPlan, TableEvolution, fixed_key};
 use crate::roles;
 use crate::schema_diff::{TableChange, TableDiff};
 use crate::source::Target;
+use crate::views;
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, Integer, Nullable, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use service_kit::sql::{quote_ident, quote_qualified};
 
 /// A planned table after the DDL: its metadata id and what happened to it.
@@ -50,6 +54,8 @@ struct ColumnSpec {
     concept_uuid: Option<String>,
     concept_type: Option<String>,
     parent_concept_uuid: Option<String>,
+    source_key: String,
+    base_name: String,
     indexed: bool,
 }
 
@@ -86,13 +92,15 @@ pub async fn apply(
         diesel::sql_query(format!("REVOKE ALL ON SCHEMA {q_schema} FROM PUBLIC"))
             .execute(conn)
             .await?;
+        retire_tables(conn, plan).await?;
+        rename_tables(conn, schema, plan, diffs).await?;
         let mut applied = Vec::with_capacity(diffs.len());
         for (table, diff) in plan.tables.iter().zip(diffs) {
             let table_id = match diff {
                 TableDiff::Create => create_table(conn, schema, table).await?,
-                TableDiff::AddColumns { table_id, columns } => {
-                    add_columns(conn, schema, table, *table_id, columns).await?;
-                    *table_id
+                TableDiff::Alter(evolution) => {
+                    alter_table(conn, schema, table, evolution).await?;
+                    evolution.table_id
                 }
                 TableDiff::Unchanged { table_id } => *table_id,
             };
@@ -101,6 +109,7 @@ pub async fn apply(
                 change: diff.change(),
             });
         }
+        views::recreate(conn, schema, plan).await?;
         for statement in roles::grant_statements(schema, &readers) {
             diesel::sql_query(statement).execute(conn).await?;
         }
@@ -109,17 +118,110 @@ pub async fn apply(
     .await
 }
 
+/// A name no table, column or index of ours ever has (ours never contain
+/// `"`), unique per metadata id: where a table or column waits while the
+/// names it and others trade are freed, so renames that swap or chain
+/// names never collide half-way.
+fn parking_name(id: i32) -> String {
+    format!("\"etl renaming {id}")
+}
+
+/// Marks tables nothing plans any more as voided: kept, no longer synced.
+async fn retire_tables(conn: &mut AsyncPgConnection, plan: &SchemaPlan) -> Result<(), Error> {
+    if plan.retired.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i32> = plan.retired.iter().map(|t| t.table_id).collect();
+    diesel::sql_query(
+        "UPDATE public.table_metadata SET is_voided = true, last_modified_date_time = now() \
+         WHERE id = ANY($1)",
+    )
+    .bind::<Array<Integer>, _>(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Renames the tables whose entities were renamed, first all to parking
+/// names, then each to its new name, table and metadata alike.
+async fn rename_tables(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    plan: &SchemaPlan,
+    diffs: &[TableDiff],
+) -> Result<(), Error> {
+    let renamed: Vec<(&PlannedTable, &TableEvolution)> = plan
+        .tables
+        .iter()
+        .zip(diffs)
+        .filter_map(|(t, d)| match d {
+            TableDiff::Alter(e) if e.current_name != t.name => Some((t, e)),
+            _ => None,
+        })
+        .collect();
+    for (_, e) in &renamed {
+        let parked = parking_name(e.table_id);
+        rename_table(conn, schema, &e.current_name, &parked).await?;
+        set_table_name(conn, e.table_id, &parked, None).await?;
+    }
+    for (t, e) in &renamed {
+        rename_table(conn, schema, &parking_name(e.table_id), &t.name).await?;
+        set_table_name(conn, e.table_id, &t.name, Some(&t.full_name)).await?;
+    }
+    Ok(())
+}
+
+async fn rename_table(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Error> {
+    diesel::sql_query(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        quote_qualified(schema, from),
+        quote_ident(to)
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn set_table_name(
+    conn: &mut AsyncPgConnection,
+    table_id: i32,
+    name: &str,
+    full_name: Option<&str>,
+) -> Result<(), Error> {
+    diesel::sql_query(
+        "UPDATE public.table_metadata SET name = $2, full_name = coalesce($3, full_name), \
+             last_modified_date_time = now() WHERE id = $1",
+    )
+    .bind::<Integer, _>(table_id)
+    .bind::<Text, _>(name)
+    .bind::<Nullable<Text>, _>(full_name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 fn column_specs(table: &PlannedTable) -> Vec<ColumnSpec> {
-    let fixed = table.fixed.iter().map(|c| ColumnSpec {
+    let fixed = table.fixed.iter().map(fixed_spec);
+    let planned = table.columns.iter().map(planned_spec);
+    fixed.chain(planned).collect()
+}
+
+fn fixed_spec(c: &crate::layout::FixedColumn) -> ColumnSpec {
+    ColumnSpec {
         name: c.name.to_string(),
         sql_type: c.sql_type,
         concept_uuid: None,
         concept_type: None,
         parent_concept_uuid: None,
+        source_key: fixed_key(c.name),
+        base_name: c.name.to_string(),
         indexed: c.indexed,
-    });
-    let planned = table.columns.iter().map(planned_spec);
-    fixed.chain(planned).collect()
+    }
 }
 
 fn planned_spec(c: &crate::plan::PlannedColumn) -> ColumnSpec {
@@ -142,6 +244,8 @@ fn planned_spec(c: &crate::plan::PlannedColumn) -> ColumnSpec {
         concept_uuid,
         concept_type,
         parent_concept_uuid: parent,
+        source_key: c.key(),
+        base_name: c.base_name.clone(),
         indexed: false,
     }
 }
@@ -207,34 +311,78 @@ async fn create_table(
         keys.join(", ")
     ));
     let qualified = quote_qualified(schema, &table.name);
-    diesel::sql_query(format!(
+    let indexed: Vec<(usize, &str)> = specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.indexed)
+        .map(|(ordinal, s)| (ordinal, s.name.as_str()))
+        .collect();
+    // One round trip for the table and its indexes: a first build creates
+    // dozens of tables.
+    let mut ddl = vec![format!(
         "CREATE TABLE {qualified} ({})",
         definitions.join(", ")
-    ))
-    .execute(conn)
-    .await?;
+    )];
+    ddl.extend(
+        indexed
+            .iter()
+            .map(|(ordinal, column)| index_statement(schema, &table.name, id, *ordinal, column).1),
+    );
+    conn.batch_execute(&ddl.join(";\n")).await?;
 
     let columns = insert_column_metadata(conn, schema, id, &specs, 0).await?;
-    for (ordinal, spec) in specs.iter().enumerate().filter(|(_, s)| s.indexed) {
-        let name = index_name(&table.name, &spec.name, &format!("#{id}.{ordinal}"));
-        diesel::sql_query(format!(
-            "CREATE INDEX {} ON {qualified} ({})",
-            quote_ident(&name),
-            quote_ident(&spec.name)
-        ))
-        .execute(conn)
-        .await?;
-        let column_id = columns.iter().find(|c| c.name == spec.name).map(|c| c.id);
-        diesel::sql_query(
-            "INSERT INTO public.index_metadata (table_metadata_id, column_id, name) VALUES ($1, $2, $3)",
-        )
-        .bind::<Integer, _>(id)
-        .bind::<Nullable<Integer>, _>(column_id)
-        .bind::<Text, _>(&name)
-        .execute(conn)
-        .await?;
-    }
+    describe_indexes(conn, &table.name, id, &indexed, &columns).await?;
     Ok(id)
+}
+
+/// The name and `CREATE INDEX` statement of an index on one column;
+/// `ordinal` tells the table's indexes apart.
+fn index_statement(
+    schema: &str,
+    table: &str,
+    table_id: i32,
+    ordinal: usize,
+    column: &str,
+) -> (String, String) {
+    let name = index_name(table, column, &format!("#{table_id}.{ordinal}"));
+    let statement = format!(
+        "CREATE INDEX {} ON {} ({})",
+        quote_ident(&name),
+        quote_qualified(schema, table),
+        quote_ident(column)
+    );
+    (name, statement)
+}
+
+/// Records the indexes of `indexed` (ordinal, column) in `index_metadata`.
+async fn describe_indexes(
+    conn: &mut AsyncPgConnection,
+    table: &str,
+    table_id: i32,
+    indexed: &[(usize, &str)],
+    columns: &[NamedId],
+) -> Result<(), Error> {
+    if indexed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = indexed
+        .iter()
+        .map(|(ordinal, column)| index_name(table, column, &format!("#{table_id}.{ordinal}")))
+        .collect();
+    let column_ids: Vec<Option<i32>> = indexed
+        .iter()
+        .map(|(_, column)| columns.iter().find(|c| c.name == *column).map(|c| c.id))
+        .collect();
+    diesel::sql_query(
+        "INSERT INTO public.index_metadata (table_metadata_id, column_id, name) \
+         SELECT $1, i.column_id, i.name FROM unnest($2, $3) AS i(column_id, name)",
+    )
+    .bind::<Integer, _>(table_id)
+    .bind::<Array<Nullable<Integer>>, _>(column_ids)
+    .bind::<Array<Text>, _>(names)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_column_metadata(
@@ -252,14 +400,18 @@ async fn insert_column_metadata(
         .iter()
         .map(|c| c.parent_concept_uuid.clone())
         .collect();
+    let keys: Vec<String> = specs.iter().map(|c| c.source_key.clone()).collect();
+    let bases: Vec<String> = specs.iter().map(|c| c.base_name.clone()).collect();
     let orders: Vec<i32> = (0..specs.len())
         .map(|i| first_order + i32::try_from(i).unwrap_or(i32::MAX))
         .collect();
     let rows = diesel::sql_query(
         "INSERT INTO public.column_metadata (table_id, name, type, concept_uuid, concept_type, \
-             parent_concept_uuid, schema_name, display_order) \
-         SELECT $1, c.name, c.type, c.concept_uuid, c.concept_type, c.parent_concept_uuid, $2, c.ord \
-         FROM unnest($3, $4, $5, $6, $7, $8) AS c(name, type, concept_uuid, concept_type, parent_concept_uuid, ord) \
+             parent_concept_uuid, schema_name, display_order, source_key, base_name) \
+         SELECT $1, c.name, c.type, c.concept_uuid, c.concept_type, c.parent_concept_uuid, $2, c.ord, \
+             c.source_key, c.base_name \
+         FROM unnest($3, $4, $5, $6, $7, $8, $9, $10) \
+             AS c(name, type, concept_uuid, concept_type, parent_concept_uuid, ord, source_key, base_name) \
          RETURNING id, name",
     )
     .bind::<Integer, _>(table_id)
@@ -270,55 +422,141 @@ async fn insert_column_metadata(
     .bind::<Array<Nullable<Text>>, _>(concept_types)
     .bind::<Array<Nullable<Text>>, _>(parents)
     .bind::<Array<Integer>, _>(orders)
+    .bind::<Array<Text>, _>(keys)
+    .bind::<Array<Text>, _>(bases)
     .load::<NamedId>(conn)
     .await?;
     Ok(rows)
 }
 
-async fn add_columns(
+/// Brings an existing table to its plan: revived, columns renamed,
+/// voided or revived (parked first, like tables), columns added; then, if
+/// a column was added or revived or the table revived, its watermarks go
+/// back to the start so this run's sync fills every existing row
+/// (the backfill).
+async fn alter_table(
     conn: &mut AsyncPgConnection,
     schema: &str,
     table: &PlannedTable,
-    table_id: i32,
-    columns: &[usize],
+    evolution: &TableEvolution,
 ) -> Result<(), Error> {
-    let specs: Vec<ColumnSpec> = columns
+    let table_id = evolution.table_id;
+    let qualified = quote_qualified(schema, &table.name);
+    if evolution.revived {
+        diesel::sql_query("UPDATE public.table_metadata SET is_voided = false WHERE id = $1")
+            .bind::<Integer, _>(table_id)
+            .execute(conn)
+            .await?;
+    }
+
+    let updates = &evolution.column_updates;
+    let renamed: Vec<_> = updates
         .iter()
-        .filter_map(|&i| table.columns.get(i))
-        .map(planned_spec)
+        .filter(|u| u.current_name != u.name)
         .collect();
-    let additions: Vec<String> = specs
-        .iter()
-        .map(|c| format!("ADD COLUMN {} {}", quote_ident(&c.name), c.sql_type.sql()))
-        .collect();
+    for u in &renamed {
+        rename_column(conn, &qualified, &u.current_name, &parking_name(u.id)).await?;
+    }
+    for u in &renamed {
+        rename_column(conn, &qualified, &parking_name(u.id), &u.name).await?;
+    }
+    if !updates.is_empty() {
+        // Parked first, as the columns were: names may be traded.
+        let ids: Vec<i32> = updates.iter().map(|u| u.id).collect();
+        diesel::sql_query(
+            "UPDATE public.column_metadata m SET name = u.name \
+             FROM unnest($1, $2) AS u(id, name) WHERE m.id = u.id",
+        )
+        .bind::<Array<Integer>, _>(&ids)
+        .bind::<Array<Text>, _>(ids.iter().map(|&id| parking_name(id)).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+        diesel::sql_query(
+            "UPDATE public.column_metadata m SET name = u.name, base_name = u.base_name, \
+                 concept_voided = u.voided \
+             FROM unnest($1, $2, $3, $4) AS u(id, name, base_name, voided) WHERE m.id = u.id",
+        )
+        .bind::<Array<Integer>, _>(ids)
+        .bind::<Array<Text>, _>(updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            updates
+                .iter()
+                .map(|u| u.base_name.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Bool>, _>(updates.iter().map(|u| u.voided).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+
+    if !evolution.additions.is_empty() {
+        let specs: Vec<ColumnSpec> = evolution
+            .additions
+            .iter()
+            .filter_map(|r| match r {
+                ColumnRef::Fixed(i) => table.fixed.get(*i).map(fixed_spec),
+                ColumnRef::Question(i) => table.columns.get(*i).map(planned_spec),
+            })
+            .collect();
+        let additions: Vec<String> = specs
+            .iter()
+            .map(|c| format!("ADD COLUMN {} {}", quote_ident(&c.name), c.sql_type.sql()))
+            .collect();
+        diesel::sql_query(format!("ALTER TABLE {qualified} {}", additions.join(", ")))
+            .execute(conn)
+            .await?;
+        let next_order = diesel::sql_query(
+            "SELECT coalesce(max(display_order) + 1, 0) AS id FROM public.column_metadata WHERE table_id = $1",
+        )
+        .bind::<Integer, _>(table_id)
+        .get_result::<Id>(conn)
+        .await?
+        .id;
+        let columns = insert_column_metadata(conn, schema, table_id, &specs, next_order).await?;
+        let first = usize::try_from(next_order).unwrap_or_default();
+        let indexed: Vec<(usize, &str)> = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.indexed)
+            .map(|(offset, s)| (first + offset, s.name.as_str()))
+            .collect();
+        for (ordinal, column) in &indexed {
+            let (_, statement) = index_statement(schema, &table.name, table_id, *ordinal, column);
+            diesel::sql_query(statement).execute(conn).await?;
+        }
+        describe_indexes(conn, &table.name, table_id, &indexed, &columns).await?;
+    }
+
+    if evolution.needs_resync() {
+        diesel::sql_query(
+            "UPDATE public.entity_sync_status SET last_sync_time = '1900-01-01 00:00:00+00' \
+             WHERE table_metadata_id = $1",
+        )
+        .bind::<Integer, _>(table_id)
+        .execute(conn)
+        .await?;
+    }
+    diesel::sql_query(
+        "UPDATE public.table_metadata SET full_name = $2, last_modified_date_time = now() WHERE id = $1",
+    )
+    .bind::<Integer, _>(table_id)
+    .bind::<Text, _>(&table.full_name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn rename_column(
+    conn: &mut AsyncPgConnection,
+    qualified_table: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Error> {
     diesel::sql_query(format!(
-        "ALTER TABLE {} {}",
-        quote_qualified(schema, &table.name),
-        additions.join(", ")
+        "ALTER TABLE {qualified_table} RENAME COLUMN {} TO {}",
+        quote_ident(from),
+        quote_ident(to)
     ))
-    .execute(conn)
-    .await?;
-    let next_order = diesel::sql_query(
-        "SELECT coalesce(max(display_order) + 1, 0) AS id FROM public.column_metadata WHERE table_id = $1",
-    )
-    .bind::<Integer, _>(table_id)
-    .get_result::<Id>(conn)
-    .await?
-    .id;
-    insert_column_metadata(conn, schema, table_id, &specs, next_order).await?;
-    // Backfill: the new columns are filled for existing rows by syncing the
-    // table from the start again, in this run.
-    diesel::sql_query(
-        "UPDATE public.entity_sync_status SET last_sync_time = '1900-01-01 00:00:00+00' \
-         WHERE table_metadata_id = $1",
-    )
-    .bind::<Integer, _>(table_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE public.table_metadata SET last_modified_date_time = now() WHERE id = $1",
-    )
-    .bind::<Integer, _>(table_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -211,8 +211,8 @@ async fn run_locked(
 ) -> Result<Vec<TableReport>, Error> {
     let model = source::load_model(conn, &target.member_ids()).await?;
     let existing = metadata::load_existing(conn, &target.schema_name).await?;
-    let plan = plan::plan_schema(&model, &existing.names());
-    let diffs = schema_diff::diff(&plan, &existing);
+    let plan = plan::plan_schema(&model, &existing);
+    let diffs = schema_diff::diff(&plan);
     let total = plan.tables.len();
     progress.event(ProgressEvent::Started {
         schema_name: target.schema_name.clone(),
@@ -408,5 +408,5 @@ pub async fn plan_entity(
     let target = source::load_target(&mut conn, entity).await?;
     let model = source::load_model(&mut conn, &target.member_ids()).await?;
     let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
-    Ok((target, plan::plan_schema(&model, &existing.names())))
+    Ok((target, plan::plan_schema(&model, &existing)))
 }

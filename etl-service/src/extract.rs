@@ -7,11 +7,23 @@
 use crate::plan::{ColumnSource, PlannedColumn};
 use crate::sql_text::{Statement, Value};
 
-/// Only strings that look like dates are cast, so one malformed answer
-/// becomes NULL instead of failing every run.
-const DATE_PATTERN: &str = "'^\\d{4}-\\d{2}-\\d{2}'";
-const TIME_PATTERN: &str = "'^\\d{1,2}:\\d{2}'";
-const NUMBER_PATTERN: &str = "'^\\s*[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d+)?\\s*$'";
+/// Casting an answer that is not a valid value of its type would fail the
+/// whole statement, and with it the table's sync on every run. So a cast
+/// only ever sees text it cannot fail on: strings matching these strict
+/// patterns (every real calendar date but 29 February, times of day,
+/// numbers of bounded size) are cast directly; other strings that start
+/// like a date or time go to `etl_try_*` (migration `evolution`), which
+/// returns NULL where PostgreSQL refuses the value; anything else is NULL.
+/// A bad answer therefore empties its own cell and nothing more.
+const DATE_STRICT: &str = "'^(?!0000)\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)\
+(?:[T ](?:[01]\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d{1,9})?)?)?(?:Z|[+-](?:[01]\\d|2[0-3])(?::?[0-5]\\d)?)?$'";
+const DATE_LIKE: &str = "'^\\d{4}-\\d{2}-\\d{2}'";
+const TIME_STRICT: &str = "'^(?:[01]?\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d{1,9})?)?$'";
+const TIME_LIKE: &str = "'^\\d{1,2}:\\d{2}'";
+/// At most 200 digits on each side of the point and a four-digit exponent:
+/// far inside `numeric`'s range, so the cast cannot overflow.
+const NUMBER_STRICT: &str =
+    "'^\\s*[-+]?(?:\\d{1,200}(?:\\.\\d{0,200})?|\\.\\d{1,200})(?:[eE][-+]?\\d{1,4})?\\s*$'";
 
 /// The expression for one question column, reading from the observations
 /// object `obs`.
@@ -59,22 +71,21 @@ pub fn column_expr(
     let text = format!("({base} ->> {u})");
     match data_type {
         "Numeric" => format!(
-            "CASE WHEN jsonb_typeof({node}) = 'number' OR {text} ~ {NUMBER_PATTERN} \
+            "CASE WHEN jsonb_typeof({node}) = 'number' OR {text} ~ {NUMBER_STRICT} \
              THEN {text}::numeric END"
         ),
         "Date" => {
             let tz = s.bind_text(time_zone);
-            format!(
-                "CASE WHEN {text} ~ {DATE_PATTERN} THEN ({text}::timestamptz AT TIME ZONE {tz})::date END"
-            )
+            format!("({} AT TIME ZONE {tz})::date", timestamptz(&text))
         }
         "DateTime" => {
             let tz = s.bind_text(time_zone);
-            format!(
-                "CASE WHEN {text} ~ {DATE_PATTERN} THEN ({text}::timestamptz AT TIME ZONE {tz}) END"
-            )
+            format!("({} AT TIME ZONE {tz})", timestamptz(&text))
         }
-        "Time" => format!("CASE WHEN {text} ~ {TIME_PATTERN} THEN {text}::time END"),
+        "Time" => format!(
+            "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time \
+             WHEN {text} ~ {TIME_LIKE} THEN public.etl_try_time({text}) END"
+        ),
         "ImageV2" => node,
         "Coded" if multi_select => {
             let names = answer_map(s, answers);
@@ -97,6 +108,14 @@ pub fn column_expr(
         }
         _ => text,
     }
+}
+
+/// `text` as a timestamptz, NULL when it is not one.
+fn timestamptz(text: &str) -> String {
+    format!(
+        "CASE WHEN {text} ~ {DATE_STRICT} THEN {text}::timestamptz \
+         WHEN {text} ~ {DATE_LIKE} THEN public.etl_try_timestamptz({text}) END"
+    )
 }
 
 /// A coded concept's answers as a bound jsonb object `{uuid: name}`:

@@ -9,7 +9,8 @@
 //! its metadata; [`lock`] takes the entity's advisory lock; [`plan`] (with
 //! [`naming`] and [`layout`]) decides the schema; [`metadata`] reads what
 //! exists and [`schema_diff`] compares the two; [`ddl`] applies the DDL and
-//! metadata in one transaction, with [`roles`] granting access; [`sync`]
+//! metadata in one transaction, with [`roles`] granting access and [`views`]
+//! rebuilding the reporting views; [`sync`]
 //! upserts each table's changed rows with its watermark. [`name_check`] is
 //! what ValidateNames reports; [`run_once`] is the command-line run.
 
@@ -40,6 +41,7 @@ pub mod schema_diff;
 pub mod source;
 pub mod sql_text;
 pub mod sync;
+pub mod views;
 
 pub use app::App;
 pub use config::Config;

@@ -1,62 +1,14 @@
 //! The metadata tables (design/etl.md §4) as they stand: which reporting
-//! tables and columns a schema has, under which identities.
+//! tables and columns a schema has, under which identities, voided or not.
 
 use crate::error::Error;
 use crate::layout::TableKind;
-use crate::plan::{ExistingNames, ExistingTableNames, TableIdentity, concept_key, name_key};
+pub use crate::plan::{ExistingColumn, ExistingSchema, ExistingTable};
+use crate::plan::{TableIdentity, concept_key, fixed_key};
 use diesel::QueryableByName;
-use diesel::sql_types::{Integer, Nullable, Text};
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use std::collections::HashMap;
-
-/// A reporting table the metadata describes.
-#[derive(Debug, Clone)]
-pub struct ExistingTable {
-    pub id: i32,
-    pub identity: TableIdentity,
-    pub name: String,
-    pub columns: Vec<ExistingColumn>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ExistingColumn {
-    pub id: i32,
-    pub name: String,
-    pub sql_type: String,
-    /// Concept identity (`concept:<uuid>:<parent>`) or `name:<name>`.
-    pub key: String,
-}
-
-/// Every table of one schema.
-#[derive(Debug, Clone, Default)]
-pub struct ExistingSchema {
-    pub tables: Vec<ExistingTable>,
-}
-
-impl ExistingSchema {
-    pub fn table(&self, identity: &TableIdentity) -> Option<&ExistingTable> {
-        self.tables.iter().find(|t| &t.identity == identity)
-    }
-
-    /// What the planner must keep.
-    pub fn names(&self) -> ExistingNames {
-        ExistingNames {
-            tables: self
-                .tables
-                .iter()
-                .map(|t| ExistingTableNames {
-                    identity: t.identity.clone(),
-                    name: t.name.clone(),
-                    columns: t
-                        .columns
-                        .iter()
-                        .map(|c| (c.key.clone(), c.name.clone()))
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-}
 
 #[derive(QueryableByName)]
 struct TableRow {
@@ -76,6 +28,10 @@ struct TableRow {
     group_concept_uuid: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     parent_table_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    full_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    is_voided: bool,
 }
 
 #[derive(QueryableByName)]
@@ -91,7 +47,15 @@ struct ColumnRow {
     #[diesel(sql_type = Nullable<Text>)]
     concept_uuid: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
+    concept_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     parent_concept_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    source_key: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    base_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    concept_voided: bool,
 }
 
 /// Reads what the metadata says `schema` holds.
@@ -101,14 +65,16 @@ pub async fn load_existing(
 ) -> Result<ExistingSchema, Error> {
     let tables: Vec<TableRow> = diesel::sql_query(
         "SELECT id, name, type AS type_, subject_type_uuid, program_uuid, encounter_type_uuid, \
-                repeatable_question_group_concept_uuid AS group_concept_uuid, parent_table_type \
+                repeatable_question_group_concept_uuid AS group_concept_uuid, parent_table_type, \
+                full_name, is_voided \
          FROM public.table_metadata WHERE schema_name = $1 ORDER BY id",
     )
     .bind::<Text, _>(schema)
     .load(conn)
     .await?;
     let columns: Vec<ColumnRow> = diesel::sql_query(
-        "SELECT c.id, c.table_id, c.name, c.type AS type_, c.concept_uuid, c.parent_concept_uuid \
+        "SELECT c.id, c.table_id, c.name, c.type AS type_, c.concept_uuid, c.concept_type, \
+                c.parent_concept_uuid, c.source_key, c.base_name, c.concept_voided \
          FROM public.column_metadata c JOIN public.table_metadata t ON t.id = c.table_id \
          WHERE t.schema_name = $1 ORDER BY c.table_id, c.display_order, c.id",
     )
@@ -117,35 +83,34 @@ pub async fn load_existing(
     .await?;
     let mut by_table: HashMap<i32, Vec<ExistingColumn>> = HashMap::new();
     for c in columns {
-        let key = match &c.concept_uuid {
+        // Rows written before identities were stored (the `evolution`
+        // migration fills those it found).
+        let key = c.source_key.unwrap_or_else(|| match &c.concept_uuid {
             Some(uuid) => concept_key(uuid, c.parent_concept_uuid.as_deref()),
-            None => name_key(&c.name),
-        };
+            None => fixed_key(&c.name),
+        });
         by_table
             .entry(c.table_id)
             .or_default()
             .push(ExistingColumn {
                 id: c.id,
                 name: c.name,
-                sql_type: c.type_,
                 key,
+                base_name: c.base_name,
+                sql_type: c.type_,
+                concept_type: c.concept_type,
+                voided: c.concept_voided,
             });
     }
     let mut result = ExistingSchema::default();
     for t in tables {
-        // Rows of a type this service does not know (written by another
-        // tool) keep their names reserved under an identity nothing plans.
         let kind = TableKind::from_metadata_type(&t.type_);
         let identity = TableIdentity {
             kind: kind.unwrap_or(TableKind::Address),
             subject_type_uuid: t.subject_type_uuid,
             program_uuid: t.program_uuid,
             encounter_type_uuid: t.encounter_type_uuid,
-            group_concept_uuid: if kind.is_some() {
-                t.group_concept_uuid
-            } else {
-                Some(format!("unknown table type {}", t.type_))
-            },
+            group_concept_uuid: t.group_concept_uuid,
             owner_kind: t
                 .parent_table_type
                 .as_deref()
@@ -155,6 +120,9 @@ pub async fn load_existing(
             id: t.id,
             identity,
             name: t.name,
+            full_name: t.full_name,
+            voided: t.is_voided,
+            foreign: kind.is_none(),
             columns: by_table.remove(&t.id).unwrap_or_default(),
         });
     }

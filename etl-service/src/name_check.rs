@@ -4,7 +4,7 @@
 //! Pure: no database.
 
 use crate::naming;
-use crate::plan::{ExistingNames, PlannedTable, SchemaPlan, plan_schema};
+use crate::plan::{ExistingSchema, PlannedTable, SchemaPlan, plan_schema};
 use crate::source::{FormMapping, NamedEntity, SourceModel, SubjectType};
 use std::collections::{BTreeMap, HashSet};
 
@@ -91,7 +91,7 @@ pub struct ProposedEncounterType {
 /// Plans and checks a proposed set.
 pub fn check_proposed(proposed: &ProposedSchema) -> NameReport {
     let (model, mut problems) = model_from_proposed(proposed);
-    let plan = plan_schema(&model, &ExistingNames::default());
+    let plan = plan_schema(&model, &ExistingSchema::default());
     problems.extend(check_plan(&plan));
     NameReport {
         tables: plan.tables,

@@ -11,6 +11,7 @@
 use crate::layout::{ColumnType, FixedColumn, TableKind, fixed_columns};
 use crate::naming;
 use crate::source::{FormElement, SourceModel, SubjectType};
+use crate::views::VIEW_NAMES;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What a table is for, independent of its name: the entity uuids it is
@@ -115,6 +116,16 @@ impl ColumnSource {
     }
 }
 
+impl ColumnSource {
+    /// The concept's data type, for a question column.
+    pub fn concept_type(&self) -> Option<&str> {
+        match self {
+            ColumnSource::Concept { data_type, .. } => Some(data_type),
+            ColumnSource::AddressLevel { .. } => None,
+        }
+    }
+}
+
 pub fn concept_key(concept_uuid: &str, parent: Option<&str>) -> String {
     format!("concept:{concept_uuid}:{}", parent.unwrap_or(""))
 }
@@ -123,17 +134,25 @@ pub fn name_key(name: &str) -> String {
     format!("name:{name}")
 }
 
+/// The identity of a column every table of its kind has.
+pub fn fixed_key(name: &str) -> String {
+    format!("fixed:{name}")
+}
+
 /// A column beyond the fixed ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedColumn {
     pub name: String,
+    /// The name its source gives it, before any suffix that keeps it
+    /// unique: when this changes, the concept was renamed.
+    pub base_name: String,
     pub sql_type: ColumnType,
     pub source: ColumnSource,
 }
 
 impl PlannedColumn {
     pub fn key(&self) -> String {
-        self.source.key(&self.name)
+        self.source.key(&self.base_name)
     }
 }
 
@@ -162,6 +181,9 @@ pub struct PlannedTable {
     pub form_uuids: Vec<String>,
     pub fixed: Vec<FixedColumn>,
     pub columns: Vec<PlannedColumn>,
+    /// How it continues the table that exists for its identity; `None`
+    /// when there is none and it is to be created.
+    pub evolution: Option<TableEvolution>,
 }
 
 impl PlannedTable {
@@ -178,22 +200,141 @@ impl PlannedTable {
 /// The whole schema's plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SchemaPlan {
+    /// Every table to keep in step with the source, in sync order.
     pub tables: Vec<PlannedTable>,
+    /// Tables that exist but that nothing plans any more (their form
+    /// mapping or entity was voided): kept with their rows and names,
+    /// marked voided, no longer synced.
+    pub retired: Vec<RetiredTable>,
 }
 
-/// What already exists, as far as naming is concerned: each existing
-/// table's identity, name, and column names by column identity.
+/// An existing table the plan no longer has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredTable {
+    pub table_id: i32,
+    pub name: String,
+}
+
+/// How a planned table continues the table that exists for its identity
+/// (design/etl.md §5.2): renamed when its entities were, revived when it
+/// had been voided, with its columns renamed, voided, revived or added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEvolution {
+    pub table_id: i32,
+    /// Its name as it stands; the planned table's name differs when one of
+    /// its entities was renamed.
+    pub current_name: String,
+    /// It had been voided and is planned again.
+    pub revived: bool,
+    /// Existing columns whose name, base name or voided state changes.
+    pub column_updates: Vec<ColumnUpdate>,
+    /// Planned columns the table does not have yet.
+    pub additions: Vec<ColumnRef>,
+}
+
+impl TableEvolution {
+    /// Whether the existing rows must be synced again from the start: a
+    /// column was added or revived (backfill), or the table was revived
+    /// (rows changed while it was not synced).
+    pub fn needs_resync(&self) -> bool {
+        self.revived || !self.additions.is_empty() || self.column_updates.iter().any(|c| c.revived)
+    }
+
+    /// Whether anything about the table changes (`planned_name` is the
+    /// name the plan gives it).
+    pub fn changes_anything(&self, planned_name: &str) -> bool {
+        self.revived
+            || self.current_name != planned_name
+            || !self.column_updates.is_empty()
+            || !self.additions.is_empty()
+    }
+}
+
+/// A change to an existing column's metadata and, when its name changes,
+/// to the column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnUpdate {
+    /// `column_metadata.id`.
+    pub id: i32,
+    pub current_name: String,
+    pub name: String,
+    pub base_name: String,
+    /// Voided after the change: its question was removed or its concept's
+    /// type changed; the column keeps its values under a `voided_` name.
+    pub voided: bool,
+    /// It was voided and continues a planned column again.
+    pub revived: bool,
+}
+
+/// A planned column: one of the table's fixed columns, or a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRef {
+    Fixed(usize),
+    Question(usize),
+}
+
+/// The schema as the metadata describes it.
 #[derive(Debug, Clone, Default)]
-pub struct ExistingNames {
-    pub tables: Vec<ExistingTableNames>,
+pub struct ExistingSchema {
+    pub tables: Vec<ExistingTable>,
 }
 
+impl ExistingSchema {
+    /// The table this service keeps for `identity`, voided or not.
+    pub fn table(&self, identity: &TableIdentity) -> Option<&ExistingTable> {
+        self.tables
+            .iter()
+            .find(|t| !t.foreign && &t.identity == identity)
+    }
+}
+
+/// A reporting table the metadata describes.
 #[derive(Debug, Clone)]
-pub struct ExistingTableNames {
+pub struct ExistingTable {
+    pub id: i32,
     pub identity: TableIdentity,
     pub name: String,
-    /// Column identity -> name, every column of the table.
-    pub columns: Vec<(String, String)>,
+    /// The joined normalised parts its name was made from: when the parts
+    /// made now differ, one of its entities was renamed. `None` if unknown.
+    pub full_name: Option<String>,
+    pub voided: bool,
+    /// Described under a table type this service does not know (written by
+    /// another tool): its name stays taken, nothing else is touched.
+    pub foreign: bool,
+    pub columns: Vec<ExistingColumn>,
+}
+
+/// A column the metadata describes.
+#[derive(Debug, Clone)]
+pub struct ExistingColumn {
+    pub id: i32,
+    pub name: String,
+    /// `concept:<uuid>:<parent uuid>`, `fixed:<name>` or `name:<name>`.
+    pub key: String,
+    /// The name its source gave it before any disambiguating suffix.
+    pub base_name: Option<String>,
+    pub sql_type: String,
+    pub concept_type: Option<String>,
+    pub voided: bool,
+}
+
+impl ExistingColumn {
+    /// Whether a planned column of this identity can keep this column: its
+    /// values mean the same only while the concept's data type does.
+    fn continues(&self, sql_type: ColumnType, concept_type: Option<&str>) -> bool {
+        self.sql_type == sql_type.sql() && self.concept_type.as_deref() == concept_type
+    }
+
+    /// Whether the name its source gives it is the one it was named from.
+    fn base_unchanged(&self, candidate: &str, key: &str) -> bool {
+        match &self.base_name {
+            Some(base) => base == candidate,
+            None => {
+                self.name == candidate
+                    || self.name == naming::with_suffix(candidate, &naming::stable_hash(key))
+            }
+        }
+    }
 }
 
 struct Draft {
@@ -207,9 +348,15 @@ struct Draft {
     columns: Vec<(String, ColumnType, ColumnSource)>,
 }
 
-/// Plans the schema for `model`, keeping the names of what `existing`
-/// already has.
-pub fn plan_schema(model: &SourceModel, existing: &ExistingNames) -> SchemaPlan {
+/// Plans the schema for `model` as a continuation of `existing`.
+///
+/// Names are what a build from scratch would give, as far as the names
+/// already taken allow: a table or column whose source name is unchanged
+/// keeps its name; one whose entity or concept was renamed, a new one, and
+/// a revived one get the name made from their source now when it is free,
+/// and a hashed, unique one otherwise; columns no longer planned become
+/// `voided_<name>`. Existing tables no longer planned keep their names.
+pub fn plan_schema(model: &SourceModel, existing: &ExistingSchema) -> SchemaPlan {
     let mut drafts = table_drafts(model);
     drafts.push(address_draft(model));
     // The address table is named first, so it is always `address`.
@@ -225,16 +372,50 @@ pub fn plan_schema(model: &SourceModel, existing: &ExistingNames) -> SchemaPlan 
             d.identity.clone(),
         )
     });
-    let existing_by_identity: HashMap<&TableIdentity, &ExistingTableNames> =
-        existing.tables.iter().map(|t| (&t.identity, t)).collect();
-    let mut used: HashSet<String> = existing.tables.iter().map(|t| t.name.clone()).collect();
-    let mut tables = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        let parts: Vec<String> = draft.raw_parts.iter().map(|p| normalised_part(p)).collect();
-        let generated = naming::table_name(&parts);
-        let known = existing_by_identity.get(&draft.identity).copied();
-        let name = match known {
-            Some(t) => t.name.clone(),
+    let named: Vec<(
+        Draft,
+        Vec<String>,
+        naming::TableName,
+        Option<&ExistingTable>,
+    )> = drafts
+        .into_iter()
+        .map(|draft| {
+            let parts: Vec<String> = draft.raw_parts.iter().map(|p| normalised_part(p)).collect();
+            let generated = naming::table_name(&parts);
+            let known = existing.table(&draft.identity);
+            (draft, parts, generated, known)
+        })
+        .collect();
+    let planned_ids: HashSet<i32> = named
+        .iter()
+        .filter_map(|(_, _, _, known)| known.map(|t| t.id))
+        .collect();
+
+    // Names that stay: the views', tables no longer planned, and planned
+    // ones whose entities kept their names.
+    let mut used: HashSet<String> = VIEW_NAMES.iter().map(|v| v.to_string()).collect();
+    used.extend(
+        existing
+            .tables
+            .iter()
+            .filter(|t| !planned_ids.contains(&t.id))
+            .map(|t| t.name.clone()),
+    );
+    let mut kept: Vec<Option<String>> = Vec::with_capacity(named.len());
+    for (_, _, generated, known) in &named {
+        let name = known
+            .filter(|t| name_unchanged(t, generated) && !used.contains(&t.name))
+            .map(|t| t.name.clone());
+        if let Some(n) = &name {
+            used.insert(n.clone());
+        }
+        kept.push(name);
+    }
+
+    let mut tables = Vec::with_capacity(named.len());
+    for ((draft, parts, generated, known), kept) in named.into_iter().zip(kept) {
+        let name = match kept {
+            Some(name) => name,
             None if !used.contains(&generated.name) => generated.name.clone(),
             None => unique(
                 naming::fit_parts(&parts, &naming::stable_hash(&draft.identity.key())),
@@ -250,7 +431,14 @@ pub fn plan_schema(model: &SourceModel, existing: &ExistingNames) -> SchemaPlan 
             draft.subject.allow_middle_name,
             draft.identity.owner_kind,
         );
-        let columns = name_columns(&fixed, draft.columns, known);
+        let planned = plan_columns(&fixed, draft.columns, known);
+        let evolution = known.map(|t| TableEvolution {
+            table_id: t.id,
+            current_name: t.name.clone(),
+            revived: t.voided,
+            column_updates: planned.updates,
+            additions: planned.additions,
+        });
         tables.push(PlannedTable {
             reference_name: naming::reference_table_name(&raw_refs),
             identity: draft.identity,
@@ -267,10 +455,28 @@ pub fn plan_schema(model: &SourceModel, existing: &ExistingNames) -> SchemaPlan 
             allow_middle_name: draft.subject.allow_middle_name,
             form_uuids: draft.form_uuids,
             fixed,
-            columns,
+            columns: planned.columns,
+            evolution,
         });
     }
-    SchemaPlan { tables }
+    let retired = existing
+        .tables
+        .iter()
+        .filter(|t| !t.foreign && !t.voided && !planned_ids.contains(&t.id))
+        .map(|t| RetiredTable {
+            table_id: t.id,
+            name: t.name.clone(),
+        })
+        .collect();
+    SchemaPlan { tables, retired }
+}
+
+/// Whether a table's entities still give the name it was named from.
+fn name_unchanged(table: &ExistingTable, generated: &naming::TableName) -> bool {
+    match &table.full_name {
+        Some(full) => *full == generated.full_name,
+        None => table.name == generated.name,
+    }
 }
 
 const ADDRESS_KIND: &str = "Address";
@@ -298,43 +504,183 @@ fn unique(name: String, used: &HashSet<String>) -> String {
         .unwrap_or(name)
 }
 
-fn name_columns(
+/// The name a column gets when it is voided: `voided_<name>`, made to fit
+/// and unique like any other.
+pub fn voided_name(name: &str, key: &str, id: i32, used: &HashSet<String>) -> String {
+    let plain = format!("voided_{name}");
+    if plain.len() <= naming::MAX_IDENTIFIER_BYTES && !used.contains(&plain) {
+        return plain;
+    }
+    unique(
+        naming::with_suffix(&plain, &naming::stable_hash(&format!("{key}#{id}"))),
+        used,
+    )
+}
+
+/// A table's columns as planned, and what becomes of its existing ones.
+struct PlannedColumns {
+    columns: Vec<PlannedColumn>,
+    updates: Vec<ColumnUpdate>,
+    additions: Vec<ColumnRef>,
+}
+
+/// The column of `existing` that a planned column of identity `key`
+/// continues: the live one, or else the latest voided one, as long as the
+/// type is the same.
+fn continued<'a>(
+    existing: &'a [ExistingColumn],
+    taken: &HashSet<i32>,
+    key: &str,
+    sql_type: ColumnType,
+    concept_type: Option<&str>,
+) -> Option<&'a ExistingColumn> {
+    let fits = |c: &&ExistingColumn| {
+        c.key == key && !taken.contains(&c.id) && c.continues(sql_type, concept_type)
+    };
+    existing
+        .iter()
+        .filter(|c| !c.voided)
+        .find(fits)
+        .or_else(|| {
+            existing
+                .iter()
+                .filter(|c| c.voided)
+                .filter(fits)
+                .max_by_key(|c| c.id)
+        })
+}
+
+fn plan_columns(
     fixed: &[FixedColumn],
     drafts: Vec<(String, ColumnType, ColumnSource)>,
-    existing: Option<&ExistingTableNames>,
-) -> Vec<PlannedColumn> {
-    let known: HashMap<&str, &str> = existing
-        .map(|t| {
-            t.columns
-                .iter()
-                .map(|(k, n)| (k.as_str(), n.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut used: HashSet<String> = fixed.iter().map(|c| c.name.to_string()).collect();
-    if let Some(t) = existing {
-        used.extend(t.columns.iter().map(|(_, n)| n.clone()));
+    existing: Option<&ExistingTable>,
+) -> PlannedColumns {
+    let current: &[ExistingColumn] = existing.map(|t| t.columns.as_slice()).unwrap_or(&[]);
+    let mut taken: HashSet<i32> = HashSet::new();
+    let mut used: HashSet<String> = HashSet::new();
+    let mut updates = Vec::new();
+    let mut additions = Vec::new();
+
+    // Fixed columns always have their own names.
+    for (i, f) in fixed.iter().enumerate() {
+        used.insert(f.name.to_string());
+        match continued(current, &taken, &fixed_key(f.name), f.sql_type, None) {
+            Some(c) => {
+                taken.insert(c.id);
+                if c.name != f.name || c.voided || c.base_name.as_deref() != Some(f.name) {
+                    updates.push(ColumnUpdate {
+                        id: c.id,
+                        current_name: c.name.clone(),
+                        name: f.name.to_string(),
+                        base_name: f.name.to_string(),
+                        voided: false,
+                        revived: c.voided,
+                    });
+                }
+            }
+            None => additions.push(ColumnRef::Fixed(i)),
+        }
     }
-    let mut columns = Vec::with_capacity(drafts.len());
+
+    struct Pending<'a> {
+        candidate: String,
+        key: String,
+        link: Option<&'a ExistingColumn>,
+        sql_type: ColumnType,
+        source: ColumnSource,
+    }
+    let mut pending = Vec::with_capacity(drafts.len());
     for (raw, sql_type, source) in drafts {
         let candidate = naming::column_name(&raw);
         let key = source.key(&candidate);
-        let name = match known.get(key.as_str()) {
-            Some(n) => n.to_string(),
-            None if !used.contains(&candidate) => candidate,
-            None => unique(
-                naming::with_suffix(&candidate, &naming::stable_hash(&key)),
-                &used,
-            ),
-        };
-        used.insert(name.clone());
-        columns.push(PlannedColumn {
-            name,
+        let link = continued(current, &taken, &key, sql_type, source.concept_type());
+        if let Some(c) = link {
+            taken.insert(c.id);
+        }
+        pending.push(Pending {
+            candidate,
+            key,
+            link,
             sql_type,
             source,
         });
     }
-    columns
+    // Voided columns that stay voided keep their names; so do live ones
+    // whose concept kept its name.
+    used.extend(
+        current
+            .iter()
+            .filter(|c| c.voided && !taken.contains(&c.id))
+            .map(|c| c.name.clone()),
+    );
+    let mut names: Vec<Option<String>> = Vec::with_capacity(pending.len());
+    for p in &pending {
+        let keep = p
+            .link
+            .filter(|c| !c.voided && c.base_unchanged(&p.candidate, &p.key))
+            .filter(|c| !used.contains(&c.name))
+            .map(|c| c.name.clone());
+        if let Some(n) = &keep {
+            used.insert(n.clone());
+        }
+        names.push(keep);
+    }
+
+    let mut columns = Vec::with_capacity(pending.len());
+    for (i, (p, kept)) in pending.into_iter().zip(names).enumerate() {
+        let name = match kept {
+            Some(name) => name,
+            None if !used.contains(&p.candidate) => p.candidate.clone(),
+            None => unique(
+                naming::with_suffix(&p.candidate, &naming::stable_hash(&p.key)),
+                &used,
+            ),
+        };
+        used.insert(name.clone());
+        match p.link {
+            Some(c) => {
+                if c.name != name || c.voided || c.base_name.as_deref() != Some(&p.candidate) {
+                    updates.push(ColumnUpdate {
+                        id: c.id,
+                        current_name: c.name.clone(),
+                        name: name.clone(),
+                        base_name: p.candidate.clone(),
+                        voided: false,
+                        revived: c.voided,
+                    });
+                }
+            }
+            None => additions.push(ColumnRef::Question(i)),
+        }
+        columns.push(PlannedColumn {
+            name,
+            base_name: p.candidate,
+            sql_type: p.sql_type,
+            source: p.source,
+        });
+    }
+
+    // Live columns nothing plans any more are voided, keeping their values.
+    for c in current
+        .iter()
+        .filter(|c| !c.voided && !taken.contains(&c.id))
+    {
+        let name = voided_name(&c.name, &c.key, c.id, &used);
+        used.insert(name.clone());
+        updates.push(ColumnUpdate {
+            id: c.id,
+            current_name: c.name.clone(),
+            name,
+            base_name: c.base_name.clone().unwrap_or_else(|| c.name.clone()),
+            voided: true,
+            revived: false,
+        });
+    }
+    PlannedColumns {
+        columns,
+        updates,
+        additions,
+    }
 }
 
 fn table_drafts(model: &SourceModel) -> Vec<Draft> {
@@ -650,7 +996,7 @@ mod tests {
 
     #[test]
     fn plans_every_table_type_with_reference_names() {
-        let plan = plan_schema(&model(), &ExistingNames::default());
+        let plan = plan_schema(&model(), &ExistingSchema::default());
         let names: Vec<&str> = plan.tables.iter().map(|t| t.name.as_str()).collect();
         for expected in [
             "person",
@@ -708,7 +1054,7 @@ mod tests {
             .push(mapping("f8", "IndividualProfile", "st2", None, None));
         m.mappings
             .push(mapping("f9", "IndividualProfile", "st3", None, None));
-        let plan = plan_schema(&m, &ExistingNames::default());
+        let plan = plan_schema(&m, &ExistingSchema::default());
         let mut names: Vec<&str> = plan.tables.iter().map(|t| t.name.as_str()).collect();
         let count = names.len();
         names.sort();
@@ -719,7 +1065,16 @@ mod tests {
         // A table that exists keeps its name even when another entity would
         // now be planned under it.
         let second = plan_schema(&m, &existing_of(&plan));
-        assert_eq!(second, plan);
+        assert_eq!(all_names(&second), all_names(&plan));
+        for t in &second.tables {
+            let evolution = t.evolution.as_ref().expect("exists");
+            assert!(
+                !evolution.changes_anything(&t.name),
+                "{}: {evolution:?}",
+                t.name
+            );
+        }
+        assert!(second.retired.is_empty());
         let address = plan
             .tables
             .iter()
@@ -750,21 +1105,283 @@ mod tests {
         assert_eq!(st2_again.name, "person");
     }
 
-    fn existing_of(plan: &SchemaPlan) -> ExistingNames {
-        ExistingNames {
+    fn table<'a>(plan: &'a SchemaPlan, identity_kind: TableKind, st: &str) -> &'a PlannedTable {
+        plan.tables
+            .iter()
+            .find(|t| {
+                t.identity.kind == identity_kind
+                    && t.identity.subject_type_uuid.as_deref() == Some(st)
+            })
+            .expect("table")
+    }
+
+    fn element_mut<'a>(m: &'a mut SourceModel, form: &str, concept: &str) -> &'a mut FormElement {
+        m.form_elements
+            .get_mut(form)
+            .and_then(|f| f.iter_mut().find(|e| e.concept_uuid == concept))
+            .expect("element")
+    }
+
+    #[test]
+    fn a_renamed_concept_renames_its_column_and_a_swap_needs_no_suffix() {
+        let m = model();
+        let before = plan_schema(&m, &ExistingSchema::default());
+        let mut renamed = m.clone();
+        element_mut(&mut renamed, "f1", "c1").concept_name = "Body weight".into();
+        let after = plan_schema(&renamed, &existing_of(&before));
+        let person = table(&after, TableKind::Subject, "st1");
+        assert_eq!(person.columns[0].name, "Body weight");
+        let e = person.evolution.as_ref().expect("exists");
+        assert_eq!(e.column_updates.len(), 1, "{e:?}");
+        let u = &e.column_updates[0];
+        assert_eq!(
+            (u.current_name.as_str(), u.name.as_str()),
+            ("Weight", "Body weight")
+        );
+        assert!(!u.voided && !u.revived);
+        assert!(e.additions.is_empty());
+        assert!(!e.needs_resync(), "a rename keeps the values");
+
+        // Two concepts trading names get each other's names, not hashes.
+        let mut swapped = m.clone();
+        element_mut(&mut swapped, "f1", "c1").concept_name = "BP Systolic".into();
+        element_mut(&mut swapped, "f1", "c4").concept_name = "Weight".into();
+        element_mut(&mut swapped, "f1", "c4").parent_concept_uuid = None;
+        element_mut(&mut swapped, "f1", "c4").parent_concept_name = None;
+        let after = plan_schema(&swapped, &existing_of(&before));
+        let names: Vec<&str> = table(&after, TableKind::Subject, "st1")
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert!(
+            names.contains(&"BP Systolic") && names.contains(&"Weight"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn removed_questions_and_changed_types_are_voided_and_replaced() {
+        let m = model();
+        let before = plan_schema(&m, &ExistingSchema::default());
+        let mut changed = m.clone();
+        element_mut(&mut changed, "f1", "c1").data_type = "Text".into();
+        changed
+            .form_elements
+            .get_mut("f1")
+            .expect("f1")
+            .retain(|e| e.concept_uuid != "c4");
+        let after = plan_schema(&changed, &existing_of(&before));
+        let person = table(&after, TableKind::Subject, "st1");
+        assert_eq!(person.columns[0].name, "Weight");
+        assert_eq!(person.columns[0].sql_type, ColumnType::Text);
+        let e = person.evolution.as_ref().expect("exists");
+        assert_eq!(e.additions, vec![ColumnRef::Question(0)]);
+        let mut voided: Vec<(&str, &str)> = e
+            .column_updates
+            .iter()
+            .filter(|u| u.voided)
+            .map(|u| (u.current_name.as_str(), u.name.as_str()))
+            .collect();
+        voided.sort();
+        assert_eq!(
+            voided,
+            vec![
+                ("BP Systolic", "voided_BP Systolic"),
+                ("Weight", "voided_Weight")
+            ]
+        );
+        assert!(e.needs_resync(), "the new column is backfilled");
+
+        // The type changes back: the voided column is revived, and the
+        // other one voided in turn takes the name it gave up.
+        let again = plan_schema(&m, &existing_after(&before, &after));
+        let person = table(&again, TableKind::Subject, "st1");
+        let e = person.evolution.as_ref().expect("exists");
+        assert!(e.additions.is_empty(), "{e:?}");
+        let revived: Vec<&str> = e
+            .column_updates
+            .iter()
+            .filter(|u| u.revived)
+            .map(|u| u.name.as_str())
+            .collect();
+        assert_eq!(revived, vec!["Weight", "BP Systolic"]);
+        let voided: Vec<&str> = e
+            .column_updates
+            .iter()
+            .filter(|u| u.voided)
+            .map(|u| u.name.as_str())
+            .collect();
+        assert_eq!(voided, vec!["voided_Weight"]);
+
+        // A voided name fits in 63 bytes.
+        let long = "q".repeat(63);
+        let name = voided_name(&long, "k", 1, &HashSet::new());
+        assert!(name.len() <= naming::MAX_IDENTIFIER_BYTES && name.starts_with("voided_q"));
+    }
+
+    #[test]
+    fn renamed_entities_rename_their_tables_and_voided_mappings_retire_them() {
+        let m = model();
+        let before = plan_schema(&m, &ExistingSchema::default());
+        let mut renamed = m.clone();
+        renamed.subject_types[0].name = "Member".into();
+        renamed.mappings.retain(|x| x.form_uuid != "f6");
+        let after = plan_schema(&renamed, &existing_of(&before));
+        let names: Vec<&str> = after.tables.iter().map(|t| t.name.as_str()).collect();
+        for expected in [
+            "member",
+            "member_family",
+            "member_pregnancy_anc",
+            "member_home_visit_cancel",
+        ] {
+            assert!(names.contains(&expected), "{expected} not in {names:?}");
+        }
+        let member = table(&after, TableKind::Subject, "st1");
+        assert_eq!(
+            member.evolution.as_ref().map(|e| e.current_name.as_str()),
+            Some("person")
+        );
+        assert!(!member.evolution.as_ref().is_some_and(|e| e.needs_resync()));
+        assert_eq!(after.retired.len(), 1);
+        assert_eq!(after.retired[0].name, "person_home_visit");
+
+        // The mapping comes back: the table is revived under its new name.
+        let mut existing = existing_after(&before, &after);
+        for t in &mut existing.tables {
+            if t.name == "person_home_visit" {
+                t.voided = true;
+            }
+        }
+        let mut back = renamed.clone();
+        back.mappings = m.mappings.clone();
+        let revived = plan_schema(&back, &existing);
+        let home = revived
+            .tables
+            .iter()
+            .find(|t| t.identity.kind == TableKind::Encounter)
+            .expect("home visit");
+        assert_eq!(home.name, "member_home_visit");
+        assert!(
+            home.evolution
+                .as_ref()
+                .is_some_and(|e| e.revived && e.needs_resync())
+        );
+        assert!(revived.retired.is_empty());
+    }
+
+    #[test]
+    fn no_table_takes_a_view_name() {
+        let mut m = model();
+        m.subject_types[0].name = "Subject view".into();
+        let plan = plan_schema(&m, &ExistingSchema::default());
+        let subject = table(&plan, TableKind::Subject, "st1");
+        assert!(
+            subject.name.starts_with("subject_view_"),
+            "{}",
+            subject.name
+        );
+    }
+
+    /// The schema after `after` was applied to the schema `before` made.
+    fn existing_after(before: &SchemaPlan, after: &SchemaPlan) -> ExistingSchema {
+        let mut existing = existing_of(before);
+        for t in &mut existing.tables {
+            let Some(planned) = after.tables.iter().find(|p| p.identity == t.identity) else {
+                continue;
+            };
+            t.name = planned.name.clone();
+            t.full_name = Some(planned.full_name.clone());
+            let Some(e) = &planned.evolution else {
+                continue;
+            };
+            for u in &e.column_updates {
+                if let Some(c) = t.columns.iter_mut().find(|c| c.name == u.current_name) {
+                    c.name = u.name.clone();
+                    c.base_name = Some(u.base_name.clone());
+                    c.voided = u.voided;
+                }
+            }
+            for (j, r) in e.additions.iter().enumerate() {
+                if let ColumnRef::Question(i) = r {
+                    let c = &planned.columns[*i];
+                    t.columns.push(ExistingColumn {
+                        id: 900_000 + j as i32,
+                        name: c.name.clone(),
+                        key: c.key(),
+                        base_name: Some(c.base_name.clone()),
+                        sql_type: c.sql_type.sql().to_string(),
+                        concept_type: c.source.concept_type().map(str::to_string),
+                        voided: false,
+                    });
+                }
+            }
+        }
+        existing
+    }
+
+    fn existing_of(plan: &SchemaPlan) -> ExistingSchema {
+        ExistingSchema {
             tables: plan
                 .tables
                 .iter()
-                .map(|t| ExistingTableNames {
+                .enumerate()
+                .map(|(i, t)| ExistingTable {
+                    id: i as i32 + 1,
                     identity: t.identity.clone(),
                     name: t.name.clone(),
+                    full_name: Some(t.full_name.clone()),
+                    voided: false,
+                    foreign: false,
                     columns: t
-                        .columns
+                        .fixed
                         .iter()
-                        .map(|c| (c.key(), c.name.clone()))
+                        .map(|f| {
+                            (
+                                fixed_key(f.name),
+                                f.name.to_string(),
+                                f.name.to_string(),
+                                f.sql_type,
+                                None,
+                            )
+                        })
+                        .chain(t.columns.iter().map(|c| {
+                            (
+                                c.key(),
+                                c.name.clone(),
+                                c.base_name.clone(),
+                                c.sql_type,
+                                c.source.concept_type().map(str::to_string),
+                            )
+                        }))
+                        .enumerate()
+                        .map(
+                            |(j, (key, name, base, sql_type, concept_type))| ExistingColumn {
+                                id: (i as i32 + 1) * 1000 + j as i32,
+                                name,
+                                key,
+                                base_name: Some(base),
+                                sql_type: sql_type.sql().to_string(),
+                                concept_type,
+                                voided: false,
+                            },
+                        )
                         .collect(),
                 })
                 .collect(),
         }
+    }
+
+    /// Names as a plan gives them: table name and column names.
+    fn all_names(plan: &SchemaPlan) -> Vec<(String, Vec<String>)> {
+        plan.tables
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.columns.iter().map(|c| c.name.clone()).collect(),
+                )
+            })
+            .collect()
     }
 }

@@ -442,7 +442,7 @@ pub fn delete_statements(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{ExistingNames, plan_schema};
+    use crate::plan::{ExistingSchema, plan_schema};
     use crate::source::{FormElement, FormMapping, SourceModel, SubjectType};
 
     const HOSTILE: &str = "x'); DROP TABLE individual; --";
@@ -503,7 +503,7 @@ mod tests {
 
     #[test]
     fn values_are_bound_and_names_quoted() {
-        let plan = plan_schema(&model(), &ExistingNames::default());
+        let plan = plan_schema(&model(), &ExistingSchema::default());
         assert_eq!(plan.tables.len(), 3, "subject, repeatable group, address");
         for table in &plan.tables {
             let target = SyncTarget {

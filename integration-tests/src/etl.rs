@@ -178,3 +178,235 @@ pub async fn snapshot(
     }
     all
 }
+
+/// A table's columns and their types as PostgreSQL has them, in table
+/// order.
+pub async fn columns(client: &Client, schema: &str, table: &str) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// One table's metadata: whether it is voided, and its columns as
+/// (name, type, voided), by name.
+pub async fn table_metadata(
+    client: &Client,
+    schema: &str,
+    table: &str,
+) -> (bool, std::collections::BTreeMap<String, (String, bool)>) {
+    let rows = client
+        .query(
+            "SELECT t.is_voided, c.name, c.type, c.concept_voided FROM table_metadata t \
+             JOIN column_metadata c ON c.table_id = t.id WHERE t.schema_name = $1 AND t.name = $2",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rows.is_empty(), "no metadata for table {schema}.{table}");
+    let voided = rows[0].get(0);
+    let columns = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(1), (r.get(2), r.get(3))))
+        .collect();
+    (voided, columns)
+}
+
+/// The PostgreSQL spelling of a metadata column type.
+fn catalog_type(metadata_type: &str) -> &str {
+    match metadata_type {
+        "timestamp" => "timestamp without time zone",
+        "timestamptz" => "timestamp with time zone",
+        "time" => "time without time zone",
+        other => other,
+    }
+}
+
+type Columns = std::collections::BTreeMap<String, Vec<(String, String)>>;
+
+/// Every table of `schema` as PostgreSQL has it: name -> (column, type),
+/// sorted.
+async fn catalog_columns(client: &Client, schema: &str) -> Columns {
+    let mut all = Columns::new();
+    for r in client
+        .query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY 1, 2",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        all.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+    }
+    all
+}
+
+/// Every table of `schema` as the metadata describes it: name ->
+/// (voided, (column, type, voided) sorted).
+async fn described(
+    client: &Client,
+    schema: &str,
+) -> std::collections::BTreeMap<String, (bool, Vec<(String, String, bool)>)> {
+    let mut all = std::collections::BTreeMap::new();
+    for r in client
+        .query(
+            "SELECT t.name, t.is_voided, c.name, c.type, c.concept_voided FROM table_metadata t \
+             LEFT JOIN column_metadata c ON c.table_id = t.id WHERE t.schema_name = $1 \
+             ORDER BY t.name, c.name",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        let entry = all
+            .entry(r.get::<_, String>(0))
+            .or_insert_with(|| (r.get::<_, bool>(1), Vec::new()));
+        if let Some(name) = r.get::<_, Option<String>>(2) {
+            let ty: String = r.get(3);
+            entry
+                .1
+                .push((name, catalog_type(&ty).to_string(), r.get(4)));
+        }
+    }
+    all
+}
+
+/// Primary key columns of every table of `schema`, in column order.
+async fn all_keys(client: &Client, schema: &str) -> Columns {
+    let mut all = Columns::new();
+    for r in client
+        .query(
+            "SELECT c.relname::text, a.attname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indisprimary AND n.nspname = $1 ORDER BY 1, a.attnum",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        all.entry(r.get(0))
+            .or_default()
+            .push((r.get(1), String::new()));
+    }
+    all
+}
+
+/// Asserts that the metadata tables describe `schema` exactly as it is:
+/// every table and only those, each column with its type, every index.
+pub async fn assert_metadata_describes_schema(client: &Client, schema: &str) {
+    let described = described(client, schema).await;
+    let actual = catalog_columns(client, schema).await;
+    assert_eq!(
+        described.keys().collect::<Vec<_>>(),
+        actual.keys().collect::<Vec<_>>(),
+        "tables of {schema}"
+    );
+    for (table, (_, columns)) in &described {
+        let from_meta: Vec<(String, String)> = columns
+            .iter()
+            .map(|(n, t, _)| (n.clone(), t.clone()))
+            .collect();
+        assert_eq!(&from_meta, &actual[table], "columns of {schema}.{table}");
+    }
+    let missing: Vec<String> = client
+        .query(
+            "SELECT i.name FROM index_metadata i JOIN table_metadata t ON t.id = i.table_metadata_id \
+             WHERE t.schema_name = $1 AND NOT EXISTS (SELECT 1 FROM pg_indexes p \
+                 WHERE p.schemaname = $1 AND p.indexname = i.name AND p.tablename = t.name)",
+            &[&schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "indexes described but missing: {missing:?}"
+    );
+}
+
+/// The live part of a schema, as a build from scratch would have it: each
+/// table the metadata does not mark voided, with its columns that are not
+/// voided (sorted by name, with their types) and all its rows over those
+/// columns (ordered by key). Voided tables and columns are history a
+/// build from scratch does not have.
+pub type LiveTable = (Vec<(String, String)>, Vec<serde_json::Value>);
+
+pub async fn live_schema(
+    client: &Client,
+    schema: &str,
+) -> std::collections::BTreeMap<String, LiveTable> {
+    let described = described(client, schema).await;
+    let actual = catalog_columns(client, schema).await;
+    let keys = all_keys(client, schema).await;
+    let mut all = std::collections::BTreeMap::new();
+    for (table, (voided, meta)) in described {
+        if voided {
+            continue;
+        }
+        let voided_columns: Vec<String> = meta
+            .iter()
+            .filter(|(_, _, voided)| *voided)
+            .map(|(n, _, _)| n.clone())
+            .collect();
+        let typed: Vec<(String, String)> = actual
+            .get(&table)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(n, _)| !voided_columns.contains(n))
+            .collect();
+        let order = keys.get(&table).cloned().unwrap_or_default();
+        let sql = format!(
+            "SELECT (to_jsonb(t) - $1::text[])::text FROM {} t ORDER BY {}",
+            quote_qualified(schema, &table),
+            order
+                .iter()
+                .map(|(c, _)| format!("t.{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = client
+            .query(&sql, &[&voided_columns])
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0))
+                    .unwrap_or_else(|e| panic!("bad json: {e}"))
+            })
+            .collect();
+        all.insert(table, (typed, rows));
+    }
+    all
+}
+
+/// Every row of a view as JSON, in a stable order.
+pub async fn view_rows(client: &Client, schema: &str, view: &str) -> Vec<serde_json::Value> {
+    let sql = format!(
+        "SELECT to_jsonb(v)::text FROM {} v ORDER BY v.reporting_table, v.id",
+        quote_qualified(schema, view)
+    );
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        .iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0)).unwrap_or_else(|e| panic!("bad json: {e}"))
+        })
+        .collect()
+}

@@ -11,6 +11,7 @@
 pub mod bulk;
 pub mod bundle;
 pub mod edit;
+pub mod evolve;
 pub mod metadata;
 
 pub use bundle::{Bundle, ConceptDef, bundle, uuid_for};
