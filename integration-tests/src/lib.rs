@@ -6,6 +6,7 @@
 pub mod avni;
 pub mod bench;
 pub mod binaries;
+pub mod demo;
 pub mod etl;
 pub mod fake_upstream;
 pub mod migrator;
