@@ -11,4 +11,5 @@ pub mod etl;
 pub mod fake_upstream;
 pub mod migrator;
 pub mod postgres;
+pub mod python;
 pub mod services;
