@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use integration_tests::fake_upstream::{
-    Data, FakeUpstream, Generator, load_elements, sample_elements, with_sample_quirks,
+    Data, FakeUpstream, Generator, PATH, load_elements, sample_elements, with_sample_quirks,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +43,42 @@ struct Args {
     /// The Basic auth password.
     #[arg(long, env = "FAKE_UPSTREAM_PASSWORD", requires = "username")]
     password: Option<String>,
+    /// Instead of serving: ask the fake upstream serving on --listen's port
+    /// for one submission and exit 0 when it answers with a JSON array (for
+    /// container health checks).
+    #[arg(long)]
+    health_check: bool,
+}
+
+/// Asks the server on `listen`'s port (on loopback) for one submission.
+async fn health_check(listen: &str) -> Result<(), String> {
+    let port = listen
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .ok_or_else(|| format!("--listen {listen:?} is not host:port"))?;
+    let url = format!("http://127.0.0.1:{port}{PATH}?timestamp=0&batch-size=1");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    // Behind Basic auth a 401 still shows the server is up.
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(());
+    }
+    if !response.status().is_success() {
+        return Err(format!("{url}: {}", response.status()));
+    }
+    let body: serde_json::Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
+    if body.is_array() {
+        Ok(())
+    } else {
+        Err(format!("{url}: not a JSON array"))
+    }
 }
 
 fn data(args: &Args) -> Result<Data, String> {
@@ -71,6 +107,18 @@ fn data(args: &Args) -> Result<Data, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if args.health_check {
+        return match health_check(&args.listen).await {
+            Ok(()) => {
+                println!("SERVING");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fake-upstream: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let data = match data(&args) {
         Ok(d) => d,
         Err(e) => {
