@@ -574,7 +574,7 @@ impl fmt::Display for Report {
             writeln!(f, "  {command}")?;
         }
         writeln!(f)?;
-        writeln!(f, "Done in {:.1}s.", self.elapsed.as_secs_f64())?;
+        writeln!(f, "Ready in {:.1}s.", self.elapsed.as_secs_f64())?;
         Ok(())
     }
 }
