@@ -333,6 +333,27 @@ async fn the_demo_serves_what_it_prints_until_ctrl_c() {
         3018.0,
         "{migrator}"
     );
+    // The printed curl commands, as pasted, where curl is installed.
+    let has_curl = Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_curl {
+        for (command, expected) in out
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("curl -s "))
+            .zip(["etl_runs_started_total 2", "migrator_batches_total"])
+        {
+            let result = Command::new("bash")
+                .args(["-c", command])
+                .output()
+                .expect("run curl");
+            let text = String::from_utf8_lossy(&result.stdout);
+            assert!(text.contains(expected), "{command}\n{text}");
+        }
+    }
 
     // Ctrl-C (SIGINT to the demo alone) stops the services and the demo.
     let status = Command::new("kill")
