@@ -114,6 +114,42 @@ pub fn run_grpcurl(addr: SocketAddr, before: &[&str], after: &[&str]) -> Output 
         .unwrap_or_else(|e| panic!("cannot run grpcurl: {e}"))
 }
 
+/// How to start a service binary as a child process.
+pub struct Launch<'a> {
+    pub binary: &'a Path,
+    pub args: &'a [&'a str],
+    /// Variables set for the child (DATABASE_URL, GRPC_LISTEN, ...).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Where it listens: start-up waits until this accepts connections.
+    pub addr: SocketAddr,
+    /// Where its output goes; by default `target/test-logs/<binary>-<port>.log`.
+    pub log_path: Option<PathBuf>,
+    /// Start it in a process group of its own, so that a Ctrl-C in the
+    /// terminal reaches only the parent, which then stops it in order.
+    pub own_process_group: bool,
+    /// How long start-up may take.
+    pub startup_limit: Duration,
+}
+
+impl<'a> Launch<'a> {
+    pub fn new(
+        binary: &'a Path,
+        args: &'a [&'a str],
+        env: &'a [(&'a str, &'a str)],
+        addr: SocketAddr,
+    ) -> Self {
+        Self {
+            binary,
+            args,
+            env,
+            addr,
+            log_path: None,
+            own_process_group: false,
+            startup_limit: Duration::from_secs(30),
+        }
+    }
+}
+
 /// A service binary running as a child process; killed on drop.
 pub struct ServiceProcess {
     child: Child,
@@ -125,24 +161,32 @@ impl ServiceProcess {
     /// Starts `binary serve` with `env` (DATABASE_URL, GRPC_LISTEN, ...) and
     /// waits until it accepts connections on `addr`.
     pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)], addr: SocketAddr) -> Self {
-        let log_path = target_dir().join("test-logs").join(format!(
-            "{}-{}.log",
-            binary
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("service"),
-            addr.port()
-        ));
+        Self::launch(Launch::new(binary, args, env, addr)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a process as `launch` says and waits until it listens.
+    pub fn launch(launch: Launch<'_>) -> Result<Self, String> {
+        let log_path = launch.log_path.clone().unwrap_or_else(|| {
+            target_dir().join("test-logs").join(format!(
+                "{}-{}.log",
+                launch
+                    .binary
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("service"),
+                launch.addr.port()
+            ))
+        });
         if let Some(dir) = log_path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let log = std::fs::File::create(&log_path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
         let log_err = log
             .try_clone()
-            .unwrap_or_else(|e| panic!("cannot clone log handle: {e}"));
-        let mut cmd = Command::new(binary);
-        cmd.args(args)
+            .map_err(|e| format!("cannot clone log handle: {e}"))?;
+        let mut cmd = Command::new(launch.binary);
+        cmd.args(launch.args)
             .env_remove("RUST_LOG")
             // Tests run several services at once: metrics on a free port
             // unless the test chooses one.
@@ -150,40 +194,59 @@ impl ServiceProcess {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        for (k, v) in env {
+        for (k, v) in launch.env {
             cmd.env(k, v);
+        }
+        if launch.own_process_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
         }
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            .map_err(|e| format!("cannot start {}: {e}", launch.binary.display()))?;
         let mut process = Self {
             child,
-            addr,
+            addr: launch.addr,
             log_path,
         };
-        process.wait_until_listening(Duration::from_secs(30));
-        process
+        process.wait_until_listening(launch.startup_limit)?;
+        Ok(process)
     }
 
-    fn wait_until_listening(&mut self, limit: Duration) {
+    fn wait_until_listening(&mut self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < limit {
             if std::net::TcpStream::connect(self.addr).is_ok() {
-                return;
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "service exited with {status} before listening; log:\n{}",
                     self.log()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
+        Err(format!(
             "service did not listen on {} within {limit:?}; log:\n{}",
             self.addr,
             self.log()
-        );
+        ))
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where its output goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The exit status if the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Everything the process has logged so far.
@@ -197,20 +260,30 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit status; kills the
+    /// process if it does not stop in time.
+    pub fn stop(&mut self, limit: Duration) -> Result<std::process::ExitStatus, String> {
+        if let Some(status) = self.exited() {
+            return Ok(status);
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let started = Instant::now();
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
+            if let Some(status) = self.exited() {
+                return Ok(status);
             }
-            if started.elapsed() > Duration::from_secs(20) {
-                let _ = self.child.kill();
-                panic!(
-                    "service did not stop within 20s of SIGTERM; log:\n{}",
+            if started.elapsed() > limit {
+                self.kill();
+                return Err(format!(
+                    "service did not stop within {limit:?} of SIGTERM; log:\n{}",
                     self.log()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

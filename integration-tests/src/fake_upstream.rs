@@ -31,16 +31,76 @@ pub fn sample_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/drishti/sample-batch.json")
 }
 
+/// The sample page, compiled in, so the `fake-upstream` binary can serve it
+/// where the source tree is absent (in a container).
+pub const SAMPLE_PAGE: &str = include_str!("../fixtures/drishti/sample-batch.json");
+
 /// The elements of a JSON array file, each with its `serverVersion`.
 pub fn load_elements(path: &Path) -> Result<Vec<Value>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    match value {
+    parse_elements(&text, &path.display().to_string())
+}
+
+/// The elements of the compiled-in sample page.
+pub fn sample_elements() -> Result<Vec<Value>, String> {
+    parse_elements(SAMPLE_PAGE, "the sample page")
+}
+
+fn parse_elements(text: &str, origin: &str) -> Result<Vec<Value>, String> {
+    match serde_json::from_str(text).map_err(|e| format!("{origin}: {e}"))? {
         Value::Array(items) => Ok(items),
-        _ => Err(format!("{} is not a JSON array", path.display())),
+        _ => Err(format!("{origin} is not a JSON array")),
     }
 }
+
+/// `generator`'s submissions with the sample page's quirks mixed in: after
+/// every `every`-th submission comes a copy of the next element of the
+/// sample page (cycling through it), with an instance id of its own and the
+/// `serverVersion` of the submission before it. The sample's odd values are
+/// written, and its failing elements (an unknown form, a word in a numeric
+/// field, a `formInstance` that is not JSON) land in `error_audit`.
+pub fn with_sample_quirks(generator: &Generator, every: usize) -> Result<Vec<Value>, String> {
+    let sample = sample_elements()?;
+    let every = every.max(1);
+    let mut elements = Vec::with_capacity(generator.count + generator.count / every);
+    let mut quirks = 0usize;
+    for i in 0..generator.count {
+        elements.push(generator.element(i));
+        if (i + 1) % every == 0 {
+            let mut quirk = sample[quirks % sample.len()].clone();
+            if let Value::Object(fields) = &mut quirk {
+                fields.insert(
+                    "instanceId".into(),
+                    Value::String(format!(
+                        "{:08x}-0000-4000-9000-{quirks:012}",
+                        generator.seed
+                    )),
+                );
+                fields.insert(
+                    "serverVersion".into(),
+                    Value::String(generator.server_version(i).to_string()),
+                );
+            }
+            elements.push(quirk);
+            quirks += 1;
+        }
+    }
+    Ok(elements)
+}
+
+/// How many of [`with_sample_quirks`]'s elements fail (the sample page's
+/// three failing elements, wherever the cycle brings them in).
+pub fn failing_quirks(generator: &Generator, every: usize) -> Result<usize, String> {
+    let sample = sample_elements()?;
+    let quirks = generator.count / every.max(1);
+    Ok((0..quirks)
+        .filter(|q| SAMPLE_FAILING.contains(&(q % sample.len())))
+        .count())
+}
+
+/// The positions of the sample page's elements that fail (see
+/// `fixtures/drishti/README.md`).
+pub const SAMPLE_FAILING: [usize; 3] = [4, 5, 6];
 
 fn server_version(element: &Value) -> i64 {
     element
@@ -259,7 +319,7 @@ impl FakeUpstream {
 
     /// Serves the sample page.
     pub async fn sample() -> Self {
-        let elements = load_elements(&sample_path()).unwrap_or_else(|e| panic!("{e}"));
+        let elements = sample_elements().unwrap_or_else(|e| panic!("{e}"));
         Self::start(Data::Elements(elements)).await
     }
 
@@ -490,6 +550,27 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quirks_are_mixed_in_with_ids_of_their_own_in_server_version_order() {
+        let g = Generator::new(30);
+        let elements = with_sample_quirks(&g, 4).expect("sample");
+        assert_eq!(elements.len(), 30 + 7);
+        let ids: std::collections::HashSet<&str> = elements
+            .iter()
+            .filter_map(|e| e["instanceId"].as_str())
+            .collect();
+        assert_eq!(ids.len(), elements.len(), "instance ids are unique");
+        let versions: Vec<i64> = elements.iter().map(server_version).collect();
+        assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{versions:?}");
+        let names: Vec<&str> = elements
+            .iter()
+            .filter_map(|e| e["formName"].as_str())
+            .collect();
+        assert!(names.contains(&"ec_edit_v9"), "the unknown form is in");
+        assert_eq!(failing_quirks(&g, 4).expect("sample"), 3);
+        assert_eq!(failing_quirks(&Generator::new(8), 4).expect("sample"), 0);
+    }
 
     #[test]
     fn generated_pages_follow_server_versions() {

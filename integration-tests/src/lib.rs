@@ -6,8 +6,10 @@
 pub mod avni;
 pub mod bench;
 pub mod binaries;
+pub mod demo;
 pub mod etl;
 pub mod fake_upstream;
 pub mod migrator;
 pub mod postgres;
+pub mod python;
 pub mod services;

@@ -1,26 +1,39 @@
 //! `fake-upstream`: a Drishti-compatible `/all-form-submissions` server for
-//! the demo and manual runs, serving the sample page or N generated
-//! submissions.
+//! the demo, Docker Compose and manual runs, serving the sample page or N
+//! generated submissions (optionally with the sample page's quirks mixed in).
 
 use clap::Parser;
-use integration_tests::fake_upstream::{Data, FakeUpstream, Generator, load_elements, sample_path};
+use integration_tests::fake_upstream::{
+    Data, FakeUpstream, Generator, PATH, load_elements, sample_elements, with_sample_quirks,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Serves `GET /all-form-submissions?timestamp=T&batch-size=N` like the real
-/// server, until Ctrl-C.
+/// server, until Ctrl-C or SIGTERM.
 #[derive(Parser)]
 #[command(name = "fake-upstream")]
 struct Args {
     /// host:port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8089")]
+    #[arg(long, env = "FAKE_UPSTREAM_LISTEN", default_value = "127.0.0.1:8089")]
     listen: String,
-    /// Serve the elements of this JSON array file (default: the sample page).
+    /// Serve the elements of this JSON array file (default: the sample page,
+    /// which is compiled in).
     #[arg(long, conflicts_with = "generate")]
     sample: Option<PathBuf>,
     /// Serve this many generated submissions instead.
-    #[arg(long)]
+    #[arg(long, env = "FAKE_UPSTREAM_GENERATE")]
     generate: Option<usize>,
+    /// With --generate: after every N-th submission, mix in the next element
+    /// of the sample page (odd values, and failing elements that land in
+    /// error_audit). 0 mixes in nothing.
+    #[arg(
+        long,
+        env = "FAKE_UPSTREAM_QUIRKS_EVERY",
+        default_value_t = 0,
+        requires = "generate"
+    )]
+    quirks_every: usize,
     /// Generated submissions sharing each serverVersion.
     #[arg(long, default_value_t = 1)]
     per_version: usize,
@@ -30,25 +43,87 @@ struct Args {
     /// The Basic auth password.
     #[arg(long, env = "FAKE_UPSTREAM_PASSWORD", requires = "username")]
     password: Option<String>,
+    /// Instead of serving: ask the fake upstream serving on --listen's port
+    /// for one submission and exit 0 when it answers with a JSON array (for
+    /// container health checks).
+    #[arg(long)]
+    health_check: bool,
+}
+
+/// Asks the server on `listen`'s port (on loopback) for one submission.
+async fn health_check(listen: &str) -> Result<(), String> {
+    let port = listen
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .ok_or_else(|| format!("--listen {listen:?} is not host:port"))?;
+    let url = format!("http://127.0.0.1:{port}{PATH}?timestamp=0&batch-size=1");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    // Behind Basic auth a 401 still shows the server is up.
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(());
+    }
+    if !response.status().is_success() {
+        return Err(format!("{url}: {}", response.status()));
+    }
+    let body: serde_json::Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
+    if body.is_array() {
+        Ok(())
+    } else {
+        Err(format!("{url}: not a JSON array"))
+    }
+}
+
+fn data(args: &Args) -> Result<Data, String> {
+    match args.generate {
+        Some(count) => {
+            let generator = Generator {
+                per_version: args.per_version.max(1),
+                ..Generator::new(count)
+            };
+            if args.quirks_every > 0 {
+                Ok(Data::Elements(with_sample_quirks(
+                    &generator,
+                    args.quirks_every,
+                )?))
+            } else {
+                Ok(Data::Generated(generator))
+            }
+        }
+        None => match &args.sample {
+            Some(path) => load_elements(path).map(Data::Elements),
+            None => sample_elements().map(Data::Elements),
+        },
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let data = match args.generate {
-        Some(count) => Data::Generated(Generator {
-            per_version: args.per_version.max(1),
-            ..Generator::new(count)
-        }),
-        None => {
-            let path = args.sample.unwrap_or_else(sample_path);
-            match load_elements(&path) {
-                Ok(elements) => Data::Elements(elements),
-                Err(e) => {
-                    eprintln!("fake-upstream: {e}");
-                    return ExitCode::from(2);
-                }
+    if args.health_check {
+        return match health_check(&args.listen).await {
+            Ok(()) => {
+                println!("SERVING");
+                ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("fake-upstream: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let data = match data(&args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("fake-upstream: {e}");
+            return ExitCode::from(2);
         }
     };
     let upstream = match FakeUpstream::start_on(&args.listen, data).await {
@@ -62,7 +137,8 @@ async fn main() -> ExitCode {
         upstream.require_basic_auth(user, password);
     }
     println!("fake-upstream: serving {}", upstream.url());
-    let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C, or SIGTERM from `docker compose stop`.
+    service_kit::shutdown::signal().await;
     println!(
         "fake-upstream: {} requests served",
         upstream.request_count()
