@@ -388,3 +388,57 @@ async fn the_demo_serves_what_it_prints_until_ctrl_c() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_server_the_demo_runs_on_a_private_cluster_it_removes() {
+    // --private-cluster takes the path a machine without a running
+    // PostgreSQL takes (initdb and pg_ctl, as the postgres user under root).
+    let output = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_demo"))
+            .args(["--once", "--private-cluster", "--free-ports"])
+            .args([
+                "--subjects",
+                "20",
+                "--submissions",
+                "300",
+                "--quirks-every",
+                "50",
+            ])
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the demo");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{out}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("PostgreSQL: "))
+        .unwrap_or_else(|| panic!("no PostgreSQL line:\n{out}"));
+    let dir = line
+        .split("a private cluster in ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("not a private cluster: {line}"));
+    assert!(out.contains("run #1 succeeded"), "{out}");
+    assert!(
+        out.contains("drained 306 submissions: 304 written, 2 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Stopping the private PostgreSQL cluster"),
+        "{out}"
+    );
+    assert!(
+        !std::path::Path::new(dir).exists(),
+        "the private cluster's directory {dir} is removed"
+    );
+}

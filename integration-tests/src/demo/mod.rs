@@ -94,8 +94,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut running = Running::default();
     let outcome = tokio::select! {
         r = demo(&options, &mut running) => r,
-        _ = tokio::signal::ctrl_c() => {
-            println!("\nCtrl-C: stopping ...");
+        // Ctrl-C, or SIGTERM: the services run in process groups of their
+        // own, so the demo must stop them itself.
+        () = service_kit::shutdown::signal() => {
+            println!("\nStopping (Ctrl-C or SIGTERM) ...");
             if running.summary_printed {
                 Ok(())
             } else {
