@@ -410,3 +410,21 @@ pub async fn view_rows(client: &Client, schema: &str, view: &str) -> Vec<serde_j
         })
         .collect()
 }
+
+/// How many pairs of runs of one entity overlapped in time (started and not
+/// yet finished at once) in the run history; 0 is what the scheduler
+/// promises.
+pub async fn overlapping_runs(client: &Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM etl_run r1 JOIN etl_run r2 \
+               ON r1.entity_uuid = r2.entity_uuid AND r1.id < r2.id \
+              WHERE r1.started_at IS NOT NULL AND r2.started_at IS NOT NULL \
+                AND tstzrange(r1.started_at, coalesce(r1.finished_at, 'infinity')) \
+                 && tstzrange(r2.started_at, coalesce(r2.finished_at, 'infinity'))",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("overlap query: {e}"))
+        .get(0)
+}

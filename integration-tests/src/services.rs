@@ -186,19 +186,7 @@ pub async fn start_etl_on(
     database_url: &str,
     tweak: impl FnOnce(&mut etl_service::Config),
 ) -> RunningService {
-    let mut config: etl_service::Config = test_config(database_url);
-    tweak(&mut config);
-    let app = etl_service::App::build(config)
-        .await
-        .unwrap_or_else(|e| panic!("etl-service failed to start: {e}"));
-    let addr = app.local_addr();
-    let metrics_addr = app.metrics_addr();
-    let shutdown = app.shutdown_token();
-    let mut service = RunningService::spawn(addr, shutdown, async move {
-        app.run_until_stopped().await.map_err(|e| e.to_string())
-    });
-    service.metrics_addr = metrics_addr;
-    service
+    start_on::<etl_service::App>(database_url, tweak).await
 }
 
 /// migrator-service running on a fresh migrated database.
@@ -232,17 +220,60 @@ pub async fn start_migrator_on(
     database_url: &str,
     tweak: impl FnOnce(&mut migrator_service::Config),
 ) -> RunningService {
-    let mut config: migrator_service::Config = test_config(database_url);
+    start_on::<migrator_service::App>(database_url, tweak).await
+}
+
+/// What the harness needs of a service's `App`; both services' Apps have
+/// the same shape.
+pub trait ServiceApp: Sized + Send + 'static {
+    type Config: ServiceConfig;
+    fn build(config: Self::Config) -> impl Future<Output = Result<Self, String>> + Send;
+    fn local_addr(&self) -> SocketAddr;
+    fn metrics_addr(&self) -> Option<SocketAddr>;
+    fn shutdown_token(&self) -> CancellationToken;
+    fn run(self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+macro_rules! service_app {
+    ($app:ty, $config:ty) => {
+        impl ServiceApp for $app {
+            type Config = $config;
+            async fn build(config: Self::Config) -> Result<Self, String> {
+                <$app>::build(config).await.map_err(|e| e.to_string())
+            }
+            fn local_addr(&self) -> SocketAddr {
+                <$app>::local_addr(self)
+            }
+            fn metrics_addr(&self) -> Option<SocketAddr> {
+                <$app>::metrics_addr(self)
+            }
+            fn shutdown_token(&self) -> CancellationToken {
+                <$app>::shutdown_token(self)
+            }
+            async fn run(self) -> Result<(), String> {
+                self.run_until_stopped().await.map_err(|e| e.to_string())
+            }
+        }
+    };
+}
+
+service_app!(etl_service::App, etl_service::Config);
+service_app!(migrator_service::App, migrator_service::Config);
+
+/// Starts a service's real App on port 0 against `database_url`.
+pub async fn start_on<A: ServiceApp>(
+    database_url: &str,
+    tweak: impl FnOnce(&mut A::Config),
+) -> RunningService {
+    let mut config: A::Config = test_config(database_url);
     tweak(&mut config);
-    let app = migrator_service::App::build(config)
+    let app = A::build(config)
         .await
-        .unwrap_or_else(|e| panic!("migrator-service failed to start: {e}"));
+        .unwrap_or_else(|e| panic!("the service failed to start: {e}"));
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
-    let mut service = RunningService::spawn(addr, shutdown, async move {
-        app.run_until_stopped().await.map_err(|e| e.to_string())
-    });
+    let mut service = RunningService::spawn(addr, shutdown, app.run());
     service.metrics_addr = metrics_addr;
     service
 }

@@ -575,18 +575,7 @@ async fn two_replicas_run_twenty_organisations_without_overlap() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     second.stop().await.expect("second replica stops");
 
-    let overlaps: i64 = db
-        .query_one(
-            "SELECT count(*) FROM etl_run r1 JOIN etl_run r2
-               ON r1.entity_uuid = r2.entity_uuid AND r1.id < r2.id
-              WHERE r1.started_at IS NOT NULL AND r2.started_at IS NOT NULL
-                AND tstzrange(r1.started_at, coalesce(r1.finished_at, 'infinity'))
-                 && tstzrange(r2.started_at, coalesce(r2.finished_at, 'infinity'))",
-            &[],
-        )
-        .await
-        .expect("overlaps")
-        .get(0);
+    let overlaps = integration_tests::etl::overlapping_runs(&db).await;
     assert_eq!(overlaps, 0, "an organisation ran twice at once");
     let failed: Vec<String> = db
         .query(
