@@ -3,23 +3,42 @@
 //! (design/etl.md §2): numbers, dates and times in the configured time zone,
 //! coded answers as answer names, question-group children from inside their
 //! group. Every uuid, name and time zone is a bound value.
+//!
+//! An answer PostgreSQL cannot read as its column's type (`2024-13-45` for a
+//! date, `1e999999` for a number, text recorded before the concept's type
+//! changed) becomes NULL in its cell; it never fails the table's sync. The
+//! values read are those of PostgreSQL's own casts: a number is what
+//! `numeric` accepts; a date or date-time is a string shaped `????-??-??...`
+//! that `timestamptz` accepts; a time is a string with its first `:` second
+//! or third that `time` accepts (the shape checks keep out words such as
+//! `now` that would read differently on every run).
+//!
+//! Checking every answer before casting it costs more than the cast itself
+//! (a regular expression per value doubled a full load), so a table is first
+//! synced with [`Casting::Direct`], plain casts as fast as a hand-written
+//! query; only if one of its answers cannot be read is the statement redone
+//! with [`Casting::Tolerant`]. Both give the same values wherever `Direct`
+//! succeeds.
 
 use crate::plan::{ColumnSource, PlannedColumn};
 use crate::sql_text::{Statement, Value};
 
-/// Casting an answer that is not a valid value of its type would fail the
-/// whole statement, and with it the table's sync on every run. So a cast
-/// only ever sees text it cannot fail on: strings matching these strict
-/// patterns (every real calendar date but 29 February, times of day,
-/// numbers of bounded size) are cast directly; other strings that start
-/// like a date or time go to `etl_try_*` (migration `evolution`), which
-/// returns NULL where PostgreSQL refuses the value; anything else is NULL.
-/// A bad answer therefore empties its own cell and nothing more.
+/// How answers are cast to their column's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Casting {
+    /// Plain casts: one answer PostgreSQL cannot read fails the statement.
+    Direct,
+    /// Every answer PostgreSQL cannot read becomes NULL: strings that match
+    /// a strict pattern (every calendar date but 29 February, times of day,
+    /// numbers of bounded size) are cast directly, the rest go through
+    /// `etl_try_*` (migration `evolution`), which returns NULL where the cast
+    /// fails: a subtransaction per value, paid only for the odd ones.
+    Tolerant,
+}
+
 const DATE_STRICT: &str = "'^(?!0000)\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)\
 (?:[T ](?:[01]\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d{1,9})?)?)?(?:Z|[+-](?:[01]\\d|2[0-3])(?::?[0-5]\\d)?)?$'";
-const DATE_LIKE: &str = "'^\\d{4}-\\d{2}-\\d{2}'";
 const TIME_STRICT: &str = "'^(?:[01]?\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d{1,9})?)?$'";
-const TIME_LIKE: &str = "'^\\d{1,2}:\\d{2}'";
 /// At most 200 digits on each side of the point and a four-digit exponent:
 /// far inside `numeric`'s range, so the cast cannot overflow.
 const NUMBER_STRICT: &str =
@@ -32,6 +51,7 @@ pub fn column_expr(
     obs: &str,
     column: &PlannedColumn,
     time_zone: &str,
+    casting: Casting,
 ) -> String {
     let (concept_uuid, data_type, multi_select, answers, parent, nested) = match &column.source {
         ColumnSource::Concept {
@@ -69,23 +89,39 @@ pub fn column_expr(
     let u = s.bind_text(concept_uuid);
     let node = format!("({base} -> {u})");
     let text = format!("({base} ->> {u})");
+    let tolerant = casting == Casting::Tolerant;
     match data_type {
-        "Numeric" => format!(
+        "Numeric" if tolerant => format!(
             "CASE WHEN jsonb_typeof({node}) = 'number' OR {text} ~ {NUMBER_STRICT} \
-             THEN {text}::numeric END"
+             THEN {text}::numeric ELSE public.etl_try_numeric({text}) END"
         ),
+        "Numeric" => format!("{text}::numeric"),
         "Date" => {
             let tz = s.bind_text(time_zone);
-            format!("({} AT TIME ZONE {tz})::date", timestamptz(&text))
+            format!(
+                "CASE WHEN {} THEN ({} AT TIME ZONE {tz})::date END",
+                date_shaped(&text),
+                timestamptz(&text, casting)
+            )
         }
         "DateTime" => {
             let tz = s.bind_text(time_zone);
-            format!("({} AT TIME ZONE {tz})", timestamptz(&text))
+            format!(
+                "CASE WHEN {} THEN ({} AT TIME ZONE {tz}) END",
+                date_shaped(&text),
+                timestamptz(&text, casting)
+            )
         }
-        "Time" => format!(
-            "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time \
-             WHEN {text} ~ {TIME_LIKE} THEN public.etl_try_time({text}) END"
-        ),
+        "Time" => {
+            let cast = if tolerant {
+                format!(
+                    "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time ELSE public.etl_try_time({text}) END"
+                )
+            } else {
+                format!("{text}::time")
+            };
+            format!("CASE WHEN strpos({text}, ':') IN (2, 3) THEN {cast} END")
+        }
         "ImageV2" => node,
         "Coded" if multi_select => {
             let names = answer_map(s, answers);
@@ -101,8 +137,12 @@ pub fn column_expr(
             let value = format!(
                 "(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} ->> 0 ELSE {text} END)"
             );
+            // The usual answer, a uuid the concept lists, costs one lookup;
+            // a one-element array or an answer it does not list, more.
             format!(
-                "coalesce({names} ->> {value}, ({lookup}))",
+                "coalesce({names} ->> {text}, \
+                 CASE WHEN jsonb_typeof({node}) = 'array' THEN {names} ->> ({node} ->> 0) END, \
+                 ({lookup}))",
                 lookup = answer_name(&value)
             )
         }
@@ -110,12 +150,22 @@ pub fn column_expr(
     }
 }
 
-/// `text` as a timestamptz, NULL when it is not one.
-fn timestamptz(text: &str) -> String {
-    format!(
-        "CASE WHEN {text} ~ {DATE_STRICT} THEN {text}::timestamptz \
-         WHEN {text} ~ {DATE_LIKE} THEN public.etl_try_timestamptz({text}) END"
-    )
+/// Whether `text` is shaped like an ISO date (`dddd-dd-dd...`): a cheap
+/// test reading the answer once, where a regular expression per value would
+/// cost more than the cast.
+fn date_shaped(text: &str) -> String {
+    format!("{text} LIKE '____-__-__%'")
+}
+
+/// `text` as a timestamptz.
+fn timestamptz(text: &str, casting: Casting) -> String {
+    match casting {
+        Casting::Direct => format!("{text}::timestamptz"),
+        Casting::Tolerant => format!(
+            "(CASE WHEN {text} ~ {DATE_STRICT} THEN {text}::timestamptz \
+             ELSE public.etl_try_timestamptz({text}) END)"
+        ),
+    }
 }
 
 /// A coded concept's answers as a bound jsonb object `{uuid: name}`:

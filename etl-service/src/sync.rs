@@ -7,14 +7,14 @@
 //! `(organisation_id, last_modified_date_time)` index.
 
 use crate::error::Error;
-use crate::extract::column_expr;
+use crate::extract::{Casting, column_expr};
 use crate::layout::TableKind;
 use crate::plan::PlannedTable;
 use crate::sql_text::{Statement, Value};
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Text, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use service_kit::sql::{quote_ident, quote_qualified};
 
 /// Where and for whom a table is synced.
@@ -65,6 +65,18 @@ pub async fn sync_table(
     fail: bool,
 ) -> Result<SyncCounts, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
+        // The statements carry one expression per question (dozens), so
+        // the planner's cost estimates pass PostgreSQL's JIT thresholds,
+        // and compiling them took seconds per table: longer than syncing
+        // a whole table, and paid again for every small incremental window.
+        //
+        // A statement's text is the same for a table on every run while
+        // its window differs from everything to a few rows: after five
+        // runs PostgreSQL would settle on one generic plan for all of
+        // them, and with it parse the bound answer maps once per row
+        // instead of once per statement. Plans are made for each window.
+        conn.batch_execute("SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
         let from = diesel::sql_query(
             "SELECT last_sync_time FROM public.entity_sync_status \
              WHERE table_metadata_id = $1 AND db_user = $2 FOR UPDATE",
@@ -79,10 +91,39 @@ pub async fn sync_table(
         .unwrap_or_else(epoch);
         let mut counts = SyncCounts::default();
         if from < boundary {
-            let upsert = upsert_statement(target, from, boundary);
-            counts.upserted = upsert.into_query().execute(conn).await? as u64;
-            for delete in delete_statements(target, from, boundary) {
-                counts.deleted += delete.into_query().execute(conn).await? as u64;
+            let was_empty = from <= epoch() && is_empty(conn, target).await?;
+            let direct = upsert_statement(target, from, boundary, Casting::Direct);
+            let upserted = conn
+                .transaction::<_, diesel::result::Error, _>(async |conn| {
+                    direct.into_query().execute(conn).await
+                })
+                .await;
+            counts.upserted = match upserted {
+                Ok(n) => n as u64,
+                // An answer a plain cast cannot read: the statement is
+                // redone (its savepoint rolled back) with tolerant casts,
+                // which make such answers NULL. A failure of another kind
+                // fails again there and is reported.
+                Err(diesel::result::Error::DatabaseError(_, info)) => {
+                    tracing::info!(
+                        table = %target.table.name,
+                        reason = info.message(),
+                        "an answer cannot be read as its column's type; syncing with tolerant casts"
+                    );
+                    upsert_statement(target, from, boundary, Casting::Tolerant)
+                        .into_query()
+                        .execute(conn)
+                        .await? as u64
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // Rows that stopped belonging can only be among rows that were
+            // there before: a table filled from empty (a first load) skips
+            // the deletes, which cost as much as the load's scan.
+            if !was_empty {
+                for delete in delete_statements(target, from, boundary) {
+                    counts.deleted += delete.into_query().execute(conn).await? as u64;
+                }
             }
         }
         if fail {
@@ -107,6 +148,22 @@ pub async fn sync_table(
         Ok(counts)
     })
     .await
+}
+
+#[derive(QueryableByName)]
+struct Empty {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    empty: bool,
+}
+
+async fn is_empty(conn: &mut AsyncPgConnection, target: &SyncTarget<'_>) -> Result<bool, Error> {
+    Ok(diesel::sql_query(format!(
+        "SELECT NOT EXISTS (SELECT 1 FROM {}) AS empty",
+        quote_qualified(target.schema, &target.table.name)
+    ))
+    .get_result::<Empty>(conn)
+    .await?
+    .empty)
 }
 
 /// The source table whose rows drive a reporting table.
@@ -298,6 +355,7 @@ pub fn upsert_statement(
     target: &SyncTarget<'_>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    casting: Casting,
 ) -> Statement {
     let table = target.table;
     let kind = row_kind(table);
@@ -339,7 +397,13 @@ pub fn upsert_statement(
     }
     for column in &table.columns {
         names.push(quote_ident(&column.name));
-        exprs.push(column_expr(&mut s, &row_obs, column, target.time_zone));
+        exprs.push(column_expr(
+            &mut s,
+            &row_obs,
+            column,
+            target.time_zone,
+            casting,
+        ));
     }
     let keys: Vec<String> = table
         .fixed
@@ -514,7 +578,10 @@ mod tests {
                 db_user: "u",
                 time_zone: HOSTILE,
             };
-            let mut statements = vec![upsert_statement(&target, epoch(), epoch())];
+            let mut statements = vec![
+                upsert_statement(&target, epoch(), epoch(), Casting::Direct),
+                upsert_statement(&target, epoch(), epoch(), Casting::Tolerant),
+            ];
             statements.extend(delete_statements(&target, epoch(), epoch()));
             for statement in statements {
                 let text = statement.text();

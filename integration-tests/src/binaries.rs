@@ -318,3 +318,26 @@ pub fn free_addr() -> SocketAddr {
     let port = crate::postgres::free_port().unwrap_or_else(|e| panic!("no free port: {e}"));
     SocketAddr::from(([127, 0, 0, 1], port))
 }
+
+/// Like [`binary`], built with `--release` (for benchmarks: timings and
+/// memory of the optimised build).
+pub fn release_binary(package: &str, name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            package,
+            "--bin",
+            name,
+        ])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo build for {name}: {e}"));
+    assert!(status.success(), "cargo build --release of {name} failed");
+    let path = target_dir().join("release").join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}

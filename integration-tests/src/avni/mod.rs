@@ -168,3 +168,22 @@ pub async fn generate(client: &Client, spec: &Spec) -> World {
         group,
     }
 }
+
+/// Creates the source tables and one standalone organisation per size
+/// (benchmarks measure one organisation at two sizes in one database).
+/// The `i`-th is generated as `generate` would generate it.
+pub async fn generate_sized(client: &Client, spec: &Spec, sizes: &[Size]) -> Vec<Org> {
+    create_source_tables(client).await;
+    let mut organisations = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let b = bundle(
+            spec.seed.wrapping_add(i as u64),
+            spec.hostile,
+            spec.extra_questions,
+        );
+        let org = metadata::organisation(client, spec, &format!("{i}"), b).await;
+        bulk::fill(client, &org, *size).await;
+        organisations.push(org);
+    }
+    organisations
+}

@@ -22,11 +22,12 @@ UPDATE column_metadata c
   FROM table_metadata t
  WHERE t.id = c.table_id;
 
--- An answer that looks like a date or time but is not one (2024-13-45,
--- 25:99) must become NULL in its cell instead of failing the table's sync.
--- The generated SQL casts values that match a strict pattern directly and
--- sends only the rest here: catching the error costs a subtransaction, too
--- much for every value, nothing for the rare odd one.
+-- An answer PostgreSQL cannot read as its column's type (2024-13-45 for a
+-- date, 1e999999 for a number) must become NULL in its cell instead of
+-- failing the table's sync. Tables are synced with plain casts first; only a
+-- statement that fails is redone with tolerant ones, which send the values
+-- no strict pattern vouches for here: catching the error costs a
+-- subtransaction, too much for every value, nothing for the rare odd one.
 CREATE FUNCTION etl_try_timestamptz(value text) RETURNS timestamptz
     LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
@@ -42,6 +43,16 @@ CREATE FUNCTION etl_try_time(value text) RETURNS time
 AS $$
 BEGIN
     RETURN value::time;
+EXCEPTION WHEN data_exception THEN
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION etl_try_numeric(value text) RETURNS numeric
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN value::numeric;
 EXCEPTION WHEN data_exception THEN
     RETURN NULL;
 END
