@@ -75,8 +75,15 @@ pub async fn sync_table(
         // runs PostgreSQL would settle on one generic plan for all of
         // them, and with it parse the bound answer maps once per row
         // instead of once per statement. Plans are made for each window.
-        conn.batch_execute("SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
+        //
+        // A table's rows and watermark commit together, so a commit lost in
+        // a crash leaves the table at its old watermark, synced again by the
+        // next run: waiting for the flush to disk buys nothing.
+        conn.batch_execute(
+            "SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan; \
+             SET LOCAL synchronous_commit = off",
+        )
+        .await?;
         let from = diesel::sql_query(
             "SELECT last_sync_time FROM public.entity_sync_status \
              WHERE table_metadata_id = $1 AND db_user = $2 FOR UPDATE",
@@ -274,10 +281,14 @@ fn source_filter(
     let hi = s.bind(Value::Time(to));
     let mut conditions = vec![format!("src.organisation_id = {org}")];
     let mut by_uuid = |s: &mut Statement, column: &str, table: &str, uuid: &Option<String>| {
+        // An array computed once, before the scan: the condition is then
+        // checked on each source row as it is read, before the joins and
+        // before its observations are detoasted (as a semi-join it was
+        // checked after them, reading every other type's observations).
         if let Some(uuid) = uuid {
             let p = s.bind_text(uuid);
             conditions.push(format!(
-                "{column} IN (SELECT id FROM public.{table} WHERE uuid = {p})"
+                "{column} = ANY (ARRAY(SELECT id FROM public.{table} WHERE uuid = {p}))"
             ));
         }
     };
