@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -266,6 +266,16 @@ pub enum Data {
     /// These elements, in `serverVersion` order.
     Elements(Vec<Value>),
     Generated(Generator),
+    /// Elements as exact text (hostile ones need not be valid JSON), each
+    /// served on the pages where its `position` is the `serverVersion`.
+    Raw(Vec<RawElement>),
+}
+
+/// One element as text, paged as if its `serverVersion` were `position`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawElement {
+    pub position: i64,
+    pub text: String,
 }
 
 /// A misbehaviour, applied to one request (queued) or to every request.
@@ -285,6 +295,93 @@ pub enum Fault {
     NotJson,
     /// Send the previous response's body again, whatever was asked.
     RepeatLastPage,
+    /// A stale page, as a cache or a retrying proxy serves one: the previous
+    /// response's body again when it answered the same batch size at the
+    /// same or an earlier timestamp (so it overlaps what is asked, never
+    /// skips past it), else the page asked for.
+    StalePage,
+    /// The page from `n` serverVersions before the timestamp asked for:
+    /// it overlaps pages already served.
+    Overlap(i64),
+    /// Start the page, then drop the connection mid-body.
+    CutConnection,
+    /// Send exactly these bytes as a 200 (for bodies that are not UTF-8).
+    Body(Vec<u8>),
+}
+
+impl Fault {
+    /// A short name for counting injected faults.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Pass => "pass",
+            Fault::Status(_) => "HTTP 5xx",
+            Fault::RetryAfter(..) => "429 with Retry-After",
+            Fault::Hang(_) => "hang past the request timeout",
+            Fault::Truncated => "truncated body",
+            Fault::NotJson => "body not JSON",
+            Fault::RepeatLastPage | Fault::StalePage => "page served twice",
+            Fault::Overlap(_) => "overlapping page",
+            Fault::CutConnection => "connection cut mid-body",
+            Fault::Body(_) => "fixed body",
+        }
+    }
+}
+
+/// A seeded mix of faults applied to requests that have no queued fault:
+/// each request misbehaves with probability `rate`, the kind drawn from
+/// `kinds` (with the given hang and `Retry-After`).
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    pub seed: u64,
+    pub rate: f64,
+    pub kinds: Vec<Fault>,
+}
+
+impl Chaos {
+    /// Every kind: 500/502/503, a hang of `hang`, 429 with `Retry-After:
+    /// retry_after` seconds, a truncated body, a body that is not JSON, a
+    /// cut connection, the same page twice, a page overlapping earlier ones
+    /// by `overlap` serverVersions.
+    pub fn every_kind(
+        seed: u64,
+        rate: f64,
+        hang: Duration,
+        retry_after: u64,
+        overlap: i64,
+    ) -> Self {
+        Self {
+            seed,
+            rate,
+            kinds: vec![
+                Fault::Status(500),
+                Fault::Status(502),
+                Fault::Status(503),
+                Fault::Hang(hang),
+                Fault::RetryAfter(429, retry_after),
+                Fault::Truncated,
+                Fault::NotJson,
+                Fault::CutConnection,
+                Fault::StalePage,
+                Fault::Overlap(overlap),
+            ],
+        }
+    }
+}
+
+struct ChaosState {
+    chaos: Chaos,
+    rng: rand::rngs::StdRng,
+}
+
+impl ChaosState {
+    fn draw(&mut self) -> Option<Fault> {
+        use rand::RngExt;
+        if self.chaos.kinds.is_empty() || !self.rng.random_bool(self.chaos.rate.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let i = self.rng.random_range(0..self.chaos.kinds.len());
+        Some(self.chaos.kinds[i].clone())
+    }
 }
 
 struct Inner {
@@ -293,8 +390,12 @@ struct Inner {
     queued: VecDeque<Fault>,
     always: Option<Fault>,
     last_body: Option<String>,
+    /// `(timestamp, batch-size)` the last body answered.
+    last_request: Option<(i64, usize)>,
     requests: Vec<(i64, usize)>,
     arrivals: Vec<std::time::Instant>,
+    chaos: Option<ChaosState>,
+    injected: BTreeMap<&'static str, usize>,
 }
 
 struct Shared {
@@ -325,13 +426,7 @@ impl FakeUpstream {
 
     /// Serves `data` on `listen`.
     pub async fn start_on(listen: &str, data: Data) -> Result<Self, String> {
-        let data = match data {
-            Data::Elements(mut e) => {
-                e.sort_by_key(server_version);
-                Data::Elements(e)
-            }
-            g => g,
-        };
+        let data = sorted(data);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 data,
@@ -339,8 +434,11 @@ impl FakeUpstream {
                 queued: VecDeque::new(),
                 always: None,
                 last_body: None,
+                last_request: None,
                 requests: Vec::new(),
                 arrivals: Vec::new(),
+                chaos: None,
+                injected: BTreeMap::new(),
             }),
             count: AtomicUsize::new(0),
         });
@@ -388,7 +486,26 @@ impl FakeUpstream {
 
     /// Replaces what is served (new submissions arriving upstream).
     pub fn set_data(&self, data: Data) {
+        let data = sorted(data);
         self.with(|i| i.data = data);
+    }
+
+    /// Misbehaves at random (seeded) on requests with no queued fault, or
+    /// stops misbehaving with `None`.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        use rand::SeedableRng;
+        self.with(|i| {
+            i.chaos = chaos.map(|chaos| ChaosState {
+                rng: rand::rngs::StdRng::seed_from_u64(chaos.seed),
+                chaos,
+            })
+        });
+    }
+
+    /// How many faults of each kind were injected so far (queued, always
+    /// and chaos faults alike; `Pass` is not counted).
+    pub fn injected(&self) -> BTreeMap<&'static str, usize> {
+        self.with(|i| i.injected.clone())
     }
 
     /// Adds elements to a list (keeps it sorted).
@@ -444,6 +561,21 @@ fn authorized(expected: &Option<(String, String)>, headers: &HeaderMap) -> bool 
         .is_some_and(|s| s == format!("{user}:{password}"))
 }
 
+/// The data with its elements in `serverVersion` order.
+fn sorted(data: Data) -> Data {
+    match data {
+        Data::Elements(mut e) => {
+            e.sort_by_key(server_version);
+            Data::Elements(e)
+        }
+        Data::Raw(mut e) => {
+            e.sort_by_key(|r| r.position);
+            Data::Raw(e)
+        }
+        g => g,
+    }
+}
+
 fn page_body(data: &Data, t: i64, n: usize) -> String {
     let mut body = String::from("[");
     let mut push = |element: String| {
@@ -454,8 +586,16 @@ fn page_body(data: &Data, t: i64, n: usize) -> String {
     };
     match data {
         Data::Elements(list) => {
-            for e in list.iter().filter(|e| server_version(e) > t).take(n) {
+            // Sorted: the first element after `t` by binary search.
+            let start = list.partition_point(|e| server_version(e) <= t);
+            for e in list[start..].iter().take(n) {
                 push(e.to_string());
+            }
+        }
+        Data::Raw(list) => {
+            let start = list.partition_point(|e| e.position <= t);
+            for e in list[start..].iter().take(n) {
+                push(e.text.clone());
             }
         }
         Data::Generated(g) => {
@@ -487,7 +627,13 @@ async fn handle(
     let (credentials, fault) = {
         let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.arrivals.push(std::time::Instant::now());
-        let fault = inner.queued.pop_front().or_else(|| inner.always.clone());
+        let fault = match inner.queued.pop_front().or_else(|| inner.always.clone()) {
+            Some(f) => Some(f),
+            None => inner.chaos.as_mut().and_then(ChaosState::draw),
+        };
+        if let Some(f) = fault.as_ref().filter(|f| **f != Fault::Pass) {
+            *inner.injected.entry(f.kind()).or_default() += 1;
+        }
         (inner.credentials.clone(), fault)
     };
     if !authorized(&credentials, &headers) {
@@ -525,18 +671,51 @@ async fn handle(
         Some(Fault::NotJson) => {
             return (StatusCode::OK, "<html><body>502 Bad Gateway</body></html>").into_response();
         }
+        Some(Fault::Body(bytes)) => {
+            let mut r = (StatusCode::OK, bytes).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return r;
+        }
         _ => {}
     }
     let body = {
         let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.requests.push((t, n));
-        let body = match (&fault, &inner.last_body) {
-            (Some(Fault::RepeatLastPage), Some(last)) => last.clone(),
-            _ => page_body(&inner.data, t, n),
+        let (body, answered) = match (&fault, &inner.last_body, inner.last_request) {
+            (Some(Fault::RepeatLastPage), Some(last), Some(asked)) => (last.clone(), asked),
+            (Some(Fault::StalePage), Some(last), Some((t0, n0))) if t0 <= t && n0 == n => {
+                (last.clone(), (t0, n0))
+            }
+            (Some(Fault::Overlap(back)), _, _) => {
+                let earlier = t.saturating_sub(*back);
+                (page_body(&inner.data, earlier, n), (earlier, n))
+            }
+            _ => (page_body(&inner.data, t, n), (t, n)),
         };
         inner.last_body = Some(body.clone());
+        inner.last_request = Some(answered);
         body
     };
+    if fault == Some(Fault::CutConnection) {
+        let mut cut = body.len() / 2;
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let first = bytes::Bytes::from(body[..cut].to_string());
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(first),
+            Err(std::io::Error::other("connection cut by the fake upstream")),
+        ];
+        let mut r = Response::new(axum::body::Body::from_stream(futures::stream::iter(chunks)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
     if fault == Some(Fault::Truncated) {
         let mut cut = body.len() / 2;
         while !body.is_char_boundary(cut) {

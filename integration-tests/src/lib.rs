@@ -10,6 +10,7 @@ pub mod demo;
 pub mod etl;
 pub mod fake_upstream;
 pub mod migrator;
+pub mod migrator_reliability;
 pub mod postgres;
 pub mod python;
 pub mod services;

@@ -434,6 +434,18 @@ fn archivable(raw: &str) -> String {
     }
 }
 
+/// Text as PostgreSQL stores it: a NUL character (which a text column
+/// refuses, failing the whole batch) becomes U+FFFD. For the bookkeeping
+/// columns only (names, reasons); form values with a NUL fail their
+/// submission instead (see `convert`).
+fn pg_text(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
+}
+
+fn pg_opt(text: &Option<String>) -> Option<String> {
+    text.as_deref().map(pg_text)
+}
+
 /// `form_submission` rows of a batch, as columns.
 #[derive(Default)]
 struct ArchiveRows {
@@ -449,10 +461,10 @@ struct ArchiveRows {
 
 impl ArchiveRows {
     fn push(&mut self, s: &Submission, raw: &str, status: &str) {
-        self.instance_id.push(s.instance_id.clone());
-        self.form_name.push(Some(s.form_name.clone()));
-        self.entity_id.push(s.entity_id.clone());
-        self.anm_id.push(s.anm_id.clone());
+        self.instance_id.push(pg_text(&s.instance_id));
+        self.form_name.push(Some(pg_text(&s.form_name)));
+        self.entity_id.push(pg_opt(&s.entity_id));
+        self.anm_id.push(pg_opt(&s.anm_id));
         self.client_version.push(s.client_version);
         self.server_version.push(Some(s.server_version));
         self.payload.push(archivable(raw));
@@ -463,8 +475,8 @@ impl ArchiveRows {
     /// keyed on it); its raw payload is still in `error_audit`.
     fn push_failure(&mut self, f: &Failure, raw: &str) {
         let Some(id) = &f.instance_id else { return };
-        self.instance_id.push(id.clone());
-        self.form_name.push(f.form_name.clone());
+        self.instance_id.push(pg_text(id));
+        self.form_name.push(pg_opt(&f.form_name));
         self.entity_id.push(None);
         self.anm_id.push(None);
         self.client_version.push(None);
@@ -517,11 +529,11 @@ async fn insert_errors(
     let mut detail = Vec::with_capacity(failures.len());
     let mut raw = Vec::with_capacity(failures.len());
     for f in failures {
-        instance_id.push(f.failure.instance_id.clone());
-        form_name.push(f.failure.form_name.clone());
+        instance_id.push(pg_opt(&f.failure.instance_id));
+        form_name.push(pg_opt(&f.failure.form_name));
         server_version.push(f.failure.server_version);
-        reason.push(f.failure.reason.clone());
-        detail.push(f.failure.detail.clone());
+        reason.push(pg_text(&f.failure.reason));
+        detail.push(pg_text(&f.failure.detail));
         raw.push(f.raw.to_string());
     }
     diesel::sql_query(
@@ -629,8 +641,8 @@ pub async fn reprocess(
                     "UPDATE error_audit SET failure_reason = $2, detailed_reason = $3 WHERE id = $1",
                 )
                 .bind::<BigInt, _>(row.id)
-                .bind::<Text, _>(&f.reason)
-                .bind::<Text, _>(&f.detail)
+                .bind::<Text, _>(pg_text(&f.reason))
+                .bind::<Text, _>(pg_text(&f.detail))
                 .execute(&mut conn)
                 .await?;
             }

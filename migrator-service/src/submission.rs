@@ -122,6 +122,53 @@ fn envelope_text(
     }
 }
 
+/// Longest `instanceId` and `formName` kept, in bytes: they are keys of
+/// unique and ordinary indexes, whose entries PostgreSQL limits to about
+/// 2,700 bytes; one element over the limit would fail its whole batch for
+/// ever. Real ones are UUIDs and short names.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// An `instanceId` or `formName` that can be stored and indexed.
+fn key_text(key: &str, value: Option<String>) -> Result<Option<String>, Failure> {
+    match value {
+        Some(v) if v.len() > MAX_KEY_BYTES => Err(Failure::new(
+            format!("Invalid submission: {key} is longer than {MAX_KEY_BYTES} bytes"),
+            format!(
+                "the element's {key} is {} bytes long, more than {MAX_KEY_BYTES}; it starts with {:?}",
+                v.len(),
+                truncate_for_message(&v)
+            ),
+        )),
+        Some(v) if v.contains('\0') => Err(Failure::new(
+            format!("Invalid submission: {key} contains a NUL character"),
+            format!(
+                "the element's {key} {:?} contains a NUL character, which PostgreSQL cannot store",
+                v.replace('\0', "\u{fffd}")
+            ),
+        )),
+        v => Ok(v),
+    }
+}
+
+/// Latest `serverVersion` accepted: the end of year 9999, in epoch ms.
+pub const MAX_SERVER_VERSION: i64 = 253_402_300_799_999;
+
+/// A `serverVersion` that is a time: epoch milliseconds from 0 to the end
+/// of year 9999. One beyond (`9223372036854775807`) would otherwise become
+/// the watermark and skip every later submission.
+fn server_version_of(text: &str) -> Result<i64, Failure> {
+    let v = epoch_millis("serverVersion", text)?;
+    if !(0..=MAX_SERVER_VERSION).contains(&v) {
+        return Err(Failure::new(
+            "Invalid submission: serverVersion is not a plausible time",
+            format!(
+                "serverVersion {v} is outside 0 to {MAX_SERVER_VERSION} (epoch milliseconds up to the year 9999); it cannot be the server's clock, and as a watermark it would skip later submissions"
+            ),
+        ));
+    }
+    Ok(v)
+}
+
 fn epoch_millis(key: &str, text: &str) -> Result<i64, Failure> {
     text.trim().parse::<i64>().map_err(|e| {
         Failure::new(
@@ -162,10 +209,14 @@ struct SubFormDef {
 /// envelope could be read, so `error_audit` can name the submission.
 pub fn decode(raw: &str) -> Result<Submission, Failure> {
     let value: Value = serde_json::from_str(raw).map_err(|e| {
-        Failure::new(
-            "Invalid submission: not JSON",
-            format!("the element is not JSON: {e}"),
-        )
+        // serde_json stops at 128 levels of nesting with an error (no
+        // stack overflow), which is worth its own reason.
+        let reason = if e.to_string().contains("recursion limit") {
+            "Invalid submission: nested too deeply"
+        } else {
+            "Invalid submission: not JSON"
+        };
+        Failure::new(reason, format!("the element is not JSON: {e}"))
     })?;
     let Value::Object(object) = value else {
         return Err(Failure::new(
@@ -177,18 +228,24 @@ pub fn decode(raw: &str) -> Result<Submission, Failure> {
         ));
     };
     // Read what identifies the submission first, so later failures name it.
-    let instance_id = envelope_text(&object, "instanceId")?;
-    let form_name = envelope_text(&object, "formName")?;
-    let server_version = envelope_text(&object, "serverVersion")?
-        .map(|v| epoch_millis("serverVersion", &v))
-        .transpose();
+    let instance_id =
+        envelope_text(&object, "instanceId").and_then(|v| key_text("instanceId", v))?;
+    let tag_id = |mut f: Failure| {
+        f.instance_id = instance_id.clone();
+        f
+    };
+    let form_name = envelope_text(&object, "formName")
+        .and_then(|v| key_text("formName", v))
+        .map_err(tag_id)?;
     let tag = |mut f: Failure, sv: Option<i64>| {
         f.instance_id = instance_id.clone();
         f.form_name = form_name.clone();
         f.server_version = sv;
         f
     };
-    let server_version = server_version.map_err(|f| tag(f, None))?;
+    let server_version = envelope_text(&object, "serverVersion")
+        .and_then(|v| v.map(|v| server_version_of(&v)).transpose())
+        .map_err(|f| tag(f, None))?;
     let Some(instance_id_value) = instance_id.clone() else {
         return Err(tag(
             Failure::new(
@@ -261,10 +318,14 @@ fn truncate_for_message(text: &str) -> String {
 /// Decodes the `formInstance` document.
 pub fn decode_form_instance(text: &str) -> Result<Form, Failure> {
     let instance: FormInstance = serde_json::from_str(text).map_err(|e| {
-        Failure::new(
-            "Invalid submission: formInstance is not valid JSON",
-            format!("formInstance is not valid JSON ({e}): {text}"),
-        )
+        let reason = if e.is_data() {
+            "Invalid submission: formInstance does not have the shape of a form"
+        } else if e.to_string().contains("recursion limit") {
+            "Invalid submission: formInstance is nested too deeply"
+        } else {
+            "Invalid submission: formInstance is not valid JSON"
+        };
+        Failure::new(reason, format!("{reason} ({e}): {text}"))
     })?;
     let Some(form) = instance.form else {
         return Err(Failure::new(
