@@ -9,6 +9,7 @@ pub mod binaries;
 pub mod demo;
 pub mod etl;
 pub mod fake_upstream;
+pub mod hostile_submissions;
 pub mod migrator;
 pub mod migrator_reliability;
 pub mod postgres;
