@@ -257,3 +257,75 @@ async fn hostile_payloads_land_in_error_audit_or_their_table_and_the_service_sta
     );
     drop(service);
 }
+
+/// A page that is not JSON as a whole cannot be split into submissions:
+/// it is rejected with a clear reason, nothing is written, the watermark
+/// stays, and the next poll asks again (here until the upstream is fixed).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_that_is_not_json_as_a_whole_is_rejected_with_a_reason_and_asked_again() {
+    use avni_proto::migrator::v1 as pb;
+    use integration_tests::fake_upstream::{Data, FakeUpstream, Fault, Generator};
+    use integration_tests::migrator::{
+        PATIENCE, assert_generated_exactly_once, form_rows, wait_for, watermark,
+    };
+    use integration_tests::migrator_reliability::chaos_source;
+    use integration_tests::services::TestMigrator;
+
+    let generator = Generator::new(30);
+    let good = generator.element(0).to_string();
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid UTF-8 in an element", {
+            let mut b = format!("[{}", &good[..good.len() - 1]).into_bytes();
+            b.extend_from_slice(b",\"x\":\"\xff\xfe\"}]");
+            b
+        }),
+        (
+            "an invalid escape in an element",
+            format!("[{good},{{\"instanceId\":\"a\\x41\"}}]").into_bytes(),
+        ),
+        (
+            "an HTML error page",
+            b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+        ),
+        ("a JSON object", b"{\"error\":\"maintenance\"}".to_vec()),
+        ("an unclosed array", format!("[{good},").into_bytes()),
+        ("an empty body", Vec::new()),
+    ];
+    let upstream = FakeUpstream::start(Data::Generated(generator)).await;
+    upstream.fail_always(Some(Fault::Body(bodies[0].1.clone())));
+    let settings = chaos_source(&upstream, 50, 1.0);
+    let migrator = TestMigrator::start(|c| c.sources = vec![settings]).await;
+    let db = migrator.db.client().await;
+    for (label, body) in &bodies {
+        upstream.fail_always(Some(Fault::Body(body.clone())));
+        let asked = upstream.request_count();
+        wait_for(label, PATIENCE, || async {
+            let status = migrator
+                .client()
+                .await
+                .get_status(pb::GetStatusRequest::default())
+                .await
+                .expect("status")
+                .into_inner()
+                .sources
+                .remove(0);
+            upstream.request_count() > asked + 1
+                && status
+                    .last_error
+                    .contains("not a JSON array of submissions")
+        })
+        .await;
+        assert_eq!(
+            watermark(&db, "drishti").await,
+            0,
+            "{label}: watermark kept"
+        );
+        assert_eq!(form_rows(&db).await.0, 0, "{label}: nothing written");
+    }
+    upstream.fail_always(None);
+    wait_for("the repaired upstream's page", PATIENCE, || async {
+        form_rows(&db).await.1 == 30
+    })
+    .await;
+    assert_generated_exactly_once(&db, 30).await;
+}
