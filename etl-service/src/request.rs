@@ -29,7 +29,11 @@ pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {
-        format!("{}… ({} bytes)", s.chars().take(max).collect::<String>(), s.len())
+        format!(
+            "{}… ({} bytes)",
+            s.chars().take(max).collect::<String>(),
+            s.len()
+        )
     }
 }
 
@@ -179,9 +183,7 @@ pub fn page(page_size: i32, token: &str) -> Result<(i64, Option<i64>), Error> {
     let size = match page_size {
         0 => DEFAULT_PAGE_SIZE,
         n if n < 0 => {
-            return Err(invalid(format!(
-                "page_size must not be negative, got {n}"
-            )));
+            return Err(invalid(format!("page_size must not be negative, got {n}")));
         }
         n => n.min(MAX_PAGE_SIZE),
     };
@@ -241,12 +243,24 @@ mod tests {
         let cases = [
             (None, "entity is required"),
             (with("", 1), "entity.uuid is required"),
-            (with("not-a-uuid", 1), "entity.uuid \"not-a-uuid\" is not a uuid"),
+            (
+                with("not-a-uuid", 1),
+                "entity.uuid \"not-a-uuid\" is not a uuid",
+            ),
             (with("6a1d1a4e3d5b4f6e9d2a0b1c2d3e4f50", 1), "is not a uuid"),
-            (with("{6a1d1a4e-3d5b-4f6e-9d2a-0b1c2d3e4f50}", 1), "is not a uuid"),
+            (
+                with("{6a1d1a4e-3d5b-4f6e-9d2a-0b1c2d3e4f50}", 1),
+                "is not a uuid",
+            ),
             (with(&ok.uuid, 0), "entity.type is required"),
-            (with(&ok.uuid, 42), "entity.type 42 is not a known EntityType"),
-            (with(&ok.uuid, -1), "entity.type -1 is not a known EntityType"),
+            (
+                with(&ok.uuid, 42),
+                "entity.type 42 is not a known EntityType",
+            ),
+            (
+                with(&ok.uuid, -1),
+                "entity.type -1 is not a known EntityType",
+            ),
         ];
         for (e, expected) in cases {
             let err = entity("entity", e.as_ref()).expect_err("must be rejected");
@@ -273,7 +287,13 @@ mod tests {
     fn pages_and_run_ids() {
         assert_eq!(page(0, "").expect("default"), (20, None));
         assert_eq!(page(i32::MAX, "before-7").expect("clamped"), (500, Some(7)));
-        for (size, token) in [(-1, ""), (i32::MIN, ""), (1, "7"), (1, "before-0"), (1, "before-x")] {
+        for (size, token) in [
+            (-1, ""),
+            (i32::MIN, ""),
+            (1, "7"),
+            (1, "before-0"),
+            (1, "before-x"),
+        ] {
             assert!(matches!(page(size, token), Err(Error::InvalidArgument(_))));
         }
         assert!(run_id(0).is_err() && run_id(-5).is_err() && run_id(3).is_ok());
@@ -288,7 +308,10 @@ mod tests {
             ..Default::default()
         };
         let err = proposed_schema(long).expect_err("too long");
-        assert!(err.to_string().contains("proposed.subject_types[0].name"), "{err}");
+        assert!(
+            err.to_string().contains("proposed.subject_types[0].name"),
+            "{err}"
+        );
         let nul = pb::ProposedSchema {
             encounter_types: vec![pb::ProposedEncounterType {
                 name: "a\0b".into(),
@@ -297,6 +320,9 @@ mod tests {
             ..Default::default()
         };
         let err = proposed_schema(nul).expect_err("NUL");
-        assert!(err.to_string().contains("proposed.encounter_types[0].name"), "{err}");
+        assert!(
+            err.to_string().contains("proposed.encounter_types[0].name"),
+            "{err}"
+        );
     }
 }
