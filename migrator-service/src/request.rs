@@ -22,7 +22,11 @@ pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {
-        format!("{}… ({} bytes)", s.chars().take(max).collect::<String>(), s.len())
+        format!(
+            "{}… ({} bytes)",
+            s.chars().take(max).collect::<String>(),
+            s.len()
+        )
     }
 }
 
@@ -140,7 +144,12 @@ mod tests {
         let err = source(&huge, &["a"]).expect_err("huge");
         assert!(err.to_string().len() < 200, "{err}");
         assert!(name_filter("form_name", "a\0b").is_err());
-        assert!(error_ids(vec![1, 0]).expect_err("zero").to_string().contains("error_ids[1]"));
+        assert!(
+            error_ids(vec![1, 0])
+                .expect_err("zero")
+                .to_string()
+                .contains("error_ids[1]")
+        );
         assert!(error_ids(vec![1; MAX_ERROR_IDS + 1]).is_err());
     }
 }
