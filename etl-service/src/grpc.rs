@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::jobs::{self, RunEventRow, RunRow, RunStatus, Trigger};
 use crate::layout::TableKind;
 use crate::name_check;
+use crate::request;
 use avni_proto::etl::v1 as pb;
 use avni_proto::etl::v1::etl_service_server::EtlService;
 use chrono::{DateTime, Utc};
@@ -25,90 +26,6 @@ impl EtlApi {
     pub fn new(control: Control) -> Self {
         Self { control }
     }
-}
-
-/// Checks an `Entity` from a request: present, a canonical uuid, a known type.
-pub fn parse_entity(entity: Option<&pb::Entity>) -> Result<EntityRef, Error> {
-    let entity = entity.ok_or_else(|| {
-        Error::InvalidArgument(
-            "entity is required: {\"uuid\": \"<uuid>\", \"type\": \"ENTITY_TYPE_ORGANISATION\"}"
-                .into(),
-        )
-    })?;
-    let uuid = entity.uuid.trim();
-    if uuid.is_empty() {
-        return Err(Error::InvalidArgument("entity.uuid is required".into()));
-    }
-    let uuid = uuid::Uuid::try_parse(uuid).map_err(|_| {
-        Error::InvalidArgument(format!(
-            "entity.uuid {:?} is not a uuid (expected 8-4-4-4-12 hexadecimal digits)",
-            shorten(uuid, 80)
-        ))
-    })?;
-    let kind = match pb::EntityType::try_from(entity.r#type) {
-        Ok(pb::EntityType::Organisation) => EntityKind::Organisation,
-        Ok(pb::EntityType::OrganisationGroup) => EntityKind::OrganisationGroup,
-        Ok(pb::EntityType::Unspecified) => {
-            return Err(Error::InvalidArgument(
-                "entity.type is required: ENTITY_TYPE_ORGANISATION or ENTITY_TYPE_ORGANISATION_GROUP".into(),
-            ));
-        }
-        Err(_) => {
-            return Err(Error::InvalidArgument(format!(
-                "entity.type {} is not a known EntityType",
-                entity.r#type
-            )));
-        }
-    };
-    Ok(EntityRef { uuid, kind })
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    }
-}
-
-/// Most entities a proposed set may hold, so one call cannot make the
-/// service plan without bound.
-const MAX_PROPOSED: usize = 5000;
-
-fn proposed_schema(p: pb::ProposedSchema) -> Result<name_check::ProposedSchema, Error> {
-    let count = p.subject_types.len() + p.programs.len() + p.encounter_types.len();
-    if count > MAX_PROPOSED {
-        return Err(Error::InvalidArgument(format!(
-            "a proposed set may hold at most {MAX_PROPOSED} subject types, programs and encounter types; got {count}"
-        )));
-    }
-    if count == 0 {
-        return Err(Error::InvalidArgument(
-            "the proposed set is empty: give subject_types, programs or encounter_types".into(),
-        ));
-    }
-    Ok(name_check::ProposedSchema {
-        subject_types: p.subject_types.into_iter().map(|s| s.name).collect(),
-        programs: p
-            .programs
-            .into_iter()
-            .map(|p| name_check::ProposedProgram {
-                name: p.name,
-                subject_type_name: p.subject_type_name,
-                has_exit_form: p.has_exit_form,
-            })
-            .collect(),
-        encounter_types: p
-            .encounter_types
-            .into_iter()
-            .map(|e| name_check::ProposedEncounterType {
-                name: e.name,
-                subject_type_name: e.subject_type_name,
-                program_name: e.program_name,
-                has_cancel_form: e.has_cancel_form,
-            })
-            .collect(),
-    })
 }
 
 fn table_type(kind: TableKind) -> pb::TableType {
@@ -171,37 +88,6 @@ fn name_report_message(
         valid: report.valid(),
         schema_name,
     }
-}
-
-const DEFAULT_PAGE_SIZE: i32 = 20;
-const MAX_PAGE_SIZE: i32 = 500;
-
-/// Page tokens are the id below which the next page starts.
-fn parse_page(page_size: i32, token: &str) -> Result<(i64, Option<i64>), Error> {
-    let size = match page_size {
-        0 => DEFAULT_PAGE_SIZE,
-        n if n < 0 => {
-            return Err(Error::InvalidArgument(format!(
-                "page_size must not be negative, got {n}"
-            )));
-        }
-        n => n.min(MAX_PAGE_SIZE),
-    };
-    let before = if token.is_empty() {
-        None
-    } else {
-        let id = token
-            .strip_prefix("before-")
-            .and_then(|id| id.parse::<i64>().ok())
-            .filter(|id| *id > 0)
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "page_token is not one this service issued; pass the next_page_token of the previous page".into(),
-                )
-            })?;
-        Some(id)
-    };
-    Ok((i64::from(size), before))
 }
 
 fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -330,14 +216,15 @@ async fn resolve_watched_run(
 ) -> Result<i64, Error> {
     match target {
         pb::watch_job_run_request::Target::RunId(id) => {
+            let id = request::run_id(*id)?;
             let mut conn = control.pool().get().await?;
-            jobs::find_run(&mut conn, *id)
+            jobs::find_run(&mut conn, id)
                 .await?
                 .map(|r| r.id)
-                .ok_or_else(|| Error::NotFound(format!("run {id} does not exist")))
+                .ok_or_else(|| Error::NotFound(format!("run_id {id}: no such run")))
         }
         pb::watch_job_run_request::Target::Entity(entity) => {
-            let entity = parse_entity(Some(entity))?;
+            let entity = request::entity("entity", Some(entity))?;
             let mut conn = control.pool().get().await?;
             crate::control::find_target(&mut conn, entity).await?;
             for _ in 0..300 {
@@ -405,7 +292,7 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::EnableAnalyticsRequest>,
     ) -> Result<Response<pb::EnableAnalyticsResponse>, Status> {
-        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let entity = request::entity("entity", request.get_ref().entity.as_ref())?;
         let (view, created) = self.control.enable(entity).await?;
         Ok(Response::new(pb::EnableAnalyticsResponse {
             job: Some(job_message(&view)),
@@ -417,7 +304,7 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::DisableAnalyticsRequest>,
     ) -> Result<Response<pb::DisableAnalyticsResponse>, Status> {
-        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let entity = request::entity("entity", request.get_ref().entity.as_ref())?;
         let removed = self.control.disable(entity).await?;
         Ok(Response::new(pb::DisableAnalyticsResponse { removed }))
     }
@@ -426,7 +313,7 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::RunNowRequest>,
     ) -> Result<Response<pb::RunNowResponse>, Status> {
-        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let entity = request::entity("entity", request.get_ref().entity.as_ref())?;
         let (run, already_running) = self.control.run_now(entity).await?;
         Ok(Response::new(pb::RunNowResponse {
             run: Some(run_message(&run)),
@@ -439,7 +326,7 @@ impl EtlService for EtlApi {
         request: Request<pb::RecreateSchemaRequest>,
     ) -> Result<Response<pb::RecreateSchemaResponse>, Status> {
         let request = request.into_inner();
-        let entity = parse_entity(request.entity.as_ref())?;
+        let entity = request::entity("entity", request.entity.as_ref())?;
         // The teardown must finish even if the caller goes away: run it in a
         // task of its own rather than in this cancellable handler.
         let control = self.control.clone();
@@ -465,7 +352,7 @@ impl EtlService for EtlApi {
         })?;
         let (report, schema_name) = match target {
             pb::validate_names_request::Target::Entity(entity) => {
-                let entity = parse_entity(Some(&entity))?;
+                let entity = request::entity("entity", Some(&entity))?;
                 let (target, plan) = self.control.plan(entity).await?;
                 let problems = name_check::check_plan(&plan);
                 (
@@ -477,7 +364,7 @@ impl EtlService for EtlApi {
                 )
             }
             pb::validate_names_request::Target::Proposed(proposed) => (
-                name_check::check_proposed(&proposed_schema(proposed)?),
+                name_check::check_proposed(&request::proposed_schema(proposed)?),
                 String::new(),
             ),
         };
@@ -488,7 +375,7 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::GetJobResponse>, Status> {
-        let entity = parse_entity(request.get_ref().entity.as_ref())?;
+        let entity = request::entity("entity", request.get_ref().entity.as_ref())?;
         let view = self.control.job(entity).await?;
         Ok(Response::new(pb::GetJobResponse {
             job: Some(job_message(&view)),
@@ -499,19 +386,7 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::BatchGetJobsRequest>,
     ) -> Result<Response<pb::BatchGetJobsResponse>, Status> {
-        const MAX_BATCH: usize = 1000;
-        let requested = &request.get_ref().entities;
-        if requested.len() > MAX_BATCH {
-            return Err(Error::InvalidArgument(format!(
-                "at most {MAX_BATCH} entities per call, got {}",
-                requested.len()
-            ))
-            .into());
-        }
-        let entities = requested
-            .iter()
-            .map(|e| parse_entity(Some(e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let entities = request::entities(&request.get_ref().entities)?;
         let views = self.control.jobs(&entities).await?;
         Ok(Response::new(pb::BatchGetJobsResponse {
             jobs: views.iter().map(job_message).collect(),
@@ -524,10 +399,10 @@ impl EtlService for EtlApi {
     ) -> Result<Response<pb::ListJobRunsResponse>, Status> {
         let request = request.get_ref();
         let entity = match &request.entity {
-            Some(e) => Some(parse_entity(Some(e))?),
+            Some(e) => Some(request::entity("entity", Some(e))?),
             None => None,
         };
-        let (size, before) = parse_page(request.page_size, &request.page_token)?;
+        let (size, before) = request::page(request.page_size, &request.page_token)?;
         // One extra row says whether there is a next page.
         let mut runs = self.control.history(entity, before, size + 1).await?;
         let next_page_token = if runs.len() as i64 > size {
@@ -555,58 +430,5 @@ impl EtlService for EtlApi {
         })?;
         let run_id = resolve_watched_run(&self.control, target).await?;
         Ok(Response::new(watch(self.control.clone(), run_id)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entity_validation() {
-        let ok = pb::Entity {
-            uuid: "6a1d1a4e-3d5b-4f6e-9d2a-0b1c2d3e4f50".into(),
-            r#type: pb::EntityType::Organisation as i32,
-        };
-        assert_eq!(
-            parse_entity(Some(&ok)).expect("valid").kind,
-            EntityKind::Organisation
-        );
-        let cases = [
-            (None, "entity is required"),
-            (
-                Some(pb::Entity {
-                    uuid: "".into(),
-                    r#type: 1,
-                }),
-                "entity.uuid is required",
-            ),
-            (
-                Some(pb::Entity {
-                    uuid: "not-a-uuid".into(),
-                    r#type: 1,
-                }),
-                "is not a uuid",
-            ),
-            (
-                Some(pb::Entity {
-                    uuid: ok.uuid.clone(),
-                    r#type: 0,
-                }),
-                "entity.type is required",
-            ),
-            (
-                Some(pb::Entity {
-                    uuid: ok.uuid.clone(),
-                    r#type: 42,
-                }),
-                "not a known EntityType",
-            ),
-        ];
-        for (entity, expected) in cases {
-            let err = parse_entity(entity.as_ref()).expect_err("must be rejected");
-            assert!(matches!(err, Error::InvalidArgument(_)));
-            assert!(err.to_string().contains(expected), "{err}");
-        }
     }
 }

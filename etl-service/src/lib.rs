@@ -34,6 +34,7 @@ pub mod name_check;
 pub mod naming;
 pub mod plan;
 pub mod progress;
+pub mod request;
 pub mod roles;
 pub mod run_once;
 pub mod scheduler;

@@ -5,6 +5,7 @@
 
 use crate::entity::{EntityKind, EntityRef};
 use crate::error::Error;
+use crate::naming::MAX_IDENTIFIER_BYTES;
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, Bool, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -123,6 +124,26 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                 m.uuid, m.name
             )));
         }
+        if let Some(reason) = unusable_role(&m.db_user) {
+            return Err(Error::FailedPrecondition(format!(
+                "{} {} ({}) has db_user {:?}, {reason}; give it a role of its own",
+                if m.uuid == head.uuid {
+                    what.as_str()
+                } else {
+                    "organisation"
+                },
+                m.uuid,
+                m.name,
+                m.db_user
+            )));
+        }
+    }
+    if let Some(other) = schema_owner_besides(conn, &head.schema_name, &head.uuid).await? {
+        return Err(Error::FailedPrecondition(format!(
+            "{what} {uuid} ({}) has schema_name {:?}, which is also the schema of {other}; \
+             each organisation and group needs a schema of its own",
+            head.name, head.schema_name
+        )));
     }
     Ok(Target {
         entity,
@@ -135,15 +156,67 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
 
 /// Why a schema cannot be an organisation's reporting schema: the runs
 /// create, grant and revoke in it as if it were theirs alone.
-pub fn unusable_schema(schema: &str) -> Option<&'static str> {
+pub fn unusable_schema(schema: &str) -> Option<String> {
     let lower = schema.to_lowercase();
     if lower == "public" {
-        Some("which holds the source and metadata tables")
+        Some("which holds the source and metadata tables".into())
     } else if lower == "information_schema" || lower.starts_with("pg_") {
-        Some("which is a PostgreSQL system schema")
+        Some("which is a PostgreSQL system schema".into())
+    } else if schema.len() > MAX_IDENTIFIER_BYTES {
+        Some(too_long(schema, "organisations"))
     } else {
         None
     }
+}
+
+/// Why a `db_user` cannot be granted a reporting schema.
+pub fn unusable_role(role: &str) -> Option<String> {
+    if role == "public" {
+        // `GRANT ... TO "public"` grants to every role.
+        Some("which PostgreSQL reads as PUBLIC, every role".into())
+    } else if role == "none" || role.starts_with("pg_") {
+        Some("which PostgreSQL reserves".into())
+    } else if role.len() > MAX_IDENTIFIER_BYTES {
+        Some(too_long(role, "organisations"))
+    } else {
+        None
+    }
+}
+
+fn too_long(name: &str, who: &str) -> String {
+    format!(
+        "which is {} bytes long; PostgreSQL cuts identifiers to {MAX_IDENTIFIER_BYTES} bytes \
+         without a word, so two {who} could share one",
+        name.len()
+    )
+}
+
+#[derive(QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = Text)]
+    owner: String,
+}
+
+/// Another organisation or group whose schema is `schema` (the run of one
+/// would write into, grant on and drop the other's tables).
+async fn schema_owner_besides(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    uuid: &str,
+) -> Result<Option<String>, Error> {
+    let found: Vec<Owner> = diesel::sql_query(
+        "SELECT 'organisation ' || uuid || ' (' || name || ')' AS owner FROM public.organisation \
+          WHERE schema_name = $1 AND uuid <> $2 AND NOT is_voided \
+         UNION ALL \
+         SELECT 'organisation group ' || uuid || ' (' || name || ')' FROM public.organisation_group \
+          WHERE schema_name = $1 AND uuid <> $2 \
+         LIMIT 1",
+    )
+    .bind::<Text, _>(schema)
+    .bind::<Text, _>(uuid)
+    .load(conn)
+    .await?;
+    Ok(found.into_iter().next().map(|o| o.owner))
 }
 
 /// The metadata a schema is planned from, merged over the member
@@ -406,6 +479,18 @@ mod tests {
         }
         for schema in ["org_a", "publication", "Org \"1\"; DROP"] {
             assert!(unusable_schema(schema).is_none(), "{schema}");
+        }
+        assert!(unusable_schema(&"s".repeat(64)).is_some());
+        assert!(unusable_schema(&"स".repeat(21)).is_none(), "63 bytes fit");
+    }
+
+    #[test]
+    fn roles_postgres_reads_otherwise_are_refused() {
+        for role in ["public", "none", "pg_monitor", &"r".repeat(64)] {
+            assert!(unusable_role(role).is_some(), "{role}");
+        }
+        for role in ["PUBLIC", "org_a", "etl test \"0\"; role", "  x "] {
+            assert!(unusable_role(role).is_none(), "{role}");
         }
     }
 }

@@ -1,21 +1,17 @@
 //! The gRPC handlers of `avni.migrator.v1.FormsMigrator`: thin, they check
 //! input, call the domain and map its errors to status codes.
 
-use crate::audits::{self, AuditRow, ErrorRow, Page};
+use crate::audits::{self, AuditRow, ErrorRow};
 use crate::batch::{ReprocessFilter, reprocess};
 use crate::error::Error;
 use crate::poller::{Migrator, Source, State};
+use crate::request;
 use avni_proto::migrator::v1 as pb;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigrator;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tonic::{Request, Response, Status};
-
-/// Rows per page when the request does not say.
-const DEFAULT_PAGE_SIZE: i64 = 50;
-/// Most rows per page.
-const MAX_PAGE_SIZE: i64 = 1000;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -28,57 +24,22 @@ impl MigratorApi {
         Self { migrator }
     }
 
+    fn configured(&self) -> Vec<&str> {
+        self.migrator.sources().iter().map(|s| s.name()).collect()
+    }
+
     /// The named sources, or all of them for an empty name.
     fn select(&self, name: &str) -> Result<Vec<Arc<Source>>, Error> {
-        if name.is_empty() {
-            return Ok(self.migrator.sources().to_vec());
+        match request::source(name, &self.configured())? {
+            None => Ok(self.migrator.sources().to_vec()),
+            Some(name) => Ok(self.migrator.source(name).into_iter().cloned().collect()),
         }
-        self.migrator
-            .source(name)
-            .map(|s| vec![s.clone()])
-            .ok_or_else(|| unknown_source(name))
     }
 
     /// `Some(name)` for a configured source, `None` for "every source".
     fn source_filter<'a>(&self, name: &'a str) -> Result<Option<&'a str>, Error> {
-        if name.is_empty() {
-            return Ok(None);
-        }
-        match self.migrator.source(name) {
-            Some(_) => Ok(Some(name)),
-            None => Err(unknown_source(name)),
-        }
+        request::source(name, &self.configured())
     }
-}
-
-fn unknown_source(name: &str) -> Error {
-    Error::NotFound(format!("no source named {name:?} is configured"))
-}
-
-/// Reads `page_size` and `page_token` (the id the next page starts below).
-fn page(page_size: i32, token: &str) -> Result<Page, Error> {
-    if page_size < 0 {
-        return Err(Error::InvalidArgument(format!(
-            "page_size must not be negative, got {page_size}"
-        )));
-    }
-    let limit = match i64::from(page_size) {
-        0 => DEFAULT_PAGE_SIZE,
-        n => n.min(MAX_PAGE_SIZE),
-    };
-    let before_id = if token.is_empty() {
-        None
-    } else {
-        match token.parse::<i64>() {
-            Ok(id) if id > 0 => Some(id),
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "page_token {token:?} is not a token this API returned"
-                )));
-            }
-        }
-    };
-    Ok(Page { before_id, limit })
 }
 
 /// The token of the page after `rows` (read with one extra row).
@@ -220,7 +181,7 @@ impl FormsMigrator for MigratorApi {
     ) -> Result<Response<pb::ListAuditsResponse>, Status> {
         let r = request.into_inner();
         let source = self.source_filter(&r.source)?;
-        let page = page(r.page_size, &r.page_token)?;
+        let page = request::page(r.page_size, &r.page_token)?;
         let mut conn = self.migrator.pool.get().await.map_err(Error::from)?;
         let mut rows = audits::list_audits(&mut conn, source, page).await?;
         let next_page_token = next_token(&mut rows, page.limit, |r| r.id);
@@ -236,8 +197,8 @@ impl FormsMigrator for MigratorApi {
     ) -> Result<Response<pb::ListErrorsResponse>, Status> {
         let r = request.into_inner();
         let source = self.source_filter(&r.source)?;
-        let page = page(r.page_size, &r.page_token)?;
-        let form_name = (!r.form_name.is_empty()).then_some(r.form_name.as_str());
+        let page = request::page(r.page_size, &r.page_token)?;
+        let form_name = request::name_filter("form_name", &r.form_name)?;
         let mut conn = self.migrator.pool.get().await.map_err(Error::from)?;
         let mut rows = audits::list_errors(
             &mut conn,
@@ -261,16 +222,11 @@ impl FormsMigrator for MigratorApi {
     ) -> Result<Response<pb::ReprocessErrorsResponse>, Status> {
         let r = request.into_inner();
         let source = self.source_filter(&r.source)?.map(str::to_string);
-        if let Some(bad) = r.error_ids.iter().find(|id| **id <= 0) {
-            return Err(Error::InvalidArgument(format!(
-                "error_ids holds {bad}, which is not an error id"
-            ))
-            .into());
-        }
+        let form_name = request::name_filter("form_name", &r.form_name)?.map(str::to_string);
         let filter = ReprocessFilter {
             source,
-            form_name: (!r.form_name.is_empty()).then_some(r.form_name),
-            ids: r.error_ids,
+            form_name,
+            ids: request::error_ids(r.error_ids)?,
         };
         // In a task of its own: a client that goes away must not cancel
         // the work half done.
@@ -294,17 +250,6 @@ impl FormsMigrator for MigratorApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pages_are_checked() {
-        assert!(matches!(page(-1, ""), Err(Error::InvalidArgument(_))));
-        assert!(matches!(page(10, "abc"), Err(Error::InvalidArgument(_))));
-        assert!(matches!(page(10, "-5"), Err(Error::InvalidArgument(_))));
-        let p = page(0, "").expect("defaults");
-        assert_eq!((p.before_id, p.limit), (None, DEFAULT_PAGE_SIZE));
-        let p = page(5000, "42").expect("clamped");
-        assert_eq!((p.before_id, p.limit), (Some(42), MAX_PAGE_SIZE));
-    }
 
     #[test]
     fn the_next_token_is_the_last_id_when_more_rows_follow() {

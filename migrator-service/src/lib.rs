@@ -31,6 +31,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod migrations;
 pub mod poller;
+pub mod request;
 pub mod submission;
 pub mod upstream;
 

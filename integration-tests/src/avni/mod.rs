@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod bundle;
 pub mod edit;
 pub mod evolve;
+pub mod hostile;
 pub mod metadata;
 
 pub use bundle::{Bundle, ConceptDef, bundle, uuid_for};

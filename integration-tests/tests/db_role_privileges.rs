@@ -1,0 +1,314 @@
+//! Database roles. An organisation's role reads its own reporting schema and
+//! nothing else: not the ETL's metadata, job and run tables, not the Avni
+//! source tables, not the recovery functions, not the migrator's tables.
+//! And both services run under a role that is not a superuser: LOGIN,
+//! CREATEROLE (to create organisations' roles), owner of its database, with
+//! SELECT on the Avni source tables, and nothing more.
+
+use integration_tests::avni::{self, Size, Spec};
+use integration_tests::etl::{EtlFixture, context, org_ref};
+use integration_tests::fake_upstream::{Data, FakeUpstream, Generator};
+use integration_tests::migrator::{source, wait_for};
+use integration_tests::postgres::{TestDatabase, connect, server_url};
+use integration_tests::services::start_migrator_on;
+use service_kit::sql::{quote_ident, quote_qualified};
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// Tables the ETL keeps in public.
+const ETL_TABLES: [&str; 8] = [
+    "table_metadata",
+    "column_metadata",
+    "index_metadata",
+    "entity_sync_status",
+    "etl_job",
+    "etl_run",
+    "etl_run_event",
+    "__diesel_schema_migrations",
+];
+
+const SOURCE_TABLES: [&str; 8] = [
+    "organisation",
+    "users",
+    "individual",
+    "program_enrolment",
+    "program_encounter",
+    "encounter",
+    "concept",
+    "form_element",
+];
+
+const MIGRATOR_TABLES: [&str; 4] = [
+    "migration_audit",
+    "error_audit",
+    "form_submission",
+    "ec_registration",
+];
+
+/// Runs `sql` as `role` and expects "permission denied".
+async fn denied(client: &Client, role: &str, sql: &str) {
+    client
+        .batch_execute(&format!("SET ROLE {}", quote_ident(role)))
+        .await
+        .expect("set role");
+    let result = client.simple_query(sql).await;
+    client
+        .batch_execute("RESET ROLE")
+        .await
+        .expect("reset role");
+    let e = result.map(drop).expect_err(&format!("{role} ran {sql}"));
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+    assert_eq!(
+        db.code(),
+        &tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE,
+        "{sql}: {}",
+        db.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisations_role_reads_only_its_own_schema() {
+    let f = EtlFixture::new(&Spec {
+        seed: 43,
+        organisations: 2,
+        size: Size {
+            subjects_per_type: 2,
+            encounters_per_enrolment: 1,
+            encounters_per_subject: 1,
+        },
+        ..Spec::default()
+    })
+    .await;
+    let (a, b) = (f.org(0).clone(), f.org(1).clone());
+    f.run_org(&a).await;
+    f.run_org(&b).await;
+    let c = &f.client;
+
+    // Its own tables and views: readable.
+    c.batch_execute(&format!("SET ROLE {}", quote_ident(&a.db_user)))
+        .await
+        .expect("set role");
+    for relation in ["person", "subject_view", "enrolment_view"] {
+        c.simple_query(&format!(
+            "SELECT count(*) FROM {}",
+            quote_qualified(&a.schema_name, relation)
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{relation}: {e}"));
+    }
+    c.batch_execute("RESET ROLE").await.expect("reset");
+
+    let mut checked = 0;
+    for table in ETL_TABLES.iter().chain(SOURCE_TABLES.iter()) {
+        denied(
+            c,
+            &a.db_user,
+            &format!("SELECT * FROM public.{table} LIMIT 1"),
+        )
+        .await;
+        checked += 1;
+    }
+    for write in [
+        "DELETE FROM public.etl_job",
+        "INSERT INTO public.etl_job DEFAULT VALUES",
+        "UPDATE public.entity_sync_status SET last_sync_time = now()",
+    ] {
+        denied(c, &a.db_user, write).await;
+        checked += 1;
+    }
+    // The other organisation's schema and views, and the recovery
+    // functions (EXECUTE revoked from PUBLIC by a migration).
+    for sql in [
+        format!(
+            "SELECT * FROM {} LIMIT 1",
+            quote_qualified(&b.schema_name, "person")
+        ),
+        format!(
+            "SELECT * FROM {} LIMIT 1",
+            quote_qualified(&b.schema_name, "subject_view")
+        ),
+        format!(
+            "SELECT delete_etl_metadata_for_schema({}, 'x', 'y')",
+            service_kit::sql::quote_literal(&b.schema_name)
+        ),
+        "SELECT delete_etl_metadata_for_org('x', 'y')".to_string(),
+        format!(
+            "CREATE TABLE {} (x int)",
+            quote_qualified(&a.schema_name, "mine")
+        ),
+        "CREATE TABLE public.mine (x int)".to_string(),
+    ] {
+        denied(c, &a.db_user, &sql).await;
+        checked += 1;
+    }
+
+    // The migrator's repository on the same server.
+    let repo = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let rc = repo.client().await;
+    for table in MIGRATOR_TABLES {
+        denied(
+            &rc,
+            &a.db_user,
+            &format!("SELECT * FROM public.{table} LIMIT 1"),
+        )
+        .await;
+        checked += 1;
+    }
+    eprintln!("{checked} statements refused to an organisation's role");
+}
+
+/// `url` with `role` as its user.
+fn as_role(url: &str, role: &str) -> String {
+    let changed = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        changed, url,
+        "the test server URL names user postgres: {url}"
+    );
+    changed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_services_run_under_a_role_that_is_not_a_superuser() {
+    let role = format!("etl_service_{}", uuid::Uuid::new_v4().simple());
+    let admin = connect(server_url().await).await.expect("admin");
+    // The minimum: LOGIN, and CREATEROLE for organisations' roles; INHERIT
+    // (the default) so owning the database gives CREATE on its public
+    // schema through pg_database_owner.
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS"
+        ))
+        .await
+        .expect("create role");
+
+    // The ETL: a database it owns; the Avni source tables owned by someone
+    // else (as in a real Avni database), SELECT granted.
+    let etl_db = TestDatabase::new().await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} OWNER TO {role}",
+            quote_ident(&etl_db.name)
+        ))
+        .await
+        .expect("owner");
+    let etl_url = as_role(&etl_db.url, &role);
+    service_kit::db::run_pending_migrations(&etl_url, etl_service::migrations::migrations)
+        .await
+        .expect("the ETL's migrations run as a non-superuser");
+    let pg = etl_db.client().await;
+    let world = avni::generate(
+        &pg,
+        &Spec {
+            seed: 44,
+            size: Size {
+                subjects_per_type: 3,
+                encounters_per_enrolment: 1,
+                encounters_per_subject: 1,
+            },
+            ..Spec::default()
+        },
+    )
+    .await;
+    for table in avni_source_tables(&pg).await {
+        pg.batch_execute(&format!(
+            "GRANT SELECT ON public.{} TO {role}",
+            quote_ident(&table)
+        ))
+        .await
+        .expect("grant");
+    }
+    let org = &world.organisations[0];
+    let ctx = context(&etl_url);
+    let report = etl_service::engine::run_entity(
+        &ctx,
+        org_ref(org),
+        &etl_service::engine::RunOptions::default(),
+        &etl_service::engine::NoProgress,
+    )
+    .await
+    .expect("an ETL run as a non-superuser");
+    assert!(report.tables.len() > 5, "{}", report.tables.len());
+    let rows: i64 = pg
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {}",
+                quote_qualified(&org.schema_name, "individual")
+            ),
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 3);
+    let owner: String = pg
+        .query_one(
+            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1",
+            &[&org.schema_name],
+        )
+        .await
+        .expect("schema owner")
+        .get(0);
+    assert_eq!(owner, role);
+
+    // The migrator: a repository database it owns, a batch drained.
+    let repo = TestDatabase::new().await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} OWNER TO {role}",
+            quote_ident(&repo.name)
+        ))
+        .await
+        .expect("owner");
+    let repo_url = as_role(&repo.url, &role);
+    service_kit::db::run_pending_migrations(&repo_url, migrator_service::migrations::migrations)
+        .await
+        .expect("the migrator's migrations run as a non-superuser");
+    let upstream = FakeUpstream::start(Data::Generated(Generator::new(25))).await;
+    let service = start_migrator_on(&repo_url, |c| {
+        c.sources = vec![source("alpha", &upstream, 10, 3600.0)];
+    })
+    .await;
+    let rc = repo.client().await;
+    wait_for("25 submissions written", Duration::from_secs(60), || async {
+        rc.query_one(
+            "SELECT coalesce(sum(successfully_processed_form_entries + failed_form_entries), 0)::bigint FROM migration_audit",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0) >= 25)
+        .unwrap_or(false)
+    })
+    .await;
+    service.stop().await.expect("stops");
+
+    // Clean up the role: the databases go first.
+    drop(etl_db);
+    drop(repo);
+    drop(rc);
+    drop(pg);
+    for _ in 0..50 {
+        if admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Avni tables in public: everything the ETL's migrations did not make.
+async fn avni_source_tables(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' \
+              AND tableowner <> (SELECT datdba::regrole::text FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
