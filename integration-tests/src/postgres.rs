@@ -144,6 +144,56 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Drops roles when dropped, passing test or not: roles belong to the whole
+/// cluster and outlive test databases. Declare it before the databases
+/// the roles have privileges in, so it runs after they are gone.
+pub struct DropRoles {
+    /// These roles.
+    pub names: Vec<String>,
+    /// And every role whose name ends with this (a run's own marker).
+    pub ending_with: Option<String>,
+}
+
+impl Drop for DropRoles {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.names);
+        let suffix = self.ending_with.take();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(admin) = connect(server_url().await).await else {
+                    return;
+                };
+                let mut roles = names;
+                if let Some(suffix) = suffix
+                    && let Ok(rows) = admin
+                        .query(
+                            "SELECT rolname::text FROM pg_roles WHERE right(rolname, length($1)) = $1",
+                            &[&suffix],
+                        )
+                        .await
+                {
+                    roles.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+                }
+                for role in roles {
+                    let _ = admin
+                        .batch_execute(&format!(
+                            "DROP ROLE IF EXISTS {}",
+                            service_kit::sql::quote_ident(&role)
+                        ))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 fn workspace_target() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     std::env::var_os("CARGO_TARGET_DIR")

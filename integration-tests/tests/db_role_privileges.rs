@@ -9,7 +9,7 @@ use integration_tests::avni::{self, Size, Spec};
 use integration_tests::etl::{EtlFixture, context, org_ref};
 use integration_tests::fake_upstream::{Data, FakeUpstream, Generator};
 use integration_tests::migrator::{source, wait_for};
-use integration_tests::postgres::{TestDatabase, connect, server_url};
+use integration_tests::postgres::{DropRoles, TestDatabase, connect, server_url};
 use integration_tests::services::start_migrator_on;
 use service_kit::sql::{quote_ident, quote_qualified};
 use std::time::Duration;
@@ -170,6 +170,12 @@ fn as_role(url: &str, role: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn both_services_run_under_a_role_that_is_not_a_superuser() {
     let role = format!("etl_service_{}", uuid::Uuid::new_v4().simple());
+    let org_role = format!("etl_test_org_role_{}", uuid::Uuid::new_v4().simple());
+    // Before the databases: dropped after them, if the test fails midway.
+    let _drop_roles = DropRoles {
+        names: vec![role.clone(), org_role.clone()],
+        ending_with: None,
+    };
     let admin = connect(server_url().await).await.expect("admin");
     // The minimum: LOGIN, and CREATEROLE for organisations' roles; INHERIT
     // (the default) so owning the database gives CREATE on its public
@@ -217,7 +223,18 @@ async fn both_services_run_under_a_role_that_is_not_a_superuser() {
         .await
         .expect("grant");
     }
-    let org = &world.organisations[0];
+    // The organisation's role: new to the cluster, so the ETL must create
+    // it (CREATEROLE), not find one an earlier test left.
+    let mut org = world.organisations[0].clone();
+    org.db_user = org_role.clone();
+    pg.execute(
+        "UPDATE organisation SET db_user = $1 WHERE id = $2",
+        &[&org.db_user, &org.id],
+    )
+    .await
+    .expect("db_user");
+    assert!(!role_exists(&admin, &org.db_user).await, "{}", org.db_user);
+    let org = &org;
     let ctx = context(&etl_url);
     let report = etl_service::engine::run_entity(
         &ctx,
@@ -249,6 +266,20 @@ async fn both_services_run_under_a_role_that_is_not_a_superuser() {
         .expect("schema owner")
         .get(0);
     assert_eq!(owner, role);
+    assert!(
+        role_exists(&admin, &org.db_user).await,
+        "the ETL created {}",
+        org.db_user
+    );
+    let reads: bool = pg
+        .query_one(
+            "SELECT has_schema_privilege($1, $2, 'USAGE')",
+            &[&org.db_user, &org.schema_name],
+        )
+        .await
+        .expect("privilege")
+        .get(0);
+    assert!(reads, "{} reads its schema", org.db_user);
 
     // The migrator: a repository database it owns, a batch drained.
     let repo = TestDatabase::new().await;
@@ -281,21 +312,37 @@ async fn both_services_run_under_a_role_that_is_not_a_superuser() {
     .await;
     service.stop().await.expect("stops");
 
-    // Clean up the role: the databases go first.
+    // Clean up the roles: the databases go first.
     drop(etl_db);
     drop(repo);
     drop(rc);
     drop(pg);
-    for _ in 0..50 {
-        if admin
-            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-            .await
-            .is_ok()
-        {
-            break;
+    for r in [quote_ident(&org_role), role] {
+        let mut dropped = false;
+        for _ in 0..50 {
+            if admin
+                .batch_execute(&format!("DROP ROLE IF EXISTS {r}"))
+                .await
+                .is_ok()
+            {
+                dropped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(dropped, "role {r} dropped");
     }
+}
+
+async fn role_exists(client: &Client, role: &str) -> bool {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+            &[&role],
+        )
+        .await
+        .expect("pg_roles")
+        .get(0)
 }
 
 /// The Avni tables in public: everything the ETL's migrations did not make.

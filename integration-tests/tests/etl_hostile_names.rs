@@ -6,21 +6,29 @@
 //! and as organisations' `schema_name` and `db_user`.
 //!
 //! Every run either succeeds or fails with a validation error that says
-//! what to fix; never a SQL error. No statement touches anything outside
+//! what to fix; never a SQL error. Refused organisations go through
+//! EnableAnalytics and `run-once`, so the refusal is also checked as the
+//! RPC's status and as the run recorded in etl_run. Roles carry a per-run
+//! marker, so each run creates its own whatever earlier runs left. No statement touches anything outside
 //! the organisation's own schema: an event trigger logs every DDL command
 //! and dropped object (all inside accepted schemas), and a catalog snapshot
 //! of every other schema (relations, functions, privileges) and a checksum
 //! of every Avni source table are equal before and after.
 
-use etl_service::engine::{self, NoProgress, RunOptions};
+use etl_service::control::Control;
+use etl_service::engine::{self, EngineContext, NoProgress, RunOptions};
 use etl_service::naming::MAX_IDENTIFIER_BYTES;
-use etl_service::{Error, name_check};
+use etl_service::{Error, name_check, run_once};
+use futures::stream::{self, StreamExt};
 use integration_tests::avni::hostile::{self, KINDS};
-use integration_tests::avni::{self, Size, Spec, bulk, bundle, metadata};
-use integration_tests::etl::{assert_metadata_describes_schema, context, org_ref};
-use integration_tests::postgres::TestDatabase;
+use integration_tests::avni::{self, Bundle, Org, Size, Spec, bulk, bundle, metadata};
+use integration_tests::etl::{assert_metadata_describes_schema, org_ref, test_settings};
+use integration_tests::postgres::{DropRoles, TestDatabase};
+use integration_tests::services::test_config;
+use service_kit::config::DatabaseSettings;
 use service_kit::sql::quote_ident;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 const SEED: u64 = 0x0405_711E;
@@ -118,6 +126,15 @@ async fn source_checksums(client: &Client) -> BTreeMap<String, String> {
     sums
 }
 
+/// Whether the ETL should accept `role` as an organisation's `db_user`.
+fn acceptable_role(role: &str) -> bool {
+    !role.trim().is_empty()
+        && role.len() <= MAX_IDENTIFIER_BYTES
+        && role != "public"
+        && role != "none"
+        && !role.starts_with("pg_")
+}
+
 /// Whether the ETL should accept an organisation with this schema and role
 /// (design: a schema and a role of its own, nameable in PostgreSQL).
 fn acceptable(schema: &str, role: &str) -> bool {
@@ -127,17 +144,158 @@ fn acceptable(schema: &str, role: &str) -> bool {
         && lower != "public"
         && lower != "information_schema"
         && !lower.starts_with("pg_")
-        && !role.trim().is_empty()
-        && role.len() <= MAX_IDENTIFIER_BYTES
-        && role != "public"
-        && role != "none"
-        && !role.starts_with("pg_")
+        && acceptable_role(role)
+}
+
+/// Roles are shared by the whole cluster: an acceptable role gets this
+/// run's `marker` at its end (cut to fit 63 bytes), so every run creates
+/// its roles afresh whatever earlier runs left behind. Refused ones stay
+/// as generated (nothing creates them).
+fn own_role(role: &str, marker: &str) -> String {
+    if !acceptable_role(role) {
+        return role.to_string();
+    }
+    let mut base = role.to_string();
+    while base.len() + marker.len() > MAX_IDENTIFIER_BYTES {
+        base.pop();
+    }
+    format!("{base}{marker}")
+}
+
+/// The organisations, set up on `WORKERS` connections at once: for each
+/// index, its bundle (renamed for the first five), schema and role.
+async fn set_up(db: &TestDatabase, spec: &Spec, plans: Vec<OrgPlan>) -> Vec<Org> {
+    const WORKERS: usize = 4;
+    let mut lanes: Vec<Vec<(usize, OrgPlan)>> = (0..WORKERS).map(|_| Vec::new()).collect();
+    for (i, plan) in plans.into_iter().enumerate() {
+        lanes[i % WORKERS].push((i, plan));
+    }
+    let done = futures::future::join_all(lanes.into_iter().map(|lane| async move {
+        let client = db.client().await;
+        let mut orgs = Vec::new();
+        for (i, plan) in lane {
+            let mut org =
+                metadata::organisation(&client, spec, &format!("h{i}"), plan.bundle).await;
+            client
+                .execute(
+                    "UPDATE organisation SET schema_name = $1, db_user = $2 WHERE id = $3",
+                    &[&plan.schema, &plan.role, &org.id],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("org {i} schema {:?}: {e}", plan.schema));
+            org.schema_name = plan.schema;
+            org.db_user = plan.role;
+            bulk::fill(&client, &org, plan.size).await;
+            orgs.push((i, org));
+        }
+        orgs
+    }))
+    .await;
+    let mut orgs: Vec<(usize, Org)> = done.into_iter().flatten().collect();
+    orgs.sort_by_key(|(i, _)| *i);
+    orgs.into_iter().map(|(_, o)| o).collect()
+}
+
+struct OrgPlan {
+    bundle: Bundle,
+    schema: String,
+    role: String,
+    size: Size,
+}
+
+/// What one organisation's runs came to.
+enum Outcome {
+    Accepted,
+    Refused(String),
+    Failed(String),
+}
+
+/// Runs an organisation the ETL should accept (twice for those with
+/// hostile entity names: the second run must find nothing to change).
+async fn run_accepted(ctx: &EngineContext, org: &Org, twice: bool) -> Outcome {
+    match engine::run_entity(ctx, org_ref(org), &RunOptions::default(), &NoProgress).await {
+        Ok(report) if report.tables.is_empty() => Outcome::Failed("no tables".into()),
+        Ok(_) if twice => {
+            match engine::run_entity(ctx, org_ref(org), &RunOptions::default(), &NoProgress).await {
+                Ok(_) => Outcome::Accepted,
+                Err(e) => Outcome::Failed(format!("second run failed: {e}")),
+            }
+        }
+        Ok(_) => Outcome::Accepted,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// An organisation the ETL should refuse, through the paths operators
+/// use: EnableAnalytics answers FAILED_PRECONDITION, and `run-once`
+/// refuses and records a failed run in etl_run. Each message is one line
+/// naming the field to fix.
+async fn run_refused(
+    ctx: &EngineContext,
+    config: &etl_service::Config,
+    client: &Client,
+    org: &Org,
+) -> Outcome {
+    let clear = |m: &str| {
+        !m.contains('\n')
+            && !m.contains('\r')
+            && (m.contains("schema_name") || m.contains("db_user"))
+    };
+    let control = Control::new(ctx.clone(), Duration::from_secs(3600));
+    let status = match control.enable(org_ref(org)).await {
+        Ok(_) => return Outcome::Failed("EnableAnalytics accepted it".into()),
+        Err(e) => tonic::Status::from(e),
+    };
+    if status.code() != tonic::Code::FailedPrecondition || !clear(status.message()) {
+        return Outcome::Failed(format!("EnableAnalytics: {status:?}"));
+    }
+    match run_once::run_once(config, org_ref(org)).await {
+        Ok(_) => return Outcome::Failed("run-once accepted it".into()),
+        Err(Error::FailedPrecondition(_)) => {}
+        Err(e) => return Outcome::Failed(format!("run-once: {e}")),
+    }
+    let recorded = client
+        .query_one(
+            "SELECT status, trigger, coalesce(error, '') FROM etl_run \
+              WHERE entity_uuid = $1::text::uuid ORDER BY id DESC LIMIT 1",
+            &[&org.uuid],
+        )
+        .await;
+    match recorded {
+        Ok(row) => {
+            let (status, trigger, error): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            if status == "failed" && trigger == "command_line" && clear(&error) {
+                Outcome::Refused(error)
+            } else {
+                Outcome::Failed(format!("recorded run: {status} {trigger} {error:?}"))
+            }
+        }
+        Err(e) => Outcome::Failed(format!("no recorded run: {e}")),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() {
-    let setup = std::time::Instant::now();
+    let setup = Instant::now();
+    let run_tag = uuid::Uuid::new_v4().simple().to_string();
+    let marker = format!(" #hn-{}", &run_tag[..8]);
+    // Before the database: dropped after it, with what the roles own.
+    let _drop_roles = DropRoles {
+        names: Vec::new(),
+        ending_with: Some(marker.clone()),
+    };
     let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let client = db.client().await;
+    // Durability is beside the point here: without a WAL flush per
+    // statement, setup and runs take a fraction of the time.
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET synchronous_commit = off",
+            quote_ident(&db.name)
+        ))
+        .await
+        .expect("synchronous_commit");
     let client = db.client().await;
     avni::create_source_tables(&client).await;
 
@@ -187,12 +345,12 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
         })
         .collect();
     let mut names = entity_names.into_iter();
-    let mut orgs = Vec::new();
     let spec = Spec {
         seed: SEED,
         ..Spec::default()
     };
     let total_orgs = 5 + schemas.len() + 3;
+    let mut plans = Vec::new();
     for i in 0..total_orgs {
         let mut b = bundle(SEED + i as u64, false, 0);
         let (schema, role) = match i {
@@ -213,20 +371,20 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
                 _ => ("role_long".to_string(), "r".repeat(64)),
             },
         };
-        let mut org = metadata::organisation(&client, &spec, &format!("h{i}"), b).await;
-        client
-            .execute(
-                "UPDATE organisation SET schema_name = $1, db_user = $2 WHERE id = $3",
-                &[&schema, &role, &org.id],
-            )
-            .await
-            .unwrap_or_else(|e| panic!("org {i} schema {schema:?}: {e}"));
-        org.schema_name = schema;
-        org.db_user = role;
-        bulk::fill(&client, &org, if i < 5 { TINY } else { Size::EMPTY }).await;
-        orgs.push(org);
+        plans.push(OrgPlan {
+            bundle: b,
+            schema,
+            role: own_role(&role, &marker),
+            size: if i < 5 { TINY } else { Size::EMPTY },
+        });
     }
+    let orgs = set_up(&db, &spec, plans).await;
     let names_used = per_org * 5;
+    let run_roles: BTreeSet<String> = orgs
+        .iter()
+        .filter(|o| acceptable(&o.schema_name, &o.db_user))
+        .map(|o| o.db_user.clone())
+        .collect();
 
     let roles_before: BTreeSet<String> = client
         .query("SELECT rolname::text FROM pg_roles", &[])
@@ -235,49 +393,57 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
         .iter()
         .map(|r| r.get(0))
         .collect();
+    assert!(
+        run_roles.is_disjoint(&roles_before),
+        "this run's roles exist before it"
+    );
     let all_schemas: Vec<String> = orgs.iter().map(|o| o.schema_name.clone()).collect();
     let catalog_before = outside(&client, &all_schemas).await;
     let sources_before = source_checksums(&client).await;
     client.batch_execute(DDL_LOG).await.expect("event triggers");
 
     eprintln!("setup took {:?}", setup.elapsed());
-    let started = std::time::Instant::now();
-    let ctx = context(&db.url);
+    let started = Instant::now();
+    let ctx = EngineContext {
+        pool: service_kit::db::build_pool(&DatabaseSettings {
+            url: db.url.clone(),
+            pool_size: 8,
+            ..DatabaseSettings::default()
+        }),
+        database_url: db.url.clone(),
+        settings: test_settings(),
+    };
+    let config: etl_service::Config = test_config(&db.url);
+    // Three organisations at a time: each run holds its own lock and
+    // touches only its own schema.
+    let outcomes: Vec<(usize, Outcome)> = stream::iter(orgs.iter().enumerate())
+        .map(|(i, org)| {
+            let (ctx, config, client) = (&ctx, &config, &client);
+            async move {
+                let outcome = if acceptable(&org.schema_name, &org.db_user) {
+                    run_accepted(ctx, org, i < 5).await
+                } else {
+                    run_refused(ctx, config, client, org).await
+                };
+                (i, outcome)
+            }
+        })
+        .buffer_unordered(3)
+        .collect()
+        .await;
     let mut accepted: Vec<String> = Vec::new();
     let mut refusals: Vec<String> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
-    for (i, org) in orgs.iter().enumerate() {
-        let expect_ok = acceptable(&org.schema_name, &org.db_user);
+    for (i, outcome) in outcomes {
+        let org = &orgs[i];
         let what = format!(
             "org {i} schema {:?} role {:?}",
             org.schema_name, org.db_user
         );
-        let outcome =
-            engine::run_entity(&ctx, org_ref(org), &RunOptions::default(), &NoProgress).await;
-        match (outcome, expect_ok) {
-            (Ok(report), true) => {
-                if report.tables.is_empty() {
-                    failures.push(format!("{what}: no tables"));
-                }
-                // A second run: same names, nothing to change.
-                if i < 5
-                    && let Err(e) =
-                        engine::run_entity(&ctx, org_ref(org), &RunOptions::default(), &NoProgress)
-                            .await
-                {
-                    failures.push(format!("{what}: second run failed: {e}"));
-                }
-                accepted.push(org.schema_name.clone());
-            }
-            (Err(e @ Error::FailedPrecondition(_)), false) => {
-                let message = e.to_string();
-                if !message.contains("schema_name") && !message.contains("db_user") {
-                    failures.push(format!("{what}: unclear refusal: {message}"));
-                }
-                refusals.push(message);
-            }
-            (Ok(_), false) => failures.push(format!("{what}: accepted, expected a refusal")),
-            (Err(e), _) => failures.push(format!("{what}: {e}")),
+        match outcome {
+            Outcome::Accepted => accepted.push(org.schema_name.clone()),
+            Outcome::Refused(message) => refusals.push(message),
+            Outcome::Failed(message) => failures.push(format!("{what}: {message}")),
         }
     }
     let runs_took = started.elapsed();
@@ -295,17 +461,12 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
         .await
         .expect("twin");
     for org in [&twin, &orgs[0]] {
-        match engine::run_entity(&ctx, org_ref(org), &RunOptions::default(), &NoProgress).await {
-            Err(e @ Error::FailedPrecondition(_))
-                if e.to_string().contains("also the schema of") =>
-            {
-                refusals.push(e.to_string())
+        match run_refused(&ctx, &config, &client, org).await {
+            Outcome::Refused(e) if e.contains("also the schema of") => refusals.push(e),
+            Outcome::Refused(e) | Outcome::Failed(e) => {
+                failures.push(format!("{} sharing a schema: {e}", org.name))
             }
-            other => failures.push(format!(
-                "{} sharing a schema: {:?}",
-                org.name,
-                other.map(|r| r.tables.len())
-            )),
+            Outcome::Accepted => failures.push(format!("{} sharing a schema: accepted", org.name)),
         }
     }
     client
@@ -422,8 +583,9 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
             .all(|t| t.name.len() <= MAX_IDENTIFIER_BYTES)
     );
 
-    // Leave the cluster's roles as they were.
-    let created: Vec<String> = client
+    // Every accepted organisation's role was created by this run, and no
+    // other; leave the cluster's roles as they were.
+    let created: BTreeSet<String> = client
         .query("SELECT rolname::text FROM pg_roles", &[])
         .await
         .expect("roles")
@@ -431,6 +593,7 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
         .map(|r| r.get::<_, String>(0))
         .filter(|r| !roles_before.contains(r))
         .collect();
+    assert_eq!(created, run_roles, "roles created");
     for role in &created {
         let role = quote_ident(role);
         client
