@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod edit;
 pub mod evolve;
 pub mod metadata;
+pub mod random_edits;
 
 pub use bundle::{Bundle, ConceptDef, bundle, uuid_for};
 
