@@ -27,5 +27,8 @@ async fn killed_runs_over_a_changing_source_end_equal_to_a_fresh_build() {
     assert_eq!(report.mismatches(), 0, "{}", report.markdown(&spec));
     assert_eq!(report.overlapping, 0, "no organisation ran twice at once");
     let succeeded = report.statuses.get("succeeded").copied().unwrap_or(0);
-    assert!(succeeded >= 3, "first build, timing round and last run: {succeeded}");
+    assert!(
+        succeeded >= 3,
+        "first build, timing round and last run: {succeeded}"
+    );
 }
