@@ -44,6 +44,11 @@ pub struct EtlSettings {
     pub sync_offset_seconds: u64,
     /// Time zone DateTime questions are converted to (Avni's default).
     pub time_zone: String,
+    /// Seconds a run may take, waiting for its entity's lock included; a run
+    /// past it is stopped (its statement cancelled in PostgreSQL) and
+    /// recorded as failed. Tables already synced keep their new rows, the
+    /// others keep their old ones. 0 means no limit.
+    pub run_timeout_seconds: u64,
 }
 
 impl Default for EtlSettings {
@@ -57,11 +62,18 @@ impl Default for EtlSettings {
             max_concurrent_runs: 2,
             sync_offset_seconds: 10,
             time_zone: "Asia/Kolkata".to_string(),
+            run_timeout_seconds: 3600,
         }
     }
 }
 
 impl EtlSettings {
+    /// How long a run may take; `None` when unlimited.
+    pub fn run_timeout(&self) -> Option<std::time::Duration> {
+        (self.run_timeout_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.run_timeout_seconds))
+    }
+
     /// The interval between scheduled runs.
     pub fn interval(&self) -> std::time::Duration {
         std::time::Duration::from_secs(
@@ -77,6 +89,9 @@ impl ServiceConfig for Config {
         database_name: "avni",
         port: 50051,
         metrics_port: 9464,
+        // A first load of a large table is one long statement; runs are
+        // bounded by etl.run_timeout_seconds instead.
+        statement_timeout_ms: 0,
     };
 
     fn database_mut(&mut self) -> &mut DatabaseSettings {

@@ -16,6 +16,7 @@ use crate::plan::{self, SchemaPlan};
 use crate::roles;
 use crate::schema_diff::{self, TableChange};
 use crate::source::{self, Target};
+use crate::stop::RunStop;
 use crate::sync::{self, SyncCounts, SyncTarget};
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
@@ -57,6 +58,9 @@ pub struct RunOptions {
     /// next table's sync fails after writing its rows and before its commit,
     /// as a crash in the middle of a run would. Never set in production.
     pub fail_after_tables: Option<usize>,
+    /// When to stop the run in the middle (timeout, shutdown, lost lease);
+    /// never by default.
+    pub stop: RunStop,
 }
 
 /// A table's outcome in a run.
@@ -153,26 +157,31 @@ pub async fn run_entity(
     let span = tracing::info_span!("etl_run", entity = %entity);
     async move {
         let started = Instant::now();
+        let stop = &options.stop;
+        stop.check()?;
         let target = {
             let mut conn = ctx.pool.get().await?;
-            source::load_target(&mut conn, entity).await?
+            let token = conn.cancel_token();
+            stop.guard(token, source::load_target(&mut conn, entity))
+                .await?
         };
         // No pooled connection is held while waiting for the lock: many
         // runs may wait at once.
-        let lock = take_lock(ctx, &target, options.lock).await?;
+        let lock = take_lock(ctx, &target, options.lock, stop).await?;
         let result = match ctx.pool.get().await {
             Ok(mut conn) => {
-                let dropped = if options.recreate {
-                    ddl::drop_schema(&mut conn, &target.schema_name).await
-                } else {
-                    Ok(0)
-                };
-                match dropped {
-                    Ok(dropped) => run_locked(ctx, &mut conn, &target, options, progress)
+                let token = conn.cancel_token();
+                let work = async {
+                    let dropped = if options.recreate {
+                        ddl::drop_schema(&mut conn, &target.schema_name).await?
+                    } else {
+                        0
+                    };
+                    run_locked(ctx, &mut conn, &target, options, progress)
                         .await
-                        .map(|tables| (dropped, tables)),
-                    Err(e) => Err(e),
-                }
+                        .map(|tables| (dropped, tables))
+                };
+                stop.guard(token, work).await
             }
             Err(e) => Err(e.into()),
         };
@@ -243,6 +252,8 @@ async fn run_locked(
     let mut probe = ChangeProbe::default();
     let mut reports = Vec::with_capacity(total);
     for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
+        // A stop that came between two statements ends the run here.
+        options.stop.check()?;
         progress.event(ProgressEvent::TableStarted {
             name: table.name.clone(),
             index,
@@ -344,9 +355,12 @@ async fn take_lock(
     ctx: &EngineContext,
     target: &Target,
     mode: LockMode,
+    stop: &RunStop,
 ) -> Result<EntityLock, Error> {
     match mode {
-        LockMode::Wait => EntityLock::acquire(&ctx.database_url, &target.schema_name).await,
+        LockMode::Wait => {
+            EntityLock::acquire_until(&ctx.database_url, &target.schema_name, stop).await
+        }
         LockMode::Try => EntityLock::try_acquire(&ctx.database_url, &target.schema_name)
             .await?
             .ok_or_else(|| {
@@ -386,7 +400,7 @@ pub async fn drop_schema(
         let mut conn = ctx.pool.get().await?;
         source::load_target(&mut conn, entity).await?
     };
-    let held = take_lock(ctx, &target, lock).await?;
+    let held = take_lock(ctx, &target, lock, &RunStop::default()).await?;
     let result = match ctx.pool.get().await {
         Ok(mut conn) => ddl::drop_schema(&mut conn, &target.schema_name).await,
         Err(e) => Err(e.into()),

@@ -37,6 +37,16 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The run took longer than `etl.run_timeout_seconds`; its statement
+    /// was cancelled in PostgreSQL.
+    #[error("{0}")]
+    TimedOut(String),
+
+    /// The run was stopped (the replica is shutting down or lost the run's
+    /// lease); its statement was cancelled in PostgreSQL.
+    #[error("{0}")]
+    Cancelled(String),
+
     /// A failure a test asked for (`RunOptions::fail_after_tables`).
     #[error("{0}")]
     InjectedFailure(String),
@@ -64,6 +74,8 @@ impl From<Error> for Status {
                 tracing::error!(error = %e, "run failed");
                 Status::internal(e.to_string())
             }
+            Error::TimedOut(m) => Status::deadline_exceeded(m),
+            Error::Cancelled(m) => Status::cancelled(m),
             Error::Unavailable(m) => Status::unavailable(format!("PostgreSQL is unavailable: {m}")),
             Error::Unimplemented(m) => Status::unimplemented(m),
             Error::Database(e) => {

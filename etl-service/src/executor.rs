@@ -3,9 +3,11 @@
 //! with the engine's progress written to the run's history.
 
 use crate::engine::{self, EngineContext, LockMode, ProgressSink, RunOptions, TableReport};
+use crate::error::Error;
 use crate::jobs::{RunRow, TableOutcome};
 use crate::progress::{ProgressEvent, RunProgress};
 use crate::scheduler::{RunExecutor, RunFailure};
+use crate::stop::RunStop;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -108,25 +110,27 @@ impl RunExecutor for EngineExecutor {
             tables: Vec::new(),
             cancelled: false,
         })?;
+        // The engine stops itself (cancelling its statement in PostgreSQL)
+        // rather than being dropped, so nothing of the run goes on in the
+        // server once it is recorded as finished.
         let options = RunOptions {
             lock: LockMode::Wait,
+            stop: RunStop::new(cancel, self.ctx.settings.run_timeout()),
             ..RunOptions::default()
         };
-        let finished = tokio::select! {
-            result = engine::run_entity(&self.ctx, entity, &options, &forward) => result,
-            () = cancel.cancelled() => {
-                // Each table commits its rows with its watermark, so stopping
-                // here leaves every table at its old or its new state.
-                return Err(RunFailure {
-                    message: "cancelled: the replica is stopping or lost the run's lease".into(),
-                    detail: "tables finished before the cancellation keep their new rows; the others keep their previous state".into(),
-                    tables: forward.done(),
-                    cancelled: true,
-                });
-            }
-        };
+        let finished = engine::run_entity(&self.ctx, entity, &options, &forward).await;
         match finished {
             Ok(report) => Ok(report.tables.iter().map(outcome).collect()),
+            // Each table commits its rows with its watermark, so stopping
+            // leaves every table at its old or its new state.
+            Err(e @ (Error::Cancelled(_) | Error::TimedOut(_))) => Err(RunFailure {
+                message: e.to_string(),
+                detail: format!(
+                    "{e}; tables finished before the stop keep their new rows, the others keep their previous state"
+                ),
+                tables: forward.done(),
+                cancelled: matches!(e, Error::Cancelled(_)),
+            }),
             Err(e) => Err(RunFailure {
                 message: service_kit::config::one_line(&e.to_string()),
                 detail: chain(&e),

@@ -11,7 +11,7 @@ use crate::error::Error;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 /// Channel replicas LISTEN on; a NOTIFY wakes their scheduler at once.
@@ -482,26 +482,30 @@ pub async fn reap_expired(conn: &mut AsyncPgConnection) -> Result<Vec<i64>, Erro
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let reaped: Vec<Reaped> = diesel::sql_query(
-        "UPDATE etl_run SET status = 'failed', finished_at = now(), current_table = NULL, \
-                error = 'the replica running it stopped (' || coalesce(worker, '?') || '): its lease expired', \
-                error_detail = 'lease expired at ' || lease_expires_at::text || '; tables already synced keep their rows, the others their previous state' \
-          WHERE status = 'running' AND lease_expires_at < now() RETURNING id",
-    )
-    .load(conn)
-    .await?;
-    for r in &reaped {
-        append_event(
-            conn,
-            r.id,
-            "run_finished",
-            None,
-            0,
-            Some("failed: lease expired"),
+    // The failure and its run_finished event commit together.
+    conn.transaction::<_, Error, _>(async |conn| {
+        let reaped: Vec<Reaped> = diesel::sql_query(
+            "UPDATE etl_run SET status = 'failed', finished_at = now(), current_table = NULL, \
+                    error = 'the replica running it stopped (' || coalesce(worker, '?') || '): its lease expired', \
+                    error_detail = 'lease expired at ' || lease_expires_at::text || '; tables already synced keep their rows, the others their previous state' \
+              WHERE status = 'running' AND lease_expires_at < now() RETURNING id",
         )
+        .load(conn)
         .await?;
-    }
-    Ok(reaped.into_iter().map(|r| r.id).collect())
+        for r in &reaped {
+            append_event(
+                conn,
+                r.id,
+                "run_finished",
+                None,
+                0,
+                Some("failed: lease expired"),
+            )
+            .await?;
+        }
+        Ok(reaped.into_iter().map(|r| r.id).collect())
+    })
+    .await
 }
 
 /// Records progress of a running run (for GetJob and watchers).
@@ -530,7 +534,9 @@ pub async fn record_progress(
 }
 
 /// Records a run's outcome. Only the worker holding the run may finish it;
-/// false when it no longer held it (reaped meanwhile).
+/// false when it no longer held it (reaped meanwhile). The outcome and its
+/// `run_finished` event commit together, so a reader never sees a finished
+/// run without its last event.
 pub async fn finish_run(
     conn: &mut AsyncPgConnection,
     run_id: i64,
@@ -544,32 +550,35 @@ pub async fn finish_run(
     let (upserted, deleted) = tables.iter().fold((0i64, 0i64), |(u, d), t| {
         (u + t.rows_upserted, d + t.rows_deleted)
     });
-    let updated = diesel::sql_query(
-        "UPDATE etl_run SET status = $3, finished_at = clock_timestamp(), error = $4, \
-                error_detail = $5, table_results = $6, current_table = NULL, \
-                rows_upserted = GREATEST(rows_upserted, $7), rows_deleted = GREATEST(rows_deleted, $8), \
-                started_at = coalesce(started_at, clock_timestamp()) \
-          WHERE id = $1 AND worker = $2 AND status = 'running'",
-    )
-    .bind::<BigInt, _>(run_id)
-    .bind::<Text, _>(worker)
-    .bind::<Text, _>(status.as_str())
-    .bind::<Nullable<Text>, _>(error)
-    .bind::<Nullable<Text>, _>(error_detail)
-    .bind::<Jsonb, _>(results)
-    .bind::<BigInt, _>(upserted)
-    .bind::<BigInt, _>(deleted)
-    .execute(conn)
-    .await?;
-    if updated > 0 {
-        let message = match (status, error) {
-            (RunStatus::Succeeded, _) => "succeeded".to_string(),
-            (s, Some(e)) => format!("{}: {e}", s.as_str()),
-            (s, None) => s.as_str().to_string(),
-        };
-        append_event(conn, run_id, "run_finished", None, upserted, Some(&message)).await?;
-    }
-    Ok(updated > 0)
+    conn.transaction::<_, Error, _>(async |conn| {
+        let updated = diesel::sql_query(
+            "UPDATE etl_run SET status = $3, finished_at = clock_timestamp(), error = $4, \
+                    error_detail = $5, table_results = $6, current_table = NULL, \
+                    rows_upserted = GREATEST(rows_upserted, $7), rows_deleted = GREATEST(rows_deleted, $8), \
+                    started_at = coalesce(started_at, clock_timestamp()) \
+              WHERE id = $1 AND worker = $2 AND status = 'running'",
+        )
+        .bind::<BigInt, _>(run_id)
+        .bind::<Text, _>(worker)
+        .bind::<Text, _>(status.as_str())
+        .bind::<Nullable<Text>, _>(error)
+        .bind::<Nullable<Text>, _>(error_detail)
+        .bind::<Jsonb, _>(results)
+        .bind::<BigInt, _>(upserted)
+        .bind::<BigInt, _>(deleted)
+        .execute(conn)
+        .await?;
+        if updated > 0 {
+            let message = match (status, error) {
+                (RunStatus::Succeeded, _) => "succeeded".to_string(),
+                (s, Some(e)) => format!("{}: {e}", s.as_str()),
+                (s, None) => s.as_str().to_string(),
+            };
+            append_event(conn, run_id, "run_finished", None, upserted, Some(&message)).await?;
+        }
+        Ok(updated > 0)
+    })
+    .await
 }
 
 /// Records a run that happened outside the scheduler (`run-once`), so the

@@ -41,6 +41,7 @@ pub mod scheduler;
 pub mod schema_diff;
 pub mod source;
 pub mod sql_text;
+pub mod stop;
 pub mod sync;
 pub mod views;
 

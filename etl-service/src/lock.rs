@@ -9,6 +9,7 @@
 
 use crate::error::Error;
 use crate::naming::stable_hash;
+use crate::stop::RunStop;
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -48,12 +49,27 @@ impl EntityLock {
 
     /// Waits until no other run holds the lock of `schema`, then takes it.
     pub async fn acquire(database_url: &str, schema: &str) -> Result<Self, Error> {
+        Self::acquire_until(database_url, schema, &RunStop::default()).await
+    }
+
+    /// Like [`EntityLock::acquire`], but gives up (cancelling the wait in
+    /// PostgreSQL) when `stop` fires.
+    pub async fn acquire_until(
+        database_url: &str,
+        schema: &str,
+        stop: &RunStop,
+    ) -> Result<Self, Error> {
         let mut conn = Self::begin(database_url).await?;
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind::<Integer, _>(LOCK_CLASS)
-            .bind::<Integer, _>(lock_key(schema))
-            .execute(&mut conn)
-            .await?;
+        let token = conn.cancel_token();
+        let wait = async {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind::<Integer, _>(LOCK_CLASS)
+                .bind::<Integer, _>(lock_key(schema))
+                .execute(&mut conn)
+                .await
+                .map_err(Error::from)
+        };
+        stop.guard(token, wait).await?;
         Ok(Self {
             conn,
             schema: schema.to_string(),

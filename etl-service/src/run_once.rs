@@ -42,7 +42,14 @@ pub async fn run_once(config: &Config, entity: EntityRef) -> Result<RunReport, E
     };
     let progress = TerminalProgress::new();
     let started_at = chrono::Utc::now();
-    let result = engine::run_entity(&ctx, entity, &RunOptions::default(), &progress).await;
+    let options = RunOptions {
+        stop: crate::stop::RunStop::new(
+            tokio_util::sync::CancellationToken::new(),
+            config.etl.run_timeout(),
+        ),
+        ..RunOptions::default()
+    };
+    let result = engine::run_entity(&ctx, entity, &options, &progress).await;
     progress.bar.finish_and_clear();
     record(&ctx, entity, started_at, &result).await;
     result

@@ -8,6 +8,8 @@ pub mod bench;
 pub mod binaries;
 pub mod demo;
 pub mod etl;
+pub mod etl_crash_loop;
+pub mod etl_faults;
 pub mod fake_upstream;
 pub mod hostile_submissions;
 pub mod migrator;

@@ -112,3 +112,85 @@ async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothin
     drop(db);
     drop(restart);
 }
+
+/// The stop lands in the middle of a batch: the batch's transaction has
+/// written some of its rows and waits on a table held by the test when
+/// PostgreSQL goes away. The batch is lost with its transaction and fetched
+/// again after the restart; each submission ends up written once.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stopped_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
+    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
+        .await
+        .expect("join")
+        .expect("private cluster");
+    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
+    service_kit::db::run_pending_migrations(&db.url, migrator_service::migrations::migrations)
+        .await
+        .expect("migrate");
+    // Every batch writes anc_visit; holding it stops the first batch there,
+    // inside its transaction.
+    let holder = connect(&db.url).await.expect("connect");
+    holder
+        .batch_execute("BEGIN; LOCK TABLE anc_visit IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("hold anc_visit");
+    let generator = Generator::new(40);
+    let upstream = FakeUpstream::start(Data::Generated(generator)).await;
+    let settings = source("drishti", &upstream, 10, 0.3);
+    let service = start_migrator_on(&db.url, |c| {
+        c.sources = vec![settings];
+        c.database.connect_timeout_seconds = 1;
+    })
+    .await;
+    {
+        let sql = connect(&db.url).await.expect("connect");
+        wait_for(
+            "a batch to wait inside its transaction",
+            PATIENCE,
+            || async {
+                sql.query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND state = 'active' AND query ILIKE '%anc_visit%'",
+                    &[],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0) > 0)
+                .unwrap_or(false)
+            },
+        )
+        .await;
+        assert_eq!(
+            watermark(&sql, "drishti").await,
+            0,
+            "no batch committed yet"
+        );
+    }
+
+    tokio::task::block_in_place(|| cluster.stop_server()).expect("stop PostgreSQL");
+    drop(holder);
+    wait_for("health NOT_SERVING", PATIENCE, || async {
+        service.health_status("").await.ok() == Some(NOT_SERVING)
+    })
+    .await;
+    let restart = tokio::task::spawn_blocking(move || cluster.start_server().map(|()| cluster))
+        .await
+        .expect("join")
+        .expect("start PostgreSQL again");
+    wait_for("health SERVING", PATIENCE, || async {
+        service.health_status("").await.ok() == Some(SERVING)
+    })
+    .await;
+    let sql = connect(&db.url).await.expect("connect");
+    wait_for("all 40", PATIENCE, || async {
+        form_rows(&sql).await.1 == 40
+    })
+    .await;
+    wait_for("the final watermark", PATIENCE, || async {
+        watermark(&sql, "drishti").await == generator.server_version(39)
+    })
+    .await;
+    assert_generated_exactly_once(&sql, 40).await;
+    drop(service);
+    drop(db);
+    drop(restart);
+}

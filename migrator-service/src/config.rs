@@ -211,6 +211,8 @@ impl ServiceConfig for Config {
         database_name: "drishti_forms",
         port: 50052,
         metrics_port: 9465,
+        // One batch's statements take well under a second; a minute means a hang.
+        statement_timeout_ms: 60_000,
     };
 
     fn database_mut(&mut self) -> &mut DatabaseSettings {

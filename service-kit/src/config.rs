@@ -30,6 +30,12 @@ pub struct DatabaseSettings {
     /// Create the database at start-up if the server has no database of that
     /// name (convenient on a developer's machine).
     pub create_if_missing: bool,
+    /// PostgreSQL's `statement_timeout` on every pooled connection, in
+    /// milliseconds: a statement running longer is cancelled by the server
+    /// and fails with a clear error. 0 means no limit. Unset means the
+    /// service's default. Connections that wait on purpose (locks,
+    /// LISTEN, migrations) are outside the pool and have no limit.
+    pub statement_timeout_ms: Option<u64>,
 }
 
 impl Default for DatabaseSettings {
@@ -41,6 +47,7 @@ impl Default for DatabaseSettings {
             startup_wait_seconds: 60,
             health_check_interval_ms: 2000,
             create_if_missing: true,
+            statement_timeout_ms: None,
         }
     }
 }
@@ -144,6 +151,8 @@ pub struct ServiceDefaults {
     pub port: u16,
     /// The port of `/metrics` when none is configured.
     pub metrics_port: u16,
+    /// `database.statement_timeout_ms` when none is configured (0: no limit).
+    pub statement_timeout_ms: u64,
 }
 
 /// A service's whole configuration: it exposes the shared sections so the
@@ -226,6 +235,10 @@ pub fn load<C: ServiceConfig>(path: Option<&Path>, env: &dyn Environment) -> Res
     if config.server_mut().listen.trim().is_empty() {
         config.server_mut().listen = format!("127.0.0.1:{}", defaults.port);
     }
+    let database = config.database_mut();
+    database.statement_timeout_ms = database
+        .statement_timeout_ms
+        .or(Some(defaults.statement_timeout_ms));
     validate_database(config.database_mut())?;
     validate_server(config.server_mut())?;
     let metrics = config.metrics_mut();
@@ -375,6 +388,7 @@ mod tests {
             database_name: "test_db",
             port: 50999,
             metrics_port: 9999,
+            statement_timeout_ms: 0,
         };
         fn database_mut(&mut self) -> &mut DatabaseSettings {
             &mut self.database
@@ -419,6 +433,14 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:50999");
         assert!(c.server.auth_tokens.is_empty());
         assert_eq!(c.log.format, LogFormat::Plain);
+        assert_eq!(c.database.statement_timeout_ms, Some(0));
+    }
+
+    #[test]
+    fn statement_timeout_is_read_from_the_file() {
+        let f = write_yaml("database:\n  statement_timeout_ms: 1500\n");
+        let c: TestConfig = load(Some(f.path()), &no_env()).expect("load");
+        assert_eq!(c.database.statement_timeout_ms, Some(1500));
     }
 
     #[test]

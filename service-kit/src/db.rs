@@ -6,7 +6,7 @@ use crate::config::{DatabaseSettings, one_line, redact_url};
 use backon::{ExponentialBuilder, Retryable};
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -214,8 +214,30 @@ async fn create_database(url: &str, timeout: Duration) -> Result<(), KitError> {
 /// Builds the pool without connecting (connections open on first use), so a
 /// service starts and reports NOT_SERVING rather than dying when PostgreSQL
 /// blinks.
+///
+/// With `statement_timeout_ms` set, every pooled connection gets that
+/// `statement_timeout` when it opens. Connections that wait on purpose (the
+/// ETL's entity lock, LISTEN, migrations) are opened outside the pool and
+/// keep no limit.
 pub fn build_pool(settings: &DatabaseSettings) -> Pool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.clone());
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    if let Some(timeout_ms) = settings.statement_timeout_ms.filter(|ms| *ms > 0) {
+        config.custom_setup = Box::new(move |url: &str| {
+            let url = url.to_string();
+            Box::pin(async move {
+                use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                conn.batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
+    }
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        settings.url.clone(),
+        config,
+    );
     bb8::Pool::builder()
         .max_size(settings.pool_size)
         .connection_timeout(Duration::from_secs(settings.connect_timeout_seconds.max(1)))

@@ -14,6 +14,7 @@ pub mod edit;
 pub mod evolve;
 pub mod hostile;
 pub mod metadata;
+pub mod random_edits;
 
 pub use bundle::{Bundle, ConceptDef, bundle, uuid_for};
 
