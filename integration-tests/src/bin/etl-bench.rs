@@ -715,6 +715,9 @@ async fn main() -> anyhow::Result<()> {
         let run = measure_service(&binary, &config, &db.url, org).await?;
         settle(&client).await?;
         eprintln!("incremental {}s; the reference strategy...", secs(run.wall));
+        if args.tables {
+            eprintln!("{}", run.stdout.trim_end());
+        }
         let reference = reference_round(&client, &tables, &since).await?;
         settle(&client).await?;
         for t in &tables {
