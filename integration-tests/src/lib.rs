@@ -9,6 +9,7 @@ pub mod binaries;
 pub mod demo;
 pub mod etl;
 pub mod fake_upstream;
+pub mod load;
 pub mod migrator;
 pub mod postgres;
 pub mod python;

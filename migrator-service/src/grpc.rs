@@ -8,6 +8,7 @@ use crate::poller::{Migrator, Source, State};
 use avni_proto::migrator::v1 as pb;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigrator;
 use chrono::{DateTime, Utc};
+use service_kit::db::Pool;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tonic::{Request, Response, Status};
@@ -21,11 +22,13 @@ const MAX_PAGE_SIZE: i64 = 1000;
 #[derive(Clone)]
 pub struct MigratorApi {
     migrator: Arc<Migrator>,
+    /// The handlers' own pool, apart from the batch jobs' (the migrator's).
+    pool: Pool,
 }
 
 impl MigratorApi {
-    pub fn new(migrator: Arc<Migrator>) -> Self {
-        Self { migrator }
+    pub fn new(migrator: Arc<Migrator>, pool: Pool) -> Self {
+        Self { migrator, pool }
     }
 
     /// The named sources, or all of them for an empty name.
@@ -148,7 +151,7 @@ impl MigratorApi {
         let live = source.live();
         // The repository's part is best effort: while PostgreSQL is down
         // the live state (and its last error) is what an operator needs.
-        let totals = match self.migrator.pool.get().await {
+        let totals = match self.pool.get().await {
             Ok(mut conn) => audits::totals(&mut conn, source.name()).await.ok(),
             Err(_) => None,
         };
@@ -221,7 +224,7 @@ impl FormsMigrator for MigratorApi {
         let r = request.into_inner();
         let source = self.source_filter(&r.source)?;
         let page = page(r.page_size, &r.page_token)?;
-        let mut conn = self.migrator.pool.get().await.map_err(Error::from)?;
+        let mut conn = self.pool.get().await.map_err(Error::from)?;
         let mut rows = audits::list_audits(&mut conn, source, page).await?;
         let next_page_token = next_token(&mut rows, page.limit, |r| r.id);
         Ok(Response::new(pb::ListAuditsResponse {
@@ -238,7 +241,7 @@ impl FormsMigrator for MigratorApi {
         let source = self.source_filter(&r.source)?;
         let page = page(r.page_size, &r.page_token)?;
         let form_name = (!r.form_name.is_empty()).then_some(r.form_name.as_str());
-        let mut conn = self.migrator.pool.get().await.map_err(Error::from)?;
+        let mut conn = self.pool.get().await.map_err(Error::from)?;
         let mut rows = audits::list_errors(
             &mut conn,
             source,
@@ -275,12 +278,11 @@ impl FormsMigrator for MigratorApi {
         // In a task of its own: a client that goes away must not cancel
         // the work half done.
         let migrator = self.migrator.clone();
+        let pool = self.pool.clone();
         let report =
-            tokio::spawn(
-                async move { reprocess(&migrator.pool, &migrator.catalog, &filter).await },
-            )
-            .await
-            .map_err(|e| Status::internal(format!("reprocessing failed: {e}")))??;
+            tokio::spawn(async move { reprocess(&pool, &migrator.catalog, &filter).await })
+                .await
+                .map_err(|e| Status::internal(format!("reprocessing failed: {e}")))??;
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Response::new(pb::ReprocessErrorsResponse {
             attempted: count(report.attempted),
