@@ -56,7 +56,9 @@ impl Target {
 
 /// Finds the organisation or group, with a message a person can act on
 /// when it does not exist or cannot be run.
-pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
+/// Takes a shared connection so callers can pipeline it with other
+/// queries on the same connection.
+pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
     let uuid = entity.uuid.to_string();
     let (head, members) = match entity.kind {
         EntityKind::Organisation => {
@@ -65,7 +67,7 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                  WHERE uuid = $1 AND NOT is_voided",
             )
             .bind::<Text, _>(&uuid)
-            .load(conn)
+            .load(&mut conn)
             .await?;
             let org = found
                 .into_iter()
@@ -79,7 +81,7 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                  WHERE uuid = $1",
             )
             .bind::<Text, _>(&uuid)
-            .load(conn)
+            .load(&mut conn)
             .await?;
             let group = found.into_iter().next().ok_or_else(|| {
                 Error::NotFound(format!("organisation group {uuid} does not exist"))
@@ -91,7 +93,7 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                  WHERE ogo.organisation_group_id = $1 AND NOT o.is_voided ORDER BY o.id",
             )
             .bind::<Integer, _>(group.id)
-            .load(conn)
+            .load(&mut conn)
             .await?;
             if members.is_empty() {
                 return Err(Error::FailedPrecondition(format!(

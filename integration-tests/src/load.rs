@@ -54,6 +54,9 @@ pub struct LoadOptions {
     pub batch_size: u32,
     /// `database.pool_size` of both services (their default when `None`).
     pub pool_size: Option<u32>,
+    /// Each client's pace: one GetJob and one GetStatus per this period
+    /// (`None`: as fast as the answers come, a closed loop).
+    pub pace: Option<Duration>,
 }
 
 impl Default for LoadOptions {
@@ -67,6 +70,7 @@ impl Default for LoadOptions {
             upstream_per_second: 200,
             batch_size: 100,
             pool_size: None,
+            pace: None,
         }
     }
 }
@@ -421,6 +425,7 @@ impl FinalCheck {
 #[derive(Debug, Clone)]
 pub struct LoadReport {
     pub clients: usize,
+    pub pace: Option<Duration>,
     pub window: Duration,
     pub get_job: RpcFigures,
     pub get_status: RpcFigures,
@@ -609,14 +614,28 @@ async fn client_loop(
     offset: usize,
     go: Arc<tokio::sync::Barrier>,
     stop: CancellationToken,
+    pace: Option<Duration>,
 ) -> anyhow::Result<(RpcFigures, RpcFigures)> {
     let mut etl = etl_client(etl).await?;
     let mut migrator = migrator_client(migrator).await?;
     let mut get_job = RpcFigures::new();
     let mut get_status = RpcFigures::new();
     go.wait().await;
+    // Paced clients start spread over one period, not all at once.
+    let mut tick = pace.map(|p| {
+        let spread = p.mul_f64((offset % 100) as f64 / 100.0);
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + spread, p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     let mut i = offset;
     while !stop.is_cancelled() {
+        if let Some(t) = tick.as_mut() {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = t.tick() => {}
+            }
+        }
         let entity = entities[i % entities.len()].clone();
         i += 1;
         let t = Instant::now();
@@ -658,6 +677,7 @@ pub async fn run(stack: &Stack, clients: usize, duration: Duration) -> anyhow::R
             c,
             go.clone(),
             stop.clone(),
+            stack.options.pace,
         ));
     }
     go.wait().await;
@@ -693,6 +713,7 @@ pub async fn run(stack: &Stack, clients: usize, duration: Duration) -> anyhow::R
     let migrator_pool = pool_lines(&scrape(stack.migrator_metrics).await.unwrap_or_default());
     Ok(LoadReport {
         clients,
+        pace: stack.options.pace,
         window,
         get_job,
         get_status,
@@ -810,6 +831,7 @@ impl LoadReport {
         };
         serde_json::json!({
             "clients": self.clients,
+            "pace_ms": self.pace.map(|p| p.as_secs_f64() * 1000.0),
             "window_seconds": self.window.as_secs_f64(),
             "get_job": rpc(&self.get_job),
             "get_status": rpc(&self.get_status),

@@ -37,6 +37,14 @@ struct Args {
     /// `database.pool_size` of both services (their default when absent).
     #[arg(long)]
     pool_size: Option<u32>,
+    /// Each client makes one GetJob and one GetStatus call every this many
+    /// milliseconds (default: as fast as the answers come).
+    #[arg(long)]
+    pace_ms: Option<u64>,
+    /// The RELIABILITY.md section to write (default `load`, or
+    /// `load-paced` with --pace-ms).
+    #[arg(long)]
+    section: Option<String>,
     /// The p99 latency the run must stay under.
     #[arg(long, default_value_t = 100.0)]
     p99_target_ms: f64,
@@ -67,6 +75,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         release: args.release_binaries,
         upstream_per_second: args.upstream_per_second,
         pool_size: args.pool_size,
+        pace: args.pace_ms.map(Duration::from_millis),
         ..LoadOptions::default()
     };
     eprintln!(
@@ -97,7 +106,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let text = format!(
         "Command: `{command}` ({} binaries, {} organisations every {} s, upstream +{}/s in batches of {}, pool size {}). \
-         Each client alternates GetJob (organisations in turn) and GetStatus (all sources).\n\n{}\n\
+         Each client alternates GetJob (organisations in turn) and GetStatus (all sources), {}.\n\n{}\n\
          Verdict: {} errors, p99 {:.1} ms against a target of {:.0} ms: {}.\n",
         if args.release_binaries {
             "release"
@@ -111,6 +120,10 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         args.pool_size
             .map(|n| n.to_string())
             .unwrap_or_else(|| "default (10)".into()),
+        match args.pace_ms {
+            Some(ms) => format!("one pair of calls every {ms} ms per client"),
+            None => "each call as soon as the previous one is answered (a closed loop: latency = clients / throughput)".into(),
+        },
         report.markdown(),
         report.errors(),
         p99.as_secs_f64() * 1000.0,
@@ -128,7 +141,13 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         integration_tests::bench::publish_in(
             "RELIABILITY.md",
             "# Reliability and security\n",
-            "load",
+            args.section
+                .as_deref()
+                .unwrap_or(if args.pace_ms.is_some() {
+                    "load-paced"
+                } else {
+                    "load"
+                }),
             &text,
             &report.json(),
         )?;
