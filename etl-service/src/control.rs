@@ -94,18 +94,18 @@ impl Control {
     /// Enables analytics; idempotent. The flag says whether the job is new.
     pub async fn enable(&self, entity: EntityRef) -> Result<(JobView, bool), Error> {
         let mut conn = self.pool.get().await?;
-        let target = find_target(&mut conn, entity).await?;
+        let target = find_target(&conn, entity).await?;
         let (_, created) = jobs::enable(&mut conn, entity, self.interval_seconds).await?;
         if created {
             tracing::info!(entity = %entity, schema = %target.schema_name, "analytics enabled");
         }
-        Ok((self.view(&mut conn, &target).await?, created))
+        Ok((self.view(&conn, &target).await?, created))
     }
 
     /// Disables analytics; the schema, metadata and watermarks stay.
     pub async fn disable(&self, entity: EntityRef) -> Result<bool, Error> {
         let mut conn = self.pool.get().await?;
-        find_target(&mut conn, entity).await?;
+        find_target(&conn, entity).await?;
         let removed = jobs::disable(&mut conn, entity).await?;
         if removed {
             tracing::info!(entity = %entity, "analytics disabled");
@@ -126,7 +126,7 @@ impl Control {
         trigger: Trigger,
     ) -> Result<(RunRow, bool), Error> {
         let mut conn = self.pool.get().await?;
-        find_target(&mut conn, entity).await?;
+        find_target(&conn, entity).await?;
         jobs::queue_run(&mut conn, entity, trigger).await
     }
 
@@ -155,8 +155,8 @@ impl Control {
         };
         let mut views = Vec::with_capacity(entities.len());
         for entity in entities {
-            let target = find_target(&mut conn, entity).await?;
-            views.push(self.view(&mut conn, &target).await?);
+            let target = find_target(&conn, entity).await?;
+            views.push(self.view(&conn, &target).await?);
         }
         Ok(views)
     }
@@ -170,7 +170,7 @@ impl Control {
     ) -> Result<Vec<RunRow>, Error> {
         let mut conn = self.pool.get().await?;
         if let Some(entity) = entity {
-            find_target(&mut conn, entity).await?;
+            find_target(&conn, entity).await?;
         }
         jobs::list_runs(&mut conn, entity, before, limit).await
     }

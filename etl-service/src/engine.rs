@@ -154,8 +154,8 @@ pub async fn run_entity(
     async move {
         let started = Instant::now();
         let target = {
-            let mut conn = ctx.pool.get().await?;
-            source::load_target(&mut conn, entity).await?
+            let conn = ctx.pool.get().await?;
+            source::load_target(&conn, entity).await?
         };
         // No pooled connection is held while waiting for the lock: many
         // runs may wait at once.
@@ -383,8 +383,8 @@ pub async fn drop_schema(
     lock: LockMode,
 ) -> Result<DroppedSchema, Error> {
     let target = {
-        let mut conn = ctx.pool.get().await?;
-        source::load_target(&mut conn, entity).await?
+        let conn = ctx.pool.get().await?;
+        source::load_target(&conn, entity).await?
     };
     let held = take_lock(ctx, &target, lock).await?;
     let result = match ctx.pool.get().await {
@@ -405,7 +405,7 @@ pub async fn plan_entity(
     entity: EntityRef,
 ) -> Result<(Target, SchemaPlan), Error> {
     let mut conn = ctx.pool.get().await?;
-    let target = source::load_target(&mut conn, entity).await?;
+    let target = source::load_target(&conn, entity).await?;
     let model = source::load_model(&mut conn, &target.member_ids()).await?;
     let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
     Ok((target, plan::plan_schema(&model, &existing)))

@@ -152,7 +152,7 @@ impl MigratorApi {
         // The repository's part is best effort: while PostgreSQL is down
         // the live state (and its last error) is what an operator needs.
         let totals = match self.pool.get().await {
-            Ok(mut conn) => audits::totals(&mut conn, source.name()).await.ok(),
+            Ok(conn) => audits::totals(&conn, source.name()).await.ok(),
             Err(_) => None,
         };
         let totals = totals.unwrap_or_default();
@@ -224,8 +224,8 @@ impl FormsMigrator for MigratorApi {
         let r = request.into_inner();
         let source = self.source_filter(&r.source)?;
         let page = page(r.page_size, &r.page_token)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
-        let mut rows = audits::list_audits(&mut conn, source, page).await?;
+        let conn = self.pool.get().await.map_err(Error::from)?;
+        let mut rows = audits::list_audits(&conn, source, page).await?;
         let next_page_token = next_token(&mut rows, page.limit, |r| r.id);
         Ok(Response::new(pb::ListAuditsResponse {
             audits: rows.into_iter().map(audit).collect(),
