@@ -6,7 +6,7 @@
 //! call failed, no run or no batch finished in the window, the final check
 //! failed, or p99 missed `--p99-target-ms`.
 //!
-//! cargo run -p integration-tests --bin load-test -- --clients 200 --seconds 60 --release-binaries
+//! cargo run --release -p integration-tests --bin load-test -- --clients 200 --seconds 60 --release-binaries
 
 use clap::Parser;
 use integration_tests::load::{self, LoadOptions, Stack};
