@@ -1,5 +1,5 @@
 //! The load program's short version: 20 concurrent clients calling
-//! `GetJob` and `GetStatus` for 5 s against the real binaries while ETL
+//! `GetJob` and `GetStatus` for 8 s against the real binaries while ETL
 //! runs and migrator batches go on. No call may fail, both services must
 //! keep finishing work under the load (a pool that deadlocked would stop
 //! them), and both must answer promptly afterwards. Latency is reported,
@@ -9,17 +9,19 @@ use integration_tests::load::{self, LoadOptions, Stack};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn twenty_clients_for_five_seconds_while_runs_and_batches_go_on() {
+async fn twenty_clients_for_eight_seconds_while_runs_and_batches_go_on() {
     let options = LoadOptions {
         clients: 20,
-        duration: Duration::from_secs(5),
+        // Long enough for several runs even on a loaded machine (runs of
+        // these organisations take 0.2 to 3 s there).
+        duration: Duration::from_secs(8),
         organisations: 4,
         interval_seconds: 1,
         upstream_per_second: 200,
         ..LoadOptions::default()
     };
     let stack = Stack::start(options).await.expect("services start");
-    let report = load::run(&stack, 20, Duration::from_secs(5))
+    let report = load::run(&stack, 20, stack.options.duration)
         .await
         .expect("load run");
     eprintln!("{}", report.markdown());
