@@ -68,18 +68,34 @@ impl Control {
         let rebuild = if skip_rebuild {
             None
         } else {
-            let mut conn = self.pool.get().await?;
-            Some(
-                jobs::queue_run(&mut conn, entity, Trigger::Recreate)
-                    .await?
-                    .0,
-            )
+            Some(self.queue_rebuild(entity).await?)
         };
         Ok(Recreated {
             schema_name: dropped.schema_name,
             tables_dropped: i64::try_from(dropped.tables_dropped).unwrap_or(i64::MAX),
             rebuild,
         })
+    }
+
+    /// Queues the run that rebuilds a dropped schema. A run that held the
+    /// entity's lock until the drop took it is still recorded as running
+    /// until it has written its outcome, and queueing would return that run,
+    /// which worked on the schema before the drop and rebuilds nothing. So
+    /// while the active run is a running one, wait for it to be recorded and
+    /// queue again (a queued one starts after the drop and does rebuild).
+    async fn queue_rebuild(&self, entity: EntityRef) -> Result<RunRow, Error> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (run, existing) = {
+                let mut conn = self.pool.get().await?;
+                jobs::queue_run(&mut conn, entity, Trigger::Recreate).await?
+            };
+            let finishing = existing && run.status == jobs::RunStatus::Running.as_str();
+            if !finishing || std::time::Instant::now() > deadline {
+                return Ok(run);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The plan a run would apply now, for ValidateNames.
