@@ -60,6 +60,13 @@ impl App {
 
     /// Serves until the shutdown token is cancelled.
     pub async fn run_until_stopped(self) -> Result<(), Error> {
+        let etl = &self.config.etl;
+        // Runs get connections of their own: however many callers wait for
+        // the API's pool, runs keep going (and the reverse).
+        let worker_pool = etl.scheduler_enabled.then(|| {
+            self.base
+                .worker_pool(worker_pool_size(etl.max_concurrent_runs))
+        });
         let ServiceBase {
             pool,
             listener,
@@ -68,22 +75,22 @@ impl App {
             shutdown,
             ..
         } = self.base;
-        let etl = &self.config.etl;
-        let engine = EngineContext {
+        let engine_on = |pool: &Pool| EngineContext {
             pool: pool.clone(),
             database_url: self.config.database.url.clone(),
             settings: etl.clone(),
         };
-        let scheduler = etl.scheduler_enabled.then(|| {
+        let engine = engine_on(&pool);
+        let scheduler = worker_pool.map(|worker_pool| {
             Scheduler::new(
-                pool.clone(),
+                worker_pool.clone(),
                 self.config.database.url.clone(),
                 SchedulerSettings {
                     max_concurrent_runs: etl.max_concurrent_runs,
                     lease: Duration::from_secs(etl.lease_seconds),
                     poll_interval: Duration::from_millis(etl.scheduler_poll_ms),
                 },
-                Arc::new(EngineExecutor::new(engine.clone())),
+                Arc::new(EngineExecutor::new(engine_on(&worker_pool))),
             )
             .spawn(shutdown.child_token())
         });
@@ -107,4 +114,15 @@ impl App {
         served?;
         Ok(())
     }
+}
+
+/// Connections the scheduler's pool holds: per run slot one for the engine
+/// and one for its progress writer, plus the scheduler's tick and the lease
+/// heartbeat. No task ever waits for a second connection while holding one
+/// beyond that, so the pool cannot run dry.
+pub fn worker_pool_size(max_concurrent_runs: usize) -> u32 {
+    u32::try_from(max_concurrent_runs)
+        .unwrap_or(u32::MAX / 4)
+        .saturating_mul(2)
+        .saturating_add(2)
 }

@@ -68,18 +68,34 @@ impl Control {
         let rebuild = if skip_rebuild {
             None
         } else {
-            let mut conn = self.pool.get().await?;
-            Some(
-                jobs::queue_run(&mut conn, entity, Trigger::Recreate)
-                    .await?
-                    .0,
-            )
+            Some(self.queue_rebuild(entity).await?)
         };
         Ok(Recreated {
             schema_name: dropped.schema_name,
             tables_dropped: i64::try_from(dropped.tables_dropped).unwrap_or(i64::MAX),
             rebuild,
         })
+    }
+
+    /// Queues the run that rebuilds a dropped schema. A run that held the
+    /// entity's lock until the drop took it is still recorded as running
+    /// until it has written its outcome, and queueing would return that run,
+    /// which worked on the schema before the drop and rebuilds nothing. So
+    /// while the active run is a running one, wait for it to be recorded and
+    /// queue again (a queued one starts after the drop and does rebuild).
+    async fn queue_rebuild(&self, entity: EntityRef) -> Result<RunRow, Error> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (run, existing) = {
+                let mut conn = self.pool.get().await?;
+                jobs::queue_run(&mut conn, entity, Trigger::Recreate).await?
+            };
+            let finishing = existing && run.status == jobs::RunStatus::Running.as_str();
+            if !finishing || std::time::Instant::now() > deadline {
+                return Ok(run);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The plan a run would apply now, for ValidateNames.
@@ -94,18 +110,18 @@ impl Control {
     /// Enables analytics; idempotent. The flag says whether the job is new.
     pub async fn enable(&self, entity: EntityRef) -> Result<(JobView, bool), Error> {
         let mut conn = self.pool.get().await?;
-        let target = find_target(&mut conn, entity).await?;
+        let target = find_target(&conn, entity).await?;
         let (_, created) = jobs::enable(&mut conn, entity, self.interval_seconds).await?;
         if created {
             tracing::info!(entity = %entity, schema = %target.schema_name, "analytics enabled");
         }
-        Ok((self.view(&mut conn, &target).await?, created))
+        Ok((self.view(&conn, &target).await?, created))
     }
 
     /// Disables analytics; the schema, metadata and watermarks stay.
     pub async fn disable(&self, entity: EntityRef) -> Result<bool, Error> {
         let mut conn = self.pool.get().await?;
-        find_target(&mut conn, entity).await?;
+        find_target(&conn, entity).await?;
         let removed = jobs::disable(&mut conn, entity).await?;
         if removed {
             tracing::info!(entity = %entity, "analytics disabled");
@@ -126,15 +142,19 @@ impl Control {
         trigger: Trigger,
     ) -> Result<(RunRow, bool), Error> {
         let mut conn = self.pool.get().await?;
-        find_target(&mut conn, entity).await?;
+        find_target(&conn, entity).await?;
         jobs::queue_run(&mut conn, entity, trigger).await
     }
 
     /// The entity's job (enabled or not) with its last and current runs.
     pub async fn job(&self, entity: EntityRef) -> Result<JobView, Error> {
-        let mut conn = self.pool.get().await?;
-        let target = find_target(&mut conn, entity).await?;
-        self.view(&mut conn, &target).await
+        let conn = self.pool.get().await?;
+        // The entity, its job and its runs are read at once, pipelined on
+        // the connection: one round trip instead of four, so a call holds a
+        // pooled connection for as short a time as it can.
+        let (target, state) =
+            tokio::try_join!(find_target(&conn, entity), job_state(&conn, entity))?;
+        Ok(self.view_of(&target, state))
     }
 
     /// Jobs of many entities, in order; every enabled job when none is given.
@@ -151,8 +171,8 @@ impl Control {
         };
         let mut views = Vec::with_capacity(entities.len());
         for entity in entities {
-            let target = find_target(&mut conn, entity).await?;
-            views.push(self.view(&mut conn, &target).await?);
+            let target = find_target(&conn, entity).await?;
+            views.push(self.view(&conn, &target).await?);
         }
         Ok(views)
     }
@@ -166,16 +186,19 @@ impl Control {
     ) -> Result<Vec<RunRow>, Error> {
         let mut conn = self.pool.get().await?;
         if let Some(entity) = entity {
-            find_target(&mut conn, entity).await?;
+            find_target(&conn, entity).await?;
         }
         jobs::list_runs(&mut conn, entity, before, limit).await
     }
 
-    async fn view(&self, conn: &mut AsyncPgConnection, target: &Target) -> Result<JobView, Error> {
-        let entity = target.entity;
-        let job = jobs::find_job(conn, entity).await?;
-        Ok(JobView {
-            entity,
+    async fn view(&self, conn: &AsyncPgConnection, target: &Target) -> Result<JobView, Error> {
+        let state = job_state(conn, target.entity).await?;
+        Ok(self.view_of(target, state))
+    }
+
+    fn view_of(&self, target: &Target, (job, last_run, current_run): JobState) -> JobView {
+        JobView {
+            entity: target.entity,
             entity_name: target.name.clone(),
             schema_name: target.schema_name.clone(),
             interval_seconds: job
@@ -183,15 +206,27 @@ impl Control {
                 .map(|j| i64::from(j.interval_seconds))
                 .unwrap_or(i64::from(self.interval_seconds)),
             job,
-            last_run: jobs::last_finished_run(conn, entity).await?,
-            current_run: jobs::active_run(conn, entity).await?,
-        })
+            last_run,
+            current_run,
+        }
     }
+}
+
+/// An entity's job, its newest finished run and its active run.
+type JobState = (Option<JobRow>, Option<RunRow>, Option<RunRow>);
+
+/// The three reads of [`JobState`], pipelined on one connection.
+async fn job_state(conn: &AsyncPgConnection, entity: EntityRef) -> Result<JobState, Error> {
+    tokio::try_join!(
+        jobs::find_job(conn, entity),
+        jobs::last_finished_run(conn, entity),
+        jobs::active_run(conn, entity),
+    )
 }
 
 /// The entity as the source knows it; NOT_FOUND when it does not exist, and
 /// a clear precondition error when the source tables are missing.
-pub async fn find_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
+pub async fn find_target(conn: &AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
     match source::load_target(conn, entity).await {
         Err(Error::Database(diesel::result::Error::DatabaseError(_, info)))
             if info.message().contains("does not exist") =>

@@ -160,9 +160,9 @@ pub async fn run_entity(
         let stop = &options.stop;
         stop.check()?;
         let target = {
-            let mut conn = ctx.pool.get().await?;
+            let conn = ctx.pool.get().await?;
             let token = conn.cancel_token();
-            stop.guard(token, source::load_target(&mut conn, entity))
+            stop.guard(token, source::load_target(&conn, entity))
                 .await?
         };
         // No pooled connection is held while waiting for the lock: many
@@ -397,8 +397,8 @@ pub async fn drop_schema(
     lock: LockMode,
 ) -> Result<DroppedSchema, Error> {
     let target = {
-        let mut conn = ctx.pool.get().await?;
-        source::load_target(&mut conn, entity).await?
+        let conn = ctx.pool.get().await?;
+        source::load_target(&conn, entity).await?
     };
     let held = take_lock(ctx, &target, lock, &RunStop::default()).await?;
     let result = match ctx.pool.get().await {
@@ -419,7 +419,7 @@ pub async fn plan_entity(
     entity: EntityRef,
 ) -> Result<(Target, SchemaPlan), Error> {
     let mut conn = ctx.pool.get().await?;
-    let target = source::load_target(&mut conn, entity).await?;
+    let target = source::load_target(&conn, entity).await?;
     let model = source::load_model(&mut conn, &target.member_ids()).await?;
     let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
     Ok((target, plan::plan_schema(&model, &existing)))

@@ -225,10 +225,10 @@ async fn resolve_watched_run(
         }
         pb::watch_job_run_request::Target::Entity(entity) => {
             let entity = request::entity("entity", Some(entity))?;
-            let mut conn = control.pool().get().await?;
-            crate::control::find_target(&mut conn, entity).await?;
+            let conn = control.pool().get().await?;
+            crate::control::find_target(&conn, entity).await?;
             for _ in 0..300 {
-                if let Some(run) = jobs::active_run(&mut conn, entity).await? {
+                if let Some(run) = jobs::active_run(&conn, entity).await? {
                     return Ok(run.id);
                 }
                 tokio::time::sleep(WATCH_POLL).await;

@@ -255,7 +255,7 @@ pub async fn disable(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<
 }
 
 pub async fn find_job(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<JobRow>, Error> {
     let rows: Vec<JobRow> = diesel::sql_query(format!(
@@ -263,7 +263,7 @@ pub async fn find_job(
     ))
     .bind::<Uuid, _>(entity.uuid)
     .bind::<Text, _>(entity.kind.as_str())
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(rows.into_iter().next())
 }
@@ -309,7 +309,7 @@ pub async fn queue_run(
 
 /// The entity's queued or running run, if any.
 pub async fn active_run(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<RunRow>, Error> {
     let rows: Vec<RunRow> = diesel::sql_query(format!(
@@ -318,14 +318,14 @@ pub async fn active_run(
     ))
     .bind::<Uuid, _>(entity.uuid)
     .bind::<Text, _>(entity.kind.as_str())
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(rows.into_iter().next())
 }
 
 /// The entity's newest finished run, if any.
 pub async fn last_finished_run(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<RunRow>, Error> {
     let rows: Vec<RunRow> = diesel::sql_query(format!(
@@ -334,7 +334,7 @@ pub async fn last_finished_run(
     ))
     .bind::<Uuid, _>(entity.uuid)
     .bind::<Text, _>(entity.kind.as_str())
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(rows.into_iter().next())
 }

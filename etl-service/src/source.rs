@@ -57,7 +57,9 @@ impl Target {
 
 /// Finds the organisation or group, with a message a person can act on
 /// when it does not exist or cannot be run.
-pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
+/// Takes a shared connection so callers can pipeline it with other
+/// queries on the same connection.
+pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
     let uuid = entity.uuid.to_string();
     let (head, members) = match entity.kind {
         EntityKind::Organisation => {
@@ -66,7 +68,7 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                  WHERE uuid = $1 AND NOT is_voided",
             )
             .bind::<Text, _>(&uuid)
-            .load(conn)
+            .load(&mut conn)
             .await?;
             let org = found
                 .into_iter()
@@ -80,7 +82,7 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                  WHERE uuid = $1",
             )
             .bind::<Text, _>(&uuid)
-            .load(conn)
+            .load(&mut conn)
             .await?;
             let group = found.into_iter().next().ok_or_else(|| {
                 Error::NotFound(format!("organisation group {uuid} does not exist"))
@@ -92,7 +94,7 @@ pub async fn load_target(conn: &mut AsyncPgConnection, entity: EntityRef) -> Res
                  WHERE ogo.organisation_group_id = $1 AND NOT o.is_voided ORDER BY o.id",
             )
             .bind::<Integer, _>(group.id)
-            .load(conn)
+            .load(&mut conn)
             .await?;
             if members.is_empty() {
                 return Err(Error::FailedPrecondition(format!(
@@ -200,7 +202,7 @@ struct Owner {
 /// Another organisation or group whose schema is `schema` (the run of one
 /// would write into, grant on and drop the other's tables).
 async fn schema_owner_besides(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     schema: &str,
     uuid: &str,
 ) -> Result<Option<String>, Error> {
@@ -214,7 +216,7 @@ async fn schema_owner_besides(
     )
     .bind::<Text, _>(schema)
     .bind::<Text, _>(uuid)
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(found.into_iter().next().map(|o| o.owner))
 }

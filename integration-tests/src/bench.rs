@@ -14,10 +14,26 @@ fn root() -> PathBuf {
 /// in BENCHMARKS.md (appending the section when it is not there yet), and
 /// writes `json` to `target/bench/NAME.json`.
 pub fn publish(name: &str, markdown: &str, json: &serde_json::Value) -> std::io::Result<()> {
-    let path = root().join("BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nEach section is written by the benchmark program named in it; ratios compare against a baseline measured in the same run on the same data.\n".to_string()
-    });
+    publish_in(
+        "BENCHMARKS.md",
+        "# Benchmarks\n\nEach section is written by the benchmark program named in it; ratios compare against a baseline measured in the same run on the same data.\n",
+        name,
+        markdown,
+        json,
+    )
+}
+
+/// Like [`publish`], into `file` (at the top of the workspace), which is
+/// created with `heading` when absent.
+pub fn publish_in(
+    file: &str,
+    heading: &str,
+    name: &str,
+    markdown: &str,
+    json: &serde_json::Value,
+) -> std::io::Result<()> {
+    let path = root().join(file);
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| heading.to_string());
     let open = format!("<!-- bench:{name} -->");
     let close = format!("<!-- /bench:{name} -->");
     let section = format!("{open}\n{}\n{close}", markdown.trim_end());

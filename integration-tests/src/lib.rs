@@ -12,6 +12,7 @@ pub mod etl_crash_loop;
 pub mod etl_faults;
 pub mod fake_upstream;
 pub mod hostile_submissions;
+pub mod load;
 pub mod migrator;
 pub mod migrator_reliability;
 pub mod postgres;

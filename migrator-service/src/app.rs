@@ -58,6 +58,11 @@ impl App {
     /// Serves, and runs each source's batch job, until the shutdown token
     /// is cancelled; then lets the jobs finish the batch in hand.
     pub async fn run_until_stopped(self) -> Result<(), Error> {
+        // The batch jobs get connections of their own: however many callers
+        // wait for the API's pool, batches keep going (and the reverse).
+        let worker_pool = self
+            .base
+            .worker_pool(worker_pool_size(self.config.sources.len()));
         let ServiceBase {
             pool,
             listener,
@@ -67,9 +72,9 @@ impl App {
             database_up,
             ..
         } = self.base;
-        let migrator = Arc::new(build_migrator(pool, &self.config));
+        let migrator = Arc::new(build_migrator(worker_pool, &self.config));
         let jobs = migrator.spawn_all(database_up, shutdown.child_token());
-        let api = FormsMigratorServer::new(MigratorApi::new(migrator))
+        let api = FormsMigratorServer::new(MigratorApi::new(migrator, pool))
             .max_decoding_message_size(self.config.server.max_message_bytes);
         let routes = routes.add_service(InterceptedService::new(api, auth));
         let served =
@@ -88,4 +93,13 @@ impl App {
 pub fn build_migrator(pool: Pool, config: &Config) -> Migrator {
     let catalog = Arc::new(SharedCatalog::new(Naming::new(config.form_mapping.clone())));
     Migrator::new(pool, catalog, config.sources.clone())
+}
+
+/// Connections the batch jobs' pool holds: two per source (a batch's
+/// transaction and its cursor read) and one spare.
+pub fn worker_pool_size(sources: usize) -> u32 {
+    u32::try_from(sources)
+        .unwrap_or(u32::MAX / 4)
+        .saturating_mul(2)
+        .saturating_add(1)
 }

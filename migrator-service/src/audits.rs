@@ -64,7 +64,7 @@ pub struct Page {
 /// Batch audits, newest first; `limit + 1` rows are read to know whether
 /// another page follows.
 pub async fn list_audits(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     source: Option<&str>,
     page: Page,
 ) -> Result<Vec<AuditRow>, Error> {
@@ -78,7 +78,7 @@ pub async fn list_audits(
     .bind::<Nullable<Text>, _>(source)
     .bind::<Nullable<BigInt>, _>(page.before_id)
     .bind::<BigInt, _>(page.limit + 1)
-    .load(conn)
+    .load(&mut conn)
     .await?)
 }
 
@@ -129,8 +129,9 @@ pub struct Totals {
     pub last_batch: Option<AuditRow>,
 }
 
-pub async fn totals(conn: &mut AsyncPgConnection, source: &str) -> Result<Totals, Error> {
-    let row: TotalsRow = diesel::sql_query(
+pub async fn totals(mut conn: &AsyncPgConnection, source: &str) -> Result<Totals, Error> {
+    // Both reads pipelined on the connection: one round trip.
+    let sums = diesel::sql_query(
         "SELECT \
            (SELECT COALESCE(sum(successfully_processed_form_entries), 0)::int8 FROM migration_audit WHERE source = $1) \
          + (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NOT NULL) AS written, \
@@ -138,8 +139,7 @@ pub async fn totals(conn: &mut AsyncPgConnection, source: &str) -> Result<Totals
            (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NULL) AS unresolved",
     )
     .bind::<Text, _>(source)
-    .get_result(conn)
-    .await?;
+    .get_result::<TotalsRow>(&mut conn);
     let last = list_audits(
         conn,
         Some(source),
@@ -147,8 +147,8 @@ pub async fn totals(conn: &mut AsyncPgConnection, source: &str) -> Result<Totals
             before_id: None,
             limit: 0,
         },
-    )
-    .await?;
+    );
+    let (row, last) = tokio::try_join!(async { Ok::<_, Error>(sums.await?) }, last)?;
     Ok(Totals {
         written: row.written,
         failed: row.failed,

@@ -9,6 +9,7 @@ use crate::request;
 use avni_proto::migrator::v1 as pb;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigrator;
 use chrono::{DateTime, Utc};
+use service_kit::db::Pool;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tonic::{Request, Response, Status};
@@ -17,11 +18,13 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct MigratorApi {
     migrator: Arc<Migrator>,
+    /// The handlers' own pool, apart from the batch jobs' (the migrator's).
+    pool: Pool,
 }
 
 impl MigratorApi {
-    pub fn new(migrator: Arc<Migrator>) -> Self {
-        Self { migrator }
+    pub fn new(migrator: Arc<Migrator>, pool: Pool) -> Self {
+        Self { migrator, pool }
     }
 
     fn configured(&self) -> Vec<&str> {
@@ -109,8 +112,8 @@ impl MigratorApi {
         let live = source.live();
         // The repository's part is best effort: while PostgreSQL is down
         // the live state (and its last error) is what an operator needs.
-        let totals = match self.migrator.pool.get().await {
-            Ok(mut conn) => audits::totals(&mut conn, source.name()).await.ok(),
+        let totals = match self.pool.get().await {
+            Ok(conn) => audits::totals(&conn, source.name()).await.ok(),
             Err(_) => None,
         };
         let totals = totals.unwrap_or_default();
@@ -182,8 +185,8 @@ impl FormsMigrator for MigratorApi {
         let r = request.into_inner();
         let source = self.source_filter(&r.source)?;
         let page = request::page(r.page_size, &r.page_token)?;
-        let mut conn = self.migrator.pool.get().await.map_err(Error::from)?;
-        let mut rows = audits::list_audits(&mut conn, source, page).await?;
+        let conn = self.pool.get().await.map_err(Error::from)?;
+        let mut rows = audits::list_audits(&conn, source, page).await?;
         let next_page_token = next_token(&mut rows, page.limit, |r| r.id);
         Ok(Response::new(pb::ListAuditsResponse {
             audits: rows.into_iter().map(audit).collect(),
@@ -199,7 +202,7 @@ impl FormsMigrator for MigratorApi {
         let source = self.source_filter(&r.source)?;
         let page = request::page(r.page_size, &r.page_token)?;
         let form_name = request::name_filter("form_name", &r.form_name)?;
-        let mut conn = self.migrator.pool.get().await.map_err(Error::from)?;
+        let mut conn = self.pool.get().await.map_err(Error::from)?;
         let mut rows = audits::list_errors(
             &mut conn,
             source,
@@ -231,12 +234,11 @@ impl FormsMigrator for MigratorApi {
         // In a task of its own: a client that goes away must not cancel
         // the work half done.
         let migrator = self.migrator.clone();
+        let pool = self.pool.clone();
         let report =
-            tokio::spawn(
-                async move { reprocess(&migrator.pool, &migrator.catalog, &filter).await },
-            )
-            .await
-            .map_err(|e| Status::internal(format!("reprocessing failed: {e}")))??;
+            tokio::spawn(async move { reprocess(&pool, &migrator.catalog, &filter).await })
+                .await
+                .map_err(|e| Status::internal(format!("reprocessing failed: {e}")))??;
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Response::new(pb::ReprocessErrorsResponse {
             attempted: count(report.attempted),

@@ -18,6 +18,9 @@ use tonic_health::server::HealthReporter;
 
 /// The parts of a running service that are not its own domain.
 pub struct ServiceBase {
+    /// The gRPC handlers' pool (`database.pool_size` connections); work in
+    /// the background gets a pool of its own ([`ServiceBase::worker_pool`]),
+    /// so that no amount of API traffic can starve it.
     pub pool: Pool,
     pub listener: TcpListener,
     pub local_addr: SocketAddr,
@@ -31,6 +34,7 @@ pub struct ServiceBase {
     pub database_up: watch::Receiver<bool>,
     /// Where `/metrics` is served, when enabled.
     pub metrics_addr: Option<SocketAddr>,
+    database: crate::config::DatabaseSettings,
 }
 
 impl ServiceBase {
@@ -70,6 +74,13 @@ impl ServiceBase {
             shutdown.child_token(),
         );
         let metrics_addr = if config.metrics().enabled {
+            crate::metrics::spawn_pool_sampler(
+                pool.clone(),
+                "api",
+                database.pool_size,
+                Duration::from_secs(1),
+                shutdown.child_token(),
+            );
             Some(crate::metrics::serve(&config.metrics().listen, shutdown.child_token()).await?)
         } else {
             None
@@ -90,7 +101,28 @@ impl ServiceBase {
             shutdown,
             database_up,
             metrics_addr,
+            database: database.clone(),
         })
+    }
+
+    /// A second pool of `size` connections for the service's background
+    /// work (ETL runs, migrator batches), reported in `/metrics` as
+    /// `pool="worker"`.
+    pub fn worker_pool(&self, size: u32) -> Pool {
+        let pool = db::build_pool(&crate::config::DatabaseSettings {
+            pool_size: size.max(1),
+            ..self.database.clone()
+        });
+        if self.metrics_addr.is_some() {
+            crate::metrics::spawn_pool_sampler(
+                pool.clone(),
+                "worker",
+                size.max(1),
+                Duration::from_secs(1),
+                self.shutdown.child_token(),
+            );
+        }
+        pool
     }
 }
 

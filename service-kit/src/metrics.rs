@@ -1,11 +1,24 @@
-//! Prometheus metrics: one process-wide recorder (the `metrics` facade), and
-//! a small HTTP server per service answering `GET /metrics` in the
-//! Prometheus text format.
+//! Prometheus metrics: one process-wide recorder (the `metrics` facade), a
+//! small HTTP server per service answering `GET /metrics` in the Prometheus
+//! text format, and the connection pools' state, sampled every second, each
+//! labelled `pool="api"` (the gRPC handlers') or `pool="worker"` (the
+//! background work's: ETL runs, migrator batches):
+//!
+//! - `db_pool_max_connections`, `db_pool_connections`,
+//!   `db_pool_idle_connections`: the pool's size and what it holds now
+//! - `db_pool_pending_gets`: callers waiting for a connection now
+//! - `db_pool_gets_total{outcome="direct"|"waited"|"timed_out"}`: checkouts
+//!   since start, by whether they had to wait (or gave up after
+//!   `database.connect_timeout_seconds`)
+//! - `db_pool_get_wait_microseconds_total`: time spent waiting for a
+//!   connection since start
 
 use crate::KitError;
+use crate::db::Pool;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -63,4 +76,45 @@ pub async fn serve(listen: &str, shutdown: CancellationToken) -> Result<SocketAd
     });
     tracing::info!(addr = %addr, "serving Prometheus metrics at /metrics");
     Ok(addr)
+}
+
+/// Publishes the pool's state (see the module's list) every `every` until
+/// `shutdown`.
+pub fn spawn_pool_sampler(
+    pool: Pool,
+    name: &'static str,
+    max_size: u32,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => record_pool(&pool, name, max_size),
+            }
+        }
+    });
+}
+
+/// Sets the pool metrics from its current state.
+pub fn record_pool(pool: &Pool, name: &'static str, max_size: u32) {
+    let state = pool.state();
+    let stats = &state.statistics;
+    metrics::gauge!("db_pool_max_connections", "pool" => name).set(f64::from(max_size));
+    metrics::gauge!("db_pool_connections", "pool" => name).set(f64::from(state.connections));
+    metrics::gauge!("db_pool_idle_connections", "pool" => name)
+        .set(f64::from(state.idle_connections));
+    metrics::gauge!("db_pool_pending_gets", "pool" => name).set(stats.pending_gets() as f64);
+    for (outcome, n) in [
+        ("direct", stats.get_direct),
+        ("waited", stats.get_waited),
+        ("timed_out", stats.get_timed_out),
+    ] {
+        metrics::counter!("db_pool_gets_total", "pool" => name, "outcome" => outcome).absolute(n);
+    }
+    metrics::counter!("db_pool_get_wait_microseconds_total", "pool" => name)
+        .absolute(u64::try_from(stats.get_wait_time.as_micros()).unwrap_or(u64::MAX));
 }

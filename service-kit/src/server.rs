@@ -7,7 +7,6 @@ use crate::config::ServerSettings;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -95,13 +94,17 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     let signal = shutdown.clone();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        // Small gRPC responses must leave at once: with Nagle's algorithm on
+        // (the default for accepted sockets) a response could wait for the
+        // client's delayed ACK, some 40 ms.
+        .serve_with_incoming_shutdown(incoming, async move {
             signal.cancelled().await;
         });
     tokio::pin!(server);
