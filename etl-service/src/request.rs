@@ -8,6 +8,8 @@ use crate::entity::{EntityKind, EntityRef};
 use crate::error::Error;
 use crate::name_check;
 use avni_proto::etl::v1 as pb;
+use service_kit::request::Paging;
+use service_kit::request::shorten;
 
 /// Most characters of a name: Avni stores names as `varchar(255)`, so a
 /// longer proposed name could never be saved.
@@ -20,22 +22,12 @@ pub const MAX_PROPOSED: usize = 5000;
 /// Most entities of one BatchGetJobs call.
 pub const MAX_BATCH: usize = 1000;
 
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 500;
-
-/// A value cut to `max` characters for an error message, so a 1 MB field is
-/// not echoed back (a status message travels as an HTTP/2 header).
-pub fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!(
-            "{}… ({} bytes)",
-            s.chars().take(max).collect::<String>(),
-            s.len()
-        )
-    }
-}
+/// How ListJobRuns pages: tokens are `before-<run id>`.
+const PAGING: Paging = Paging {
+    default_size: 20,
+    max_size: 500,
+    token_prefix: "before-",
+};
 
 fn invalid(message: String) -> Error {
     Error::InvalidArgument(message)
@@ -180,29 +172,7 @@ pub fn proposed_schema(p: pb::ProposedSchema) -> Result<name_check::ProposedSche
 /// A page of ListJobRuns: how many rows, and the id below which the page
 /// starts (tokens are `before-<id>`).
 pub fn page(page_size: i32, token: &str) -> Result<(i64, Option<i64>), Error> {
-    let size = match page_size {
-        0 => DEFAULT_PAGE_SIZE,
-        n if n < 0 => {
-            return Err(invalid(format!("page_size must not be negative, got {n}")));
-        }
-        n => n.min(MAX_PAGE_SIZE),
-    };
-    let before = if token.is_empty() {
-        None
-    } else {
-        let id = token
-            .strip_prefix("before-")
-            .and_then(|id| id.parse::<i64>().ok())
-            .filter(|id| *id > 0)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "page_token {:?} is not one this service issued; pass the next_page_token of the previous page",
-                    shorten(token, 40)
-                ))
-            })?;
-        Some(id)
-    };
-    Ok((i64::from(size), before))
+    PAGING.parse(page_size, token).map_err(invalid)
 }
 
 /// A run id (WatchJobRun's `run_id`).

@@ -6,29 +6,23 @@
 
 use crate::audits::Page;
 use crate::error::Error;
+use service_kit::request::Paging;
+use service_kit::request::shorten;
 
 /// Rows per page when the request does not say.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Most rows per page.
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// How the listings page: tokens are the id the next page starts below.
+const PAGING: Paging = Paging {
+    default_size: DEFAULT_PAGE_SIZE,
+    max_size: MAX_PAGE_SIZE,
+    token_prefix: "",
+};
 /// Most characters of a source or form name filter.
 pub const MAX_NAME_CHARS: usize = 1000;
 /// Most error ids of one ReprocessErrors call.
 pub const MAX_ERROR_IDS: usize = 10_000;
-
-/// A value cut to `max` characters for an error message, so a 1 MB field is
-/// not echoed back (a status message travels as an HTTP/2 header).
-pub fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!(
-            "{}… ({} bytes)",
-            s.chars().take(max).collect::<String>(),
-            s.len()
-        )
-    }
-}
 
 fn invalid(message: String) -> Error {
     Error::InvalidArgument(message)
@@ -77,28 +71,7 @@ pub fn source<'a>(value: &'a str, configured: &[&str]) -> Result<Option<&'a str>
 
 /// Reads `page_size` and `page_token` (the id the next page starts below).
 pub fn page(page_size: i32, token: &str) -> Result<Page, Error> {
-    if page_size < 0 {
-        return Err(invalid(format!(
-            "page_size must not be negative, got {page_size}"
-        )));
-    }
-    let limit = match i64::from(page_size) {
-        0 => DEFAULT_PAGE_SIZE,
-        n => n.min(MAX_PAGE_SIZE),
-    };
-    let before_id = if token.is_empty() {
-        None
-    } else {
-        match token.parse::<i64>() {
-            Ok(id) if id > 0 => Some(id),
-            _ => {
-                return Err(invalid(format!(
-                    "page_token {:?} is not a token this API returned; pass the next_page_token of the previous page",
-                    shorten(token, 40)
-                )));
-            }
-        }
-    };
+    let (limit, before_id) = PAGING.parse(page_size, token).map_err(invalid)?;
     Ok(Page { before_id, limit })
 }
 

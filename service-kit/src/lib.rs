@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod request;
 pub mod server;
 pub mod shutdown;
 pub mod sql;
