@@ -101,7 +101,13 @@ impl TestDatabase {
 
     /// A new database with a service's migrations applied.
     pub async fn migrated(migrations: service_kit::db::MigrationSet) -> Self {
-        let db = Self::new().await;
+        Self::migrated_on(server_url().await, migrations).await
+    }
+
+    /// A new database with `migrations` applied, on the server whose
+    /// maintenance URL is given.
+    pub async fn migrated_on(admin_url: &str, migrations: service_kit::db::MigrationSet) -> Self {
+        let db = Self::new_on(admin_url).await;
         service_kit::db::run_pending_migrations(&db.url, migrations)
             .await
             .unwrap_or_else(|e| panic!("cannot migrate test database {}: {e}", db.name));
@@ -237,6 +243,19 @@ pub struct PrivateCluster {
 }
 
 impl PrivateCluster {
+    /// A private cluster (started off the async runtime) holding one new
+    /// database with `migrations` applied.
+    pub async fn with_migrated_database(
+        migrations: service_kit::db::MigrationSet,
+    ) -> (Self, TestDatabase) {
+        let cluster = tokio::task::spawn_blocking(Self::start)
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("private cluster: {e}"));
+        let db = TestDatabase::migrated_on(&cluster.url("postgres"), migrations).await;
+        (cluster, db)
+    }
+
     /// A new cluster on a free port, in a fresh directory under `target/`.
     pub fn start() -> Result<Self, String> {
         let port = free_port()?;

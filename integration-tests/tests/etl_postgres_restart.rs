@@ -9,7 +9,7 @@ use integration_tests::etl::{context, org_ref};
 use integration_tests::etl_faults::{
     TableHold, compare_with_fresh_build, subject_table, wait_until,
 };
-use integration_tests::postgres::{PrivateCluster, TestDatabase};
+use integration_tests::postgres::PrivateCluster;
 use integration_tests::services::start_etl_on;
 use std::time::Duration;
 
@@ -18,14 +18,8 @@ const NOT_SERVING: i32 = 2;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
-        .await
-        .expect("join")
-        .expect("private cluster");
-    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
-    service_kit::db::run_pending_migrations(&db.url, etl_service::migrations::migrations)
-        .await
-        .expect("migrate");
+    let (cluster, db) =
+        PrivateCluster::with_migrated_database(etl_service::migrations::migrations).await;
     let client = db.client().await;
     let world = integration_tests::avni::generate(
         &client,

@@ -3,7 +3,7 @@
 //! restart. Each test runs on a private cluster, so stopping it disturbs no
 //! other test.
 
-use integration_tests::postgres::{PrivateCluster, TestDatabase};
+use integration_tests::postgres::PrivateCluster;
 use integration_tests::services::{RunningService, start_etl_on, start_migrator_on};
 use std::time::{Duration, Instant};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -54,14 +54,8 @@ async fn stop_and_restart_postgres(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn etl_health_follows_postgres() {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
-        .await
-        .expect("join")
-        .expect("private cluster");
-    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
-    service_kit::db::run_pending_migrations(&db.url, etl_service::migrations::migrations)
-        .await
-        .expect("migrate");
+    let (cluster, db) =
+        PrivateCluster::with_migrated_database(etl_service::migrations::migrations).await;
     let service = start_etl_on(&db.url, |_| {}).await;
     stop_and_restart_postgres(&cluster, &service, "avni.etl.v1.EtlService").await;
     service.stop().await.expect("still stops cleanly");
@@ -69,14 +63,8 @@ async fn etl_health_follows_postgres() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrator_health_follows_postgres() {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
-        .await
-        .expect("join")
-        .expect("private cluster");
-    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
-    service_kit::db::run_pending_migrations(&db.url, migrator_service::migrations::migrations)
-        .await
-        .expect("migrate");
+    let (cluster, db) =
+        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations).await;
     let service = start_migrator_on(&db.url, |_| {}).await;
     stop_and_restart_postgres(&cluster, &service, "avni.migrator.v1.FormsMigrator").await;
     service.stop().await.expect("still stops cleanly");

@@ -9,7 +9,7 @@ use integration_tests::fake_upstream::{Data, FakeUpstream, Generator};
 use integration_tests::migrator::{
     PATIENCE, assert_generated_exactly_once, form_rows, source, wait_for, watermark,
 };
-use integration_tests::postgres::{PrivateCluster, TestDatabase, connect};
+use integration_tests::postgres::{PrivateCluster, connect};
 use integration_tests::services::{Bearer, TEST_TOKEN, start_migrator_on};
 use std::time::Duration;
 
@@ -18,14 +18,8 @@ const NOT_SERVING: i32 = 2;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothing() {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
-        .await
-        .expect("join")
-        .expect("private cluster");
-    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
-    service_kit::db::run_pending_migrations(&db.url, migrator_service::migrations::migrations)
-        .await
-        .expect("migrate");
+    let (cluster, db) =
+        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations).await;
 
     let generator = Generator::new(40);
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
@@ -119,14 +113,8 @@ async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothin
 /// again after the restart; each submission ends up written once.
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
-        .await
-        .expect("join")
-        .expect("private cluster");
-    let db = TestDatabase::new_on(&cluster.url("postgres")).await;
-    service_kit::db::run_pending_migrations(&db.url, migrator_service::migrations::migrations)
-        .await
-        .expect("migrate");
+    let (cluster, db) =
+        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations).await;
     // Every batch writes anc_visit; holding it stops the first batch there,
     // inside its transaction.
     let holder = connect(&db.url).await.expect("connect");
