@@ -5,23 +5,7 @@
 use etl_service::engine::RunOptions;
 use integration_tests::avni::Spec;
 use integration_tests::etl::{EtlFixture, org_ref, snapshot};
-use std::collections::BTreeMap;
-use tokio_postgres::Client;
-
-/// Table name -> its watermark (as text), one organisation.
-async fn watermarks(client: &Client, schema: &str) -> BTreeMap<String, String> {
-    client
-        .query(
-            "SELECT t.name, s.last_sync_time::text FROM table_metadata t \
-             JOIN entity_sync_status s ON s.table_metadata_id = t.id WHERE t.schema_name = $1",
-            &[&schema],
-        )
-        .await
-        .expect("watermarks")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-}
+use integration_tests::etl_faults::watermarks;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_run_leaves_each_table_old_or_new_and_the_next_run_completes() {

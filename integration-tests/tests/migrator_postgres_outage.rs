@@ -9,8 +9,8 @@ use integration_tests::fake_upstream::{Data, FakeUpstream, Generator};
 use integration_tests::migrator::{
     PATIENCE, assert_generated_exactly_once, form_rows, source, wait_for, watermark,
 };
-use integration_tests::postgres::{PrivateCluster, connect};
-use integration_tests::services::{Bearer, TEST_TOKEN, start_migrator_on};
+use integration_tests::postgres::{PrivateCluster, TestDatabase, connect};
+use integration_tests::services::{Bearer, RunningService, TEST_TOKEN, start_migrator_on};
 use std::time::Duration;
 
 const SERVING: i32 = 1;
@@ -78,24 +78,7 @@ async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothin
         .expect_err("no repository");
     assert_eq!(listing.code(), tonic::Code::Unavailable);
 
-    let restart = tokio::task::spawn_blocking(move || cluster.start_server().map(|()| cluster))
-        .await
-        .expect("join")
-        .expect("start PostgreSQL again");
-    wait_for("health SERVING", PATIENCE, || async {
-        service.health_status("").await.ok() == Some(SERVING)
-    })
-    .await;
-    let sql = connect(&db.url).await.expect("connect");
-    wait_for("all 100", PATIENCE, || async {
-        form_rows(&sql).await.1 == 100
-    })
-    .await;
-    wait_for("the final watermark", PATIENCE, || async {
-        watermark(&sql, "drishti").await == grown.server_version(99)
-    })
-    .await;
-    assert_generated_exactly_once(&sql, 100).await;
+    let restart = restart_and_expect_each_once(cluster, &service, &db, &grown, 100).await;
     let status = client
         .get_status(pb::GetStatusRequest::default())
         .await
@@ -160,7 +143,23 @@ async fn postgres_stopped_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
         service.health_status("").await.ok() == Some(NOT_SERVING)
     })
     .await;
-    let restart = tokio::task::spawn_blocking(move || cluster.start_server().map(|()| cluster))
+    let restart = restart_and_expect_each_once(cluster, &service, &db, &generator, 40).await;
+    drop(service);
+    drop(db);
+    drop(restart);
+}
+
+/// Starts PostgreSQL again and waits until the service is SERVING and has
+/// written all `count` generated submissions, each exactly once, up to the
+/// last one's watermark. Returns the cluster, to be dropped last.
+async fn restart_and_expect_each_once(
+    cluster: PrivateCluster,
+    service: &RunningService,
+    db: &TestDatabase,
+    generator: &Generator,
+    count: usize,
+) -> PrivateCluster {
+    let cluster = tokio::task::spawn_blocking(move || cluster.start_server().map(|()| cluster))
         .await
         .expect("join")
         .expect("start PostgreSQL again");
@@ -169,16 +168,14 @@ async fn postgres_stopped_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
     })
     .await;
     let sql = connect(&db.url).await.expect("connect");
-    wait_for("all 40", PATIENCE, || async {
-        form_rows(&sql).await.1 == 40
+    wait_for(&format!("all {count}"), PATIENCE, || async {
+        form_rows(&sql).await.1 == count as i64
     })
     .await;
     wait_for("the final watermark", PATIENCE, || async {
-        watermark(&sql, "drishti").await == generator.server_version(39)
+        watermark(&sql, "drishti").await == generator.server_version(count - 1)
     })
     .await;
-    assert_generated_exactly_once(&sql, 40).await;
-    drop(service);
-    drop(db);
-    drop(restart);
+    assert_generated_exactly_once(&sql, count).await;
+    cluster
 }
