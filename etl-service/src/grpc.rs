@@ -11,7 +11,10 @@ use crate::request;
 use avni_proto::etl::v1 as pb;
 use avni_proto::etl::v1::etl_service_server::EtlService;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use service_kit::fresh_reads::FreshReads;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -20,11 +23,27 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct EtlApi {
     control: Control,
+    /// GetJob's reads: callers polling the same job at once share one read
+    /// that starts after they all arrived (see [`FreshReads`]), and the
+    /// message built from it.
+    jobs: FreshReads<EntityRef, Result<Arc<pb::Job>, Status>>,
 }
 
 impl EtlApi {
     pub fn new(control: Control) -> Self {
-        Self { control }
+        let reader = control.clone();
+        let jobs = FreshReads::new(
+            "get_job",
+            Arc::new(move |entity| {
+                let control = reader.clone();
+                async move {
+                    let view = control.job(entity).await.map_err(Status::from)?;
+                    Ok(Arc::new(job_message(&view)))
+                }
+                .boxed()
+            }),
+        );
+        Self { control, jobs }
     }
 }
 
@@ -376,9 +395,13 @@ impl EtlService for EtlApi {
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::GetJobResponse>, Status> {
         let entity = request::entity("entity", request.get_ref().entity.as_ref())?;
-        let view = self.control.job(entity).await?;
+        let job = self
+            .jobs
+            .get(entity)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
         Ok(Response::new(pb::GetJobResponse {
-            job: Some(job_message(&view)),
+            job: Some(pb::Job::clone(&job)),
         }))
     }
 

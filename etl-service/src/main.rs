@@ -7,6 +7,12 @@ use service_kit::config::{ProcessEnvironment, ServiceConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: answering many small calls
+/// at once is mostly allocation, and glibc's malloc spent a quarter of the
+/// service's CPU on it under the load test (RELIABILITY.md, "Load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The analytics ETL for Avni-style data: keeps one reporting schema of flat
 /// tables per organisation in step with the source.
 #[derive(Parser)]

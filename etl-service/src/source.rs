@@ -58,15 +58,16 @@ impl Target {
 /// Finds the organisation or group, with a message a person can act on
 /// when it does not exist or cannot be run.
 /// Takes a shared connection so callers can pipeline it with other
-/// queries on the same connection.
+/// queries on the same connection; it is one round trip itself (GetJob
+/// pays for it on every call).
 pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Result<Target, Error> {
     let uuid = entity.uuid.to_string();
     let (head, members) = match entity.kind {
         EntityKind::Organisation => {
-            let found: Vec<Member> = diesel::sql_query(
-                "SELECT id, uuid, name, db_user, schema_name FROM public.organisation \
-                 WHERE uuid = $1 AND NOT is_voided",
-            )
+            let found: Vec<Head> = diesel::sql_query(format!(
+                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name, {OTHER_OWNER} AS other_owner \
+                 FROM public.organisation o WHERE o.uuid = $1 AND NOT o.is_voided"
+            ))
             .bind::<Text, _>(&uuid)
             .load(&mut conn)
             .await?;
@@ -74,37 +75,43 @@ pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Res
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::NotFound(format!("organisation {uuid} does not exist")))?;
-            (org.clone(), vec![org])
+            let members = vec![org.member.clone()];
+            (org, members)
         }
         EntityKind::OrganisationGroup => {
-            let found: Vec<Member> = diesel::sql_query(
-                "SELECT id, uuid, name, db_user, schema_name FROM public.organisation_group \
-                 WHERE uuid = $1",
+            // Both pipelined: the members are found by the group's uuid.
+            let group = diesel::sql_query(format!(
+                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name, {OTHER_OWNER} AS other_owner \
+                 FROM public.organisation_group o WHERE o.uuid = $1"
+            ))
+            .bind::<Text, _>(&uuid)
+            .load::<Head>(&mut conn);
+            let members = diesel::sql_query(
+                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name \
+                 FROM public.organisation_group g \
+                 JOIN public.organisation_group_organisation ogo ON ogo.organisation_group_id = g.id \
+                 JOIN public.organisation o ON o.id = ogo.organisation_id \
+                 WHERE g.uuid = $1 AND NOT o.is_voided ORDER BY o.id",
             )
             .bind::<Text, _>(&uuid)
-            .load(&mut conn)
-            .await?;
+            .load::<Member>(&mut conn);
+            let (found, members) = tokio::try_join!(group, members)?;
             let group = found.into_iter().next().ok_or_else(|| {
                 Error::NotFound(format!("organisation group {uuid} does not exist"))
             })?;
-            let members: Vec<Member> = diesel::sql_query(
-                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name \
-                 FROM public.organisation_group_organisation ogo \
-                 JOIN public.organisation o ON o.id = ogo.organisation_id \
-                 WHERE ogo.organisation_group_id = $1 AND NOT o.is_voided ORDER BY o.id",
-            )
-            .bind::<Integer, _>(group.id)
-            .load(&mut conn)
-            .await?;
             if members.is_empty() {
                 return Err(Error::FailedPrecondition(format!(
                     "organisation group {uuid} ({}) has no member organisations",
-                    group.name
+                    group.member.name
                 )));
             }
             (group, members)
         }
     };
+    let Head {
+        member: head,
+        other_owner,
+    } = head;
     let what = entity.kind.as_str().replace('_', " ");
     if head.schema_name.trim().is_empty() {
         return Err(Error::FailedPrecondition(format!(
@@ -140,7 +147,7 @@ pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Res
             )));
         }
     }
-    if let Some(other) = schema_owner_besides(conn, &head.schema_name, &head.uuid).await? {
+    if let Some(other) = other_owner {
         return Err(Error::FailedPrecondition(format!(
             "{what} {uuid} ({}) has schema_name {:?}, which is also the schema of {other}; \
              each organisation and group needs a schema of its own",
@@ -193,33 +200,25 @@ fn too_long(name: &str, who: &str) -> String {
     )
 }
 
+/// The head row of a target (`o`: the organisation or group) and another
+/// organisation or group whose schema is the same (the run of one would
+/// write into, grant on and drop the other's tables).
 #[derive(QueryableByName)]
-struct Owner {
-    #[diesel(sql_type = Text)]
-    owner: String,
+struct Head {
+    #[diesel(embed)]
+    member: Member,
+    #[diesel(sql_type = Nullable<Text>)]
+    other_owner: Option<String>,
 }
 
-/// Another organisation or group whose schema is `schema` (the run of one
-/// would write into, grant on and drop the other's tables).
-async fn schema_owner_besides(
-    mut conn: &AsyncPgConnection,
-    schema: &str,
-    uuid: &str,
-) -> Result<Option<String>, Error> {
-    let found: Vec<Owner> = diesel::sql_query(
-        "SELECT 'organisation ' || uuid || ' (' || name || ')' AS owner FROM public.organisation \
-          WHERE schema_name = $1 AND uuid <> $2 AND NOT is_voided \
-         UNION ALL \
-         SELECT 'organisation group ' || uuid || ' (' || name || ')' FROM public.organisation_group \
-          WHERE schema_name = $1 AND uuid <> $2 \
-         LIMIT 1",
-    )
-    .bind::<Text, _>(schema)
-    .bind::<Text, _>(uuid)
-    .load(&mut conn)
-    .await?;
-    Ok(found.into_iter().next().map(|o| o.owner))
-}
+/// The `other_owner` column of [`Head`], for a row `o` of either table.
+const OTHER_OWNER: &str = "(SELECT owner FROM (\
+     SELECT 'organisation ' || x.uuid || ' (' || x.name || ')' AS owner FROM public.organisation x \
+      WHERE x.schema_name = o.schema_name AND x.uuid <> o.uuid AND NOT x.is_voided \
+     UNION ALL \
+     SELECT 'organisation group ' || g.uuid || ' (' || g.name || ')' FROM public.organisation_group g \
+      WHERE g.schema_name = o.schema_name AND g.uuid <> o.uuid \
+     LIMIT 1) owners)";
 
 /// The metadata a schema is planned from, merged over the member
 /// organisations (entities with the same uuid are the same entity).

@@ -431,7 +431,8 @@ pub struct LoadReport {
     pub get_status: RpcFigures,
     pub progress: Progress,
     pub final_check: FinalCheck,
-    /// `db_pool_*` lines of each service's `/metrics` after the load.
+    /// `db_pool_*` and `fresh_reads_*` lines of each service's `/metrics`
+    /// after the load.
     pub etl_pool: Vec<String>,
     pub migrator_pool: Vec<String>,
     /// Largest `db_pool_pending_gets` sampled during the window, per service.
@@ -472,7 +473,7 @@ pub fn metric(scrape: &str, name: &str) -> f64 {
 fn pool_lines(scrape: &str) -> Vec<String> {
     scrape
         .lines()
-        .filter(|l| l.starts_with("db_pool_"))
+        .filter(|l| l.starts_with("db_pool_") || l.starts_with("fresh_reads_"))
         .map(str::to_string)
         .collect()
 }

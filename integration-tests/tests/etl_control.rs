@@ -752,3 +752,74 @@ async fn metrics_move_after_a_run() {
     assert!(after.contains("etl_organisations_enabled"), "{after}");
     assert!(after.contains("etl_scheduler_queue_depth"), "{after}");
 }
+
+/// GetJob callers of one job share reads (`service_kit::fresh_reads`), but
+/// each answer must come from a read that started after the call arrived.
+/// A read is held in flight after it has read the organisation (a lock on
+/// `etl_job` stops its next statement); the organisation is then renamed
+/// and GetJob called: that call must wait for a read of its own and show
+/// the new name, never share the held read that saw the old one.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_job_never_answers_from_a_read_that_started_before_the_call() {
+    let (etl, world, db) = start(&Spec::default(), 3600).await;
+    let org = &world.organisations[0];
+    let entity = org_entity(&org.uuid);
+    let before = get_job(&mut etl.client().await, &entity).await;
+
+    let holder = etl.db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE etl_job IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock etl_job");
+    let held = tokio::spawn({
+        let mut c = etl.client().await;
+        let entity = entity.clone();
+        async move { get_job(&mut c, &entity).await }
+    });
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%FROM etl_job%'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no GetJob read waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.execute(
+        "UPDATE public.organisation SET name = name || ' (renamed)' WHERE uuid = $1",
+        &[&org.uuid],
+    )
+    .await
+    .expect("rename");
+    let after = tokio::spawn({
+        let mut c = etl.client().await;
+        let entity = entity.clone();
+        async move { get_job(&mut c, &entity).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!after.is_finished(), "answered while every read was held");
+    holder.batch_execute("COMMIT").await.expect("unlock");
+
+    let held = held.await.expect("held call");
+    let after = after.await.expect("later call");
+    assert_eq!(
+        held.entity_name, before.entity_name,
+        "the held read began before the rename"
+    );
+    assert_eq!(
+        after.entity_name,
+        format!("{} (renamed)", before.entity_name),
+        "a call made after the rename was answered from a read made before it"
+    );
+}

@@ -62,4 +62,17 @@ async fn twenty_clients_for_eight_seconds_while_runs_and_batches_go_on() {
             report.migrator_pool
         );
     }
+    // Polling callers share reads: each service counts its callers and the
+    // reads it ran for them, never more reads than callers.
+    for (service, lines, calls) in [
+        ("etl", &report.etl_pool, report.get_job.calls),
+        ("migrator", &report.migrator_pool, report.get_status.calls),
+    ] {
+        let text = lines.join("\n");
+        let callers = load::metric(&text, "fresh_reads_callers_total");
+        let queries = load::metric(&text, "fresh_reads_queries_total");
+        eprintln!("{service}: {callers} callers, {queries} shared reads");
+        assert!(callers >= calls as f64, "{service}: {text}");
+        assert!(queries > 0.0 && queries <= callers, "{service}: {text}");
+    }
 }

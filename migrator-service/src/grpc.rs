@@ -1,7 +1,7 @@
 //! The gRPC handlers of `avni.migrator.v1.FormsMigrator`: thin, they check
 //! input, call the domain and map its errors to status codes.
 
-use crate::audits::{self, AuditRow, ErrorRow};
+use crate::audits::{self, AuditRow, ErrorRow, Totals};
 use crate::batch::{ReprocessFilter, reprocess};
 use crate::error::Error;
 use crate::poller::{Migrator, Source, State};
@@ -9,7 +9,9 @@ use crate::request;
 use avni_proto::migrator::v1 as pb;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigrator;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use service_kit::db::Pool;
+use service_kit::fresh_reads::FreshReads;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tonic::{Request, Response, Status};
@@ -20,11 +22,33 @@ pub struct MigratorApi {
     migrator: Arc<Migrator>,
     /// The handlers' own pool, apart from the batch jobs' (the migrator's).
     pool: Pool,
+    /// GetStatus's repository reads by source: callers asking at once share
+    /// one read that starts after they all arrived (see [`FreshReads`]).
+    /// `None` while PostgreSQL cannot answer.
+    totals: FreshReads<String, Option<Totals>>,
 }
 
 impl MigratorApi {
     pub fn new(migrator: Arc<Migrator>, pool: Pool) -> Self {
-        Self { migrator, pool }
+        let reader = pool.clone();
+        let totals = FreshReads::new(
+            "get_status",
+            Arc::new(move |source: String| {
+                let pool = reader.clone();
+                async move {
+                    // Best effort: while PostgreSQL is down the live state
+                    // (and its last error) is what an operator needs.
+                    let conn = pool.get().await.ok()?;
+                    audits::totals(&conn, &source).await.ok()
+                }
+                .boxed()
+            }),
+        );
+        Self {
+            migrator,
+            pool,
+            totals,
+        }
     }
 
     fn configured(&self) -> Vec<&str> {
@@ -110,13 +134,13 @@ fn state(s: State) -> pb::SourceState {
 impl MigratorApi {
     async fn status_of(&self, source: &Source) -> pb::SourceStatus {
         let live = source.live();
-        // The repository's part is best effort: while PostgreSQL is down
-        // the live state (and its last error) is what an operator needs.
-        let totals = match self.pool.get().await {
-            Ok(conn) => audits::totals(&conn, source.name()).await.ok(),
-            Err(_) => None,
-        };
-        let totals = totals.unwrap_or_default();
+        let totals = self
+            .totals
+            .get(source.name().to_string())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let watermark = totals
             .last_batch
             .as_ref()

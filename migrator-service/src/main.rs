@@ -6,6 +6,12 @@ use service_kit::config::{ProcessEnvironment, ServiceConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: answering many small calls
+/// at once is mostly allocation, and glibc's malloc spent a quarter of the
+/// service's CPU on it under the load test (RELIABILITY.md, "Load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The forms migrator: polls Drishti-style upstreams and writes every form
 /// submission into its table in the repository.
 #[derive(Parser)]

@@ -10,6 +10,7 @@ pub mod base;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fresh_reads;
 pub mod health;
 pub mod metrics;
 pub mod request;

@@ -13,6 +13,12 @@ use integration_tests::load::{self, LoadOptions, Stack};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The clients share the machine's cores with the services they measure;
+/// mimalloc keeps their own allocation cost (and so their share) down, as
+/// the services' allocator does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "load-test")]
 struct Args {
