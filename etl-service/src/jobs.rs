@@ -13,6 +13,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
+use service_kit::prepared::prepared;
 
 /// Channel replicas LISTEN on; a NOTIFY wakes their scheduler at once.
 pub const WAKEUP_CHANNEL: &str = "etl_scheduler_wakeup";
@@ -200,11 +201,26 @@ fn entity_of(uuid: uuid::Uuid, kind: &str) -> Result<EntityRef, Error> {
     Ok(EntityRef { uuid, kind })
 }
 
-const RUN_COLUMNS: &str = "id, entity_uuid, entity_type, trigger, status, queued_at, started_at, \
-     finished_at, worker, error, error_detail, tables_total, tables_done, current_table, \
-     rows_upserted, rows_deleted, table_results";
+/// The columns of [`RunRow`], as a literal for `concat!` (the polled reads
+/// are [`prepared`]: their text must be constant).
+macro_rules! run_columns {
+    () => {
+        "id, entity_uuid, entity_type, trigger, status, queued_at, started_at, \
+         finished_at, worker, error, error_detail, tables_total, tables_done, current_table, \
+         rows_upserted, rows_deleted, table_results"
+    };
+}
 
-const JOB_COLUMNS: &str = "id, entity_uuid, entity_type, interval_seconds, next_run_at, enabled_at";
+/// The columns of [`JobRow`], as a literal for `concat!`.
+macro_rules! job_columns {
+    () => {
+        "id, entity_uuid, entity_type, interval_seconds, next_run_at, enabled_at"
+    };
+}
+
+const RUN_COLUMNS: &str = run_columns!();
+
+const JOB_COLUMNS: &str = job_columns!();
 
 /// Creates the entity's job (first run due now) or returns the existing one;
 /// the flag says whether it was created. Wakes the schedulers.
@@ -258,11 +274,13 @@ pub async fn find_job(
     mut conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<JobRow>, Error> {
-    let rows: Vec<JobRow> = diesel::sql_query(format!(
-        "SELECT {JOB_COLUMNS} FROM etl_job WHERE entity_uuid = $1 AND entity_type = $2"
+    let rows: Vec<JobRow> = prepared(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM etl_job WHERE entity_uuid = $1 AND entity_type = $2"
     ))
-    .bind::<Uuid, _>(entity.uuid)
-    .bind::<Text, _>(entity.kind.as_str())
+    .bind_uuid(entity.uuid)
+    .bind_text(entity.kind.as_str())
     .load(&mut conn)
     .await?;
     Ok(rows.into_iter().next())
@@ -312,12 +330,14 @@ pub async fn active_run(
     mut conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<RunRow>, Error> {
-    let rows: Vec<RunRow> = diesel::sql_query(format!(
-        "SELECT {RUN_COLUMNS} FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
+    let rows: Vec<RunRow> = prepared(concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
          AND status IN ('queued', 'running')"
     ))
-    .bind::<Uuid, _>(entity.uuid)
-    .bind::<Text, _>(entity.kind.as_str())
+    .bind_uuid(entity.uuid)
+    .bind_text(entity.kind.as_str())
     .load(&mut conn)
     .await?;
     Ok(rows.into_iter().next())
@@ -328,12 +348,14 @@ pub async fn last_finished_run(
     mut conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<RunRow>, Error> {
-    let rows: Vec<RunRow> = diesel::sql_query(format!(
-        "SELECT {RUN_COLUMNS} FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
+    let rows: Vec<RunRow> = prepared(concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
          AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1"
     ))
-    .bind::<Uuid, _>(entity.uuid)
-    .bind::<Text, _>(entity.kind.as_str())
+    .bind_uuid(entity.uuid)
+    .bind_text(entity.kind.as_str())
     .load(&mut conn)
     .await?;
     Ok(rows.into_iter().next())

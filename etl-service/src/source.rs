@@ -9,6 +9,7 @@ use crate::naming::MAX_IDENTIFIER_BYTES;
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, Bool, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use service_kit::prepared::prepared;
 use std::collections::{BTreeMap, HashSet};
 
 /// One organisation whose rows a run reads.
@@ -55,6 +56,31 @@ impl Target {
     }
 }
 
+/// The head row of a target (`o`: the organisation or group) and another
+/// organisation or group whose schema is the same (the run of one would
+/// write into, grant on and drop the other's tables).
+#[derive(QueryableByName)]
+struct Head {
+    #[diesel(embed)]
+    member: Member,
+    #[diesel(sql_type = Nullable<Text>)]
+    other_owner: Option<String>,
+}
+
+/// The `other_owner` column of [`Head`], for a row `o` of either table (a
+/// literal for `concat!`: the query is [`prepared`], its text constant).
+macro_rules! other_owner {
+    () => {
+        "(SELECT owner FROM (\
+          SELECT 'organisation ' || x.uuid || ' (' || x.name || ')' AS owner FROM public.organisation x \
+           WHERE x.schema_name = o.schema_name AND x.uuid <> o.uuid AND NOT x.is_voided \
+          UNION ALL \
+          SELECT 'organisation group ' || g.uuid || ' (' || g.name || ')' FROM public.organisation_group g \
+           WHERE g.schema_name = o.schema_name AND g.uuid <> o.uuid \
+          LIMIT 1) owners)"
+    };
+}
+
 /// Finds the organisation or group, with a message a person can act on
 /// when it does not exist or cannot be run.
 /// Takes a shared connection so callers can pipeline it with other
@@ -64,11 +90,12 @@ pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Res
     let uuid = entity.uuid.to_string();
     let (head, members) = match entity.kind {
         EntityKind::Organisation => {
-            let found: Vec<Head> = diesel::sql_query(format!(
-                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name, {OTHER_OWNER} AS other_owner \
-                 FROM public.organisation o WHERE o.uuid = $1 AND NOT o.is_voided"
+            let found: Vec<Head> = prepared(concat!(
+                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name, ",
+                other_owner!(),
+                " AS other_owner FROM public.organisation o WHERE o.uuid = $1 AND NOT o.is_voided"
             ))
-            .bind::<Text, _>(&uuid)
+            .bind_text(&uuid)
             .load(&mut conn)
             .await?;
             let org = found
@@ -80,20 +107,21 @@ pub async fn load_target(mut conn: &AsyncPgConnection, entity: EntityRef) -> Res
         }
         EntityKind::OrganisationGroup => {
             // Both pipelined: the members are found by the group's uuid.
-            let group = diesel::sql_query(format!(
-                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name, {OTHER_OWNER} AS other_owner \
-                 FROM public.organisation_group o WHERE o.uuid = $1"
+            let group = prepared(concat!(
+                "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name, ",
+                other_owner!(),
+                " AS other_owner FROM public.organisation_group o WHERE o.uuid = $1"
             ))
-            .bind::<Text, _>(&uuid)
+            .bind_text(&uuid)
             .load::<Head>(&mut conn);
-            let members = diesel::sql_query(
+            let members = prepared(
                 "SELECT o.id, o.uuid, o.name, o.db_user, o.schema_name \
                  FROM public.organisation_group g \
                  JOIN public.organisation_group_organisation ogo ON ogo.organisation_group_id = g.id \
                  JOIN public.organisation o ON o.id = ogo.organisation_id \
                  WHERE g.uuid = $1 AND NOT o.is_voided ORDER BY o.id",
             )
-            .bind::<Text, _>(&uuid)
+            .bind_text(&uuid)
             .load::<Member>(&mut conn);
             let (found, members) = tokio::try_join!(group, members)?;
             let group = found.into_iter().next().ok_or_else(|| {
@@ -199,26 +227,6 @@ fn too_long(name: &str, who: &str) -> String {
         name.len()
     )
 }
-
-/// The head row of a target (`o`: the organisation or group) and another
-/// organisation or group whose schema is the same (the run of one would
-/// write into, grant on and drop the other's tables).
-#[derive(QueryableByName)]
-struct Head {
-    #[diesel(embed)]
-    member: Member,
-    #[diesel(sql_type = Nullable<Text>)]
-    other_owner: Option<String>,
-}
-
-/// The `other_owner` column of [`Head`], for a row `o` of either table.
-const OTHER_OWNER: &str = "(SELECT owner FROM (\
-     SELECT 'organisation ' || x.uuid || ' (' || x.name || ')' AS owner FROM public.organisation x \
-      WHERE x.schema_name = o.schema_name AND x.uuid <> o.uuid AND NOT x.is_voided \
-     UNION ALL \
-     SELECT 'organisation group ' || g.uuid || ' (' || g.name || ')' FROM public.organisation_group g \
-      WHERE g.schema_name = o.schema_name AND g.uuid <> o.uuid \
-     LIMIT 1) owners)";
 
 /// The metadata a schema is planned from, merged over the member
 /// organisations (entities with the same uuid are the same entity).

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use service_kit::prepared::prepared;
 
 /// A `migration_audit` row.
 #[derive(Debug, Clone, QueryableByName)]
@@ -61,6 +62,15 @@ pub struct Page {
     pub limit: i64,
 }
 
+/// The columns of [`AuditRow`], as a literal for `concat!`.
+macro_rules! audit_columns {
+    () => {
+        "id, source, last_polled_timestamp, total_no_of_form_entries, \
+         successfully_processed_form_entries, duplicate_form_entries, failed_form_entries, \
+         created_timestamp"
+    };
+}
+
 /// Batch audits, newest first; `limit + 1` rows are read to know whether
 /// another page follows.
 pub async fn list_audits(
@@ -68,13 +78,13 @@ pub async fn list_audits(
     source: Option<&str>,
     page: Page,
 ) -> Result<Vec<AuditRow>, Error> {
-    Ok(diesel::sql_query(
-        "SELECT id, source, last_polled_timestamp, total_no_of_form_entries, \
-         successfully_processed_form_entries, duplicate_form_entries, failed_form_entries, \
-         created_timestamp FROM migration_audit \
+    Ok(diesel::sql_query(concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM migration_audit \
          WHERE ($1::text IS NULL OR source = $1) AND ($2::int8 IS NULL OR id < $2) \
-         ORDER BY id DESC LIMIT $3",
-    )
+         ORDER BY id DESC LIMIT $3"
+    ))
     .bind::<Nullable<Text>, _>(source)
     .bind::<Nullable<BigInt>, _>(page.before_id)
     .bind::<BigInt, _>(page.limit + 1)
@@ -130,25 +140,25 @@ pub struct Totals {
 }
 
 pub async fn totals(mut conn: &AsyncPgConnection, source: &str) -> Result<Totals, Error> {
-    // Both reads pipelined on the connection: one round trip.
-    let sums = diesel::sql_query(
+    // Both reads pipelined on the connection (one round trip), and both
+    // prepared: GetStatus makes them on every call.
+    let sums = prepared(
         "SELECT \
            (SELECT COALESCE(sum(successfully_processed_form_entries), 0)::int8 FROM migration_audit WHERE source = $1) \
          + (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NOT NULL) AS written, \
            (SELECT count(*) FROM error_audit WHERE source = $1) AS failed, \
            (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NULL) AS unresolved",
     )
-    .bind::<Text, _>(source)
+    .bind_text(source)
     .get_result::<TotalsRow>(&mut conn);
-    let last = list_audits(
-        conn,
-        Some(source),
-        Page {
-            before_id: None,
-            limit: 0,
-        },
-    );
-    let (row, last) = tokio::try_join!(async { Ok::<_, Error>(sums.await?) }, last)?;
+    let last = prepared(concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM migration_audit WHERE source = $1 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind_text(source)
+    .load::<AuditRow>(&mut conn);
+    let (row, last) = tokio::try_join!(sums, last)?;
     Ok(Totals {
         written: row.written,
         failed: row.failed,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fresh_reads;
 pub mod health;
 pub mod metrics;
+pub mod prepared;
 pub mod request;
 pub mod server;
 pub mod shutdown;
