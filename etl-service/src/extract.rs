@@ -125,10 +125,13 @@ pub fn column_expr(
         "ImageV2" => node,
         "Coded" if multi_select => {
             let names = answer_map(s, answers);
+            // An unanswered question (most of a form's) skips the
+            // subquery altogether.
             format!(
-                "(SELECT string_agg(coalesce({names} ->> v.answer, ({lookup})), ', ' ORDER BY v.ord) \
+                "CASE WHEN {node} IS NOT NULL THEN \
+                 (SELECT string_agg(coalesce({names} ->> v.answer, ({lookup})), ', ' ORDER BY v.ord) \
                  FROM jsonb_array_elements_text(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} \
-                      WHEN 'string' THEN jsonb_build_array({node}) END) WITH ORDINALITY AS v(answer, ord))",
+                      WHEN 'string' THEN jsonb_build_array({node}) END) WITH ORDINALITY AS v(answer, ord)) END",
                 lookup = answer_name("v.answer"),
             )
         }
@@ -138,11 +141,13 @@ pub fn column_expr(
                 "(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} ->> 0 ELSE {text} END)"
             );
             // The usual answer, a uuid the concept lists, costs one lookup;
-            // a one-element array or an answer it does not list, more.
+            // a one-element array or an answer it does not list, more; an
+            // unanswered question (most of a form's) skips the subquery,
+            // which could find nothing.
             format!(
                 "coalesce({names} ->> {text}, \
                  CASE WHEN jsonb_typeof({node}) = 'array' THEN {names} ->> ({node} ->> 0) END, \
-                 ({lookup}))",
+                 CASE WHEN {text} IS NOT NULL THEN ({lookup}) END)",
                 lookup = answer_name(&value)
             )
         }

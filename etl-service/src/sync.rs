@@ -14,7 +14,7 @@ use crate::sql_text::{Statement, Value};
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Text, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use service_kit::sql::{quote_ident, quote_qualified};
 
 /// Where and for whom a table is synced.
@@ -58,11 +58,61 @@ struct Watermark {
 /// Syncs the rows of `target` changed up to `boundary`. With `fail` set
 /// (tests only), fails after the rows are written and before the commit, as
 /// a crash would.
+///
+/// The table is first synced with [`Casting::Direct`]; if an answer cannot
+/// be read as its column's type, that transaction is rolled back (nothing of
+/// it stays) and the table synced again with [`Casting::Tolerant`], which
+/// makes such answers NULL. A savepoint around the first upsert would do the
+/// same at the cost of two more round trips for every table, in every run.
 pub async fn sync_table(
     conn: &mut AsyncPgConnection,
     target: &SyncTarget<'_>,
     boundary: DateTime<Utc>,
     fail: bool,
+) -> Result<SyncCounts, Error> {
+    let mut unreadable = None;
+    let direct = sync_attempt(
+        conn,
+        target,
+        boundary,
+        fail,
+        Casting::Direct,
+        &mut unreadable,
+    )
+    .await;
+    match (direct, unreadable) {
+        // A failure of another kind fails again with tolerant casts and is
+        // reported from there.
+        (Err(_), Some(reason)) => {
+            tracing::info!(
+                table = %target.table.name,
+                reason = %reason,
+                "an answer cannot be read as its column's type; syncing with tolerant casts"
+            );
+            sync_attempt(conn, target, boundary, fail, Casting::Tolerant, &mut None).await
+        }
+        (result, _) => result,
+    }
+}
+
+/// One transaction syncing `target`; sets `unreadable` (and fails) when the
+/// upsert itself fails in PostgreSQL.
+///
+/// Statements that do not wait for one another's results are pipelined
+/// (sent together on the connection, executed one after another by
+/// PostgreSQL in the order sent): the settings with the watermark's read,
+/// then the upsert, the deletes and the new watermark. A table costs six
+/// round trips to PostgreSQL (begin, two for the reads, two for the writes,
+/// commit) however many statements it takes; one at a time, each statement
+/// took two (prepare, execute), thirteen for a table with a delete, and a
+/// run with few changes spent much of its time waiting for round trips.
+async fn sync_attempt(
+    conn: &mut AsyncPgConnection,
+    target: &SyncTarget<'_>,
+    boundary: DateTime<Utc>,
+    fail: bool,
+    casting: Casting,
+    unreadable: &mut Option<String>,
 ) -> Result<SyncCounts, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
         // The statements carry one expression per question (dozens), so
@@ -79,58 +129,92 @@ pub async fn sync_table(
         // A table's rows and watermark commit together, so a commit lost in
         // a crash leaves the table at its old watermark, synced again by the
         // next run: waiting for the flush to disk buys nothing.
-        conn.batch_execute(
-            "SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan; \
-             SET LOCAL synchronous_commit = off",
-        )
-        .await?;
-        let from = diesel::sql_query(
+        //
+        // (`set_config(.., true)` is `SET LOCAL`: for this transaction.)
+        let settings = diesel::sql_query(
+            "SELECT set_config('jit', 'off', true), \
+                    set_config('plan_cache_mode', 'force_custom_plan', true), \
+                    set_config('synchronous_commit', 'off', true)",
+        );
+        let watermark = diesel::sql_query(
             "SELECT last_sync_time FROM public.entity_sync_status \
              WHERE table_metadata_id = $1 AND db_user = $2 FOR UPDATE",
         )
         .bind::<Integer, _>(target.table_id)
-        .bind::<Text, _>(target.db_user)
-        .load::<Watermark>(conn)
-        .await?
-        .into_iter()
-        .next()
-        .map(|w| w.last_sync_time)
-        .unwrap_or_else(epoch);
-        let mut counts = SyncCounts::default();
+        .bind::<Text, _>(target.db_user);
+        let shared: &AsyncPgConnection = conn;
+        let (mut first, mut second) = (shared, shared);
+        let (set, marks) = futures::join!(
+            settings.execute(&mut first),
+            watermark.load::<Watermark>(&mut second)
+        );
+        set?;
+        let from = marks?
+            .into_iter()
+            .next()
+            .map(|w| w.last_sync_time)
+            .unwrap_or_else(epoch);
+
+        let mut statements = Vec::new();
         if from < boundary {
             let was_empty = from <= epoch() && is_empty(conn, target).await?;
-            let direct = upsert_statement(target, from, boundary, Casting::Direct);
-            let upserted = conn
-                .transaction::<_, diesel::result::Error, _>(async |conn| {
-                    direct.into_query().execute(conn).await
-                })
-                .await;
-            counts.upserted = match upserted {
-                Ok(n) => n as u64,
-                // An answer a plain cast cannot read: the statement is
-                // redone (its savepoint rolled back) with tolerant casts,
-                // which make such answers NULL. A failure of another kind
-                // fails again there and is reported.
-                Err(diesel::result::Error::DatabaseError(_, info)) => {
-                    tracing::info!(
-                        table = %target.table.name,
-                        reason = info.message(),
-                        "an answer cannot be read as its column's type; syncing with tolerant casts"
-                    );
-                    upsert_statement(target, from, boundary, Casting::Tolerant)
-                        .into_query()
-                        .execute(conn)
-                        .await? as u64
-                }
-                Err(e) => return Err(e.into()),
-            };
+            statements.push(upsert_statement(target, from, boundary, casting).into_query());
             // Rows that stopped belonging can only be among rows that were
             // there before: a table filled from empty (a first load) skips
             // the deletes, which cost as much as the load's scan.
             if !was_empty {
-                for delete in delete_statements(target, from, boundary) {
-                    counts.deleted += delete.into_query().execute(conn).await? as u64;
+                statements.extend(
+                    delete_statements(target, from, boundary)
+                        .into_iter()
+                        .map(|d| d.into_query()),
+                );
+            }
+        }
+        let writes = statements.len();
+        // With `fail` the watermark is not written: the failure comes after
+        // the rows and before the commit.
+        if !fail {
+            let mut mark = Statement::new();
+            let (user, table, time, schema) = (
+                mark.bind_text(target.db_user),
+                mark.bind(Value::Int(target.table_id)),
+                mark.bind(Value::Time(from.max(boundary))),
+                mark.bind_text(target.schema),
+            );
+            mark.push(&format!(
+                "INSERT INTO public.entity_sync_status \
+                     (db_user, table_metadata_id, last_sync_time, sync_status, schema_name) \
+                 VALUES ({user}, {table}, {time}, 'Success', {schema}) \
+                 ON CONFLICT (table_metadata_id, db_user) DO UPDATE \
+                 SET last_sync_time = EXCLUDED.last_sync_time, sync_status = EXCLUDED.sync_status"
+            ));
+            statements.push(mark.into_query());
+        }
+        let shared: &AsyncPgConnection = conn;
+        let results = futures::future::join_all(statements.into_iter().map(|statement| {
+            let mut c = shared;
+            async move { statement.execute(&mut c).await }
+        }))
+        .await;
+
+        let mut counts = SyncCounts::default();
+        // The first failure is the one to report: after it, PostgreSQL
+        // refuses the rest of the transaction's statements.
+        for (i, result) in results.into_iter().enumerate() {
+            let n = match result {
+                Ok(n) => n as u64,
+                Err(diesel::result::Error::DatabaseError(kind, info))
+                    if i == 0 && writes > 0 && casting == Casting::Direct =>
+                {
+                    *unreadable = Some(info.message().to_string());
+                    return Err(diesel::result::Error::DatabaseError(kind, info).into());
                 }
+                Err(e) => return Err(e.into()),
+            };
+            match i {
+                0 if writes > 0 => counts.upserted = n,
+                i if i < writes => counts.deleted += n,
+                _ => {}
             }
         }
         if fail {
@@ -139,19 +223,6 @@ pub async fn sync_table(
                 target.table.name
             )));
         }
-        diesel::sql_query(
-            "INSERT INTO public.entity_sync_status \
-                 (db_user, table_metadata_id, last_sync_time, sync_status, schema_name) \
-             VALUES ($1, $2, $3, 'Success', $4) \
-             ON CONFLICT (table_metadata_id, db_user) DO UPDATE \
-             SET last_sync_time = EXCLUDED.last_sync_time, sync_status = EXCLUDED.sync_status",
-        )
-        .bind::<Text, _>(target.db_user)
-        .bind::<Integer, _>(target.table_id)
-        .bind::<Timestamptz, _>(from.max(boundary))
-        .bind::<Text, _>(target.schema)
-        .execute(conn)
-        .await?;
         Ok(counts)
     })
     .await
