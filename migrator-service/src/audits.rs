@@ -141,13 +141,14 @@ pub struct Totals {
 
 pub async fn totals(mut conn: &AsyncPgConnection, source: &str) -> Result<Totals, Error> {
     // Both reads pipelined on the connection (one round trip), and both
-    // prepared: GetStatus makes them on every call.
+    // prepared: GetStatus makes them on every call. The sums are running
+    // totals kept by triggers with the audit rows (migration
+    // 2026-11-25-000001_source_totals): one row, however many batches.
     let sums = prepared(
-        "SELECT \
-           (SELECT COALESCE(sum(successfully_processed_form_entries), 0)::int8 FROM migration_audit WHERE source = $1) \
-         + (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NOT NULL) AS written, \
-           (SELECT count(*) FROM error_audit WHERE source = $1) AS failed, \
-           (SELECT count(*) FROM error_audit WHERE source = $1 AND resolved_at IS NULL) AS unresolved",
+        "SELECT COALESCE(max(processed + resolved), 0)::int8 AS written, \
+                COALESCE(max(failed), 0)::int8 AS failed, \
+                COALESCE(max(failed - resolved), 0)::int8 AS unresolved \
+         FROM source_totals WHERE source = $1",
     )
     .bind_text(source)
     .get_result::<TotalsRow>(&mut conn);
