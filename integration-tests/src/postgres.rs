@@ -130,24 +130,33 @@ impl Drop for TestDatabase {
         }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        // Drop may run inside a runtime; do the async work on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(admin) = connect(&admin_url).await {
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        on_own_runtime(async move {
+            if let Ok(admin) = connect(&admin_url).await {
+                let _ = admin
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        service_kit::sql::quote_ident(&name)
+                    ))
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs cleanup work to its end from a `Drop`, which may itself run inside
+/// a runtime (where blocking on one is not allowed): on a thread of its own
+/// with a runtime of its own. Best effort: a runtime that cannot be built
+/// skips the work.
+fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    })
+    .join();
 }
 
 /// Drops roles when dropped, passing test or not: roles belong to the whole
@@ -164,39 +173,30 @@ impl Drop for DropRoles {
     fn drop(&mut self) {
         let names = std::mem::take(&mut self.names);
         let suffix = self.ending_with.take();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        on_own_runtime(async move {
+            let Ok(admin) = connect(server_url().await).await else {
                 return;
             };
-            rt.block_on(async move {
-                let Ok(admin) = connect(server_url().await).await else {
-                    return;
-                };
-                let mut roles = names;
-                if let Some(suffix) = suffix
-                    && let Ok(rows) = admin
-                        .query(
-                            "SELECT rolname::text FROM pg_roles WHERE right(rolname, length($1)) = $1",
-                            &[&suffix],
-                        )
-                        .await
-                {
-                    roles.extend(rows.iter().map(|r| r.get::<_, String>(0)));
-                }
-                for role in roles {
-                    let _ = admin
-                        .batch_execute(&format!(
-                            "DROP ROLE IF EXISTS {}",
-                            service_kit::sql::quote_ident(&role)
-                        ))
-                        .await;
-                }
-            });
-        })
-        .join();
+            let mut roles = names;
+            if let Some(suffix) = suffix
+                && let Ok(rows) = admin
+                    .query(
+                        "SELECT rolname::text FROM pg_roles WHERE right(rolname, length($1)) = $1",
+                        &[&suffix],
+                    )
+                    .await
+            {
+                roles.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+            }
+            for role in roles {
+                let _ = admin
+                    .batch_execute(&format!(
+                        "DROP ROLE IF EXISTS {}",
+                        service_kit::sql::quote_ident(&role)
+                    ))
+                    .await;
+            }
+        });
     }
 }
 
