@@ -1,13 +1,13 @@
 //! Wiring: the real server, used by `main.rs` and by tests (on port 0).
 
+use crate::api::handlers::EtlApi;
 use crate::config::Config;
 use crate::control::Control;
+use crate::control::executor::EngineExecutor;
+use crate::control::scheduler::{Scheduler, SchedulerSettings};
 use crate::engine::EngineContext;
 use crate::error::Error;
-use crate::executor::EngineExecutor;
-use crate::grpc::EtlApi;
 use crate::migrations::migrations;
-use crate::scheduler::{Scheduler, SchedulerSettings};
 use avni_proto::etl::v1::FILE_DESCRIPTOR_SET;
 use avni_proto::etl::v1::etl_service_server::EtlServiceServer;
 use service_kit::ServiceBase;

@@ -1,7 +1,7 @@
 //! `etl-service [--config FILE] serve|migrate|run-once`
 
 use clap::{Args, Parser, Subcommand};
-use etl_service::entity::{EntityKind, EntityRef};
+use etl_service::engine::entity::{EntityKind, EntityRef};
 use etl_service::{App, Config};
 use service_kit::config::{ProcessEnvironment, ServiceConfig};
 use std::path::PathBuf;
@@ -105,8 +105,8 @@ fn main() -> ExitCode {
                         "give --organisation <uuid> or --organisation-group <uuid>".into(),
                     ));
                 };
-                let report = etl_service::run_once::run_once(&config, entity).await?;
-                print!("{}", etl_service::run_once::summary(&report));
+                let report = etl_service::control::run_once::run_once(&config, entity).await?;
+                print!("{}", etl_service::control::run_once::summary(&report));
                 Ok(())
             }
             Command::Serve => {

@@ -8,7 +8,7 @@
 //! - `etl_organisations_enabled`: enabled jobs (organisations and groups)
 //! - `etl_scheduler_queue_depth`: runs queued and waiting for a worker
 
-use crate::jobs::{RunStatus, TableOutcome};
+use crate::control::jobs::{RunStatus, TableOutcome};
 use std::time::Duration;
 
 pub fn run_started() {

@@ -5,8 +5,8 @@
 use crate::avni::{self, Org, Spec, World};
 use crate::postgres::TestDatabase;
 use etl_service::config::EtlSettings;
+use etl_service::engine::entity::{EntityKind, EntityRef};
 use etl_service::engine::{self, EngineContext, NoProgress, RunOptions, RunReport};
-use etl_service::entity::{EntityKind, EntityRef};
 use service_kit::config::DatabaseSettings;
 use service_kit::sql::{quote_ident, quote_qualified};
 use tokio_postgres::Client;

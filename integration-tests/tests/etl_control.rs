@@ -232,7 +232,7 @@ async fn run_now_during_a_run_returns_that_run() {
 
     // Hold the organisation's lock, as a run-once in another process would:
     // the run starts and waits for it.
-    let lock = etl_service::lock::EntityLock::acquire(&etl.db.url, &org.schema_name)
+    let lock = etl_service::engine::lock::EntityLock::acquire(&etl.db.url, &org.schema_name)
         .await
         .expect("lock");
     let first = client

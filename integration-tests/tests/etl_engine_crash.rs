@@ -140,7 +140,7 @@ async fn recreating_a_schema_rebuilds_it_under_the_lock() {
         rebuilt
             .tables
             .iter()
-            .all(|t| t.change == etl_service::schema_diff::TableChange::Created)
+            .all(|t| t.change == etl_service::engine::schema::schema_diff::TableChange::Created)
     );
     assert_eq!(snapshot(client, s).await, built);
 

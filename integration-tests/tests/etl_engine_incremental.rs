@@ -341,7 +341,7 @@ async fn a_new_question_adds_a_column_backfilled_from_existing_rows() {
         .expect("person");
     assert_eq!(
         person.change,
-        etl_service::schema_diff::TableChange::Altered
+        etl_service::engine::schema::schema_diff::TableChange::Altered
     );
     assert_eq!(
         person.rows_upserted as i64,
@@ -360,7 +360,8 @@ async fn a_new_question_adds_a_column_backfilled_from_existing_rows() {
         .tables
         .iter()
         .filter(|t| {
-            t.name != "person" && t.change != etl_service::schema_diff::TableChange::Unchanged
+            t.name != "person"
+                && t.change != etl_service::engine::schema::schema_diff::TableChange::Unchanged
         })
         .count();
     assert_eq!(others_altered, 0);

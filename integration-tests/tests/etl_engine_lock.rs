@@ -2,8 +2,8 @@
 //! mode, gives up) while another holds its lock.
 
 use etl_service::Error;
+use etl_service::engine::lock::EntityLock;
 use etl_service::engine::{LockMode, RunOptions};
-use etl_service::lock::EntityLock;
 use integration_tests::avni::{Size, Spec};
 use integration_tests::etl::{EtlFixture, org_ref};
 use std::time::Duration;

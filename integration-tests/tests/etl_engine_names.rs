@@ -3,8 +3,8 @@
 //! characters, punctuation only) give distinct, valid tables and columns,
 //! no SQL error, and the same names on a second run and on a fresh build.
 
-use etl_service::naming::MAX_IDENTIFIER_BYTES;
-use etl_service::schema_diff::TableChange;
+use etl_service::engine::schema::naming::MAX_IDENTIFIER_BYTES;
+use etl_service::engine::schema::schema_diff::TableChange;
 use integration_tests::avni::Spec;
 use integration_tests::etl::EtlFixture;
 use std::collections::{BTreeMap, BTreeSet};
@@ -194,8 +194,8 @@ async fn hostile_names_give_distinct_valid_stable_tables_and_columns() {
         .expect("plan");
     let planned: BTreeSet<String> = plan.tables.iter().map(|t| t.name.clone()).collect();
     assert_eq!(planned, tables.keys().cloned().collect::<BTreeSet<_>>());
-    let problems = etl_service::name_check::check_plan(&plan);
-    use etl_service::name_check::ProblemKind::*;
+    let problems = etl_service::engine::schema::name_check::check_plan(&plan);
+    use etl_service::engine::schema::name_check::ProblemKind::*;
     for kind in [
         Shortened,
         EmptyAfterNormalisation,

@@ -172,7 +172,7 @@ async fn every_table_type_and_concept_type_has_exact_values() {
         report
             .tables
             .iter()
-            .all(|t| t.change == etl_service::schema_diff::TableChange::Created)
+            .all(|t| t.change == etl_service::engine::schema::schema_diff::TableChange::Created)
     );
 
     let questions = expected_questions();

@@ -2,7 +2,7 @@
 //! is applied by the next run with no manual step and no data lost, and the
 //! metadata tables describe the schema as it is afterwards.
 
-use etl_service::schema_diff::TableChange;
+use etl_service::engine::schema::schema_diff::TableChange;
 use integration_tests::avni::edit::{self, SourceTable};
 use integration_tests::avni::evolve;
 use integration_tests::avni::{Org, Spec};

@@ -15,10 +15,12 @@
 //! of every other schema (relations, functions, privileges) and a checksum
 //! of every Avni source table are equal before and after.
 
+use etl_service::Error;
 use etl_service::control::Control;
+use etl_service::control::run_once;
+use etl_service::engine::schema::name_check;
+use etl_service::engine::schema::naming::MAX_IDENTIFIER_BYTES;
 use etl_service::engine::{self, EngineContext, NoProgress, RunOptions};
-use etl_service::naming::MAX_IDENTIFIER_BYTES;
-use etl_service::{Error, name_check, run_once};
 use futures::stream::{self, StreamExt};
 use integration_tests::avni::hostile::{self, KINDS};
 use integration_tests::avni::{self, Bundle, Org, Size, Spec, bulk, bundle, metadata};

@@ -61,7 +61,7 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
     let hold = TableHold::take(db.client().await, &org.schema_name, &table).await;
     {
         let mut conn = ctx.pool.get().await.expect("pool");
-        etl_service::jobs::enable(&mut conn, org_ref(&org), 2)
+        etl_service::control::jobs::enable(&mut conn, org_ref(&org), 2)
             .await
             .expect("enable");
     }
@@ -153,7 +153,7 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
     .await;
     {
         let mut conn = ctx.pool.get().await.expect("pool");
-        etl_service::jobs::disable(&mut conn, org_ref(&org))
+        etl_service::control::jobs::disable(&mut conn, org_ref(&org))
             .await
             .expect("disable");
     }

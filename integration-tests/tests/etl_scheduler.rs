@@ -6,10 +6,10 @@
 //! what a run does.
 
 use chrono::{DateTime, Utc};
-use etl_service::entity::{EntityKind, EntityRef};
-use etl_service::jobs::{self, RunRow, TableOutcome, Trigger};
-use etl_service::progress::{ProgressEvent, RunProgress};
-use etl_service::scheduler::{RunExecutor, RunFailure, Scheduler, SchedulerSettings};
+use etl_service::control::jobs::{self, RunRow, TableOutcome, Trigger};
+use etl_service::control::progress::{ProgressEvent, RunProgress};
+use etl_service::control::scheduler::{RunExecutor, RunFailure, Scheduler, SchedulerSettings};
+use etl_service::engine::entity::{EntityKind, EntityRef};
 use integration_tests::postgres::TestDatabase;
 use service_kit::config::DatabaseSettings;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use integration_tests::postgres::TestDatabase;
-use migrator_service::audits;
+use migrator_service::repository::audits;
 
 const UP: &str = include_str!("../../migrations/migrator/2026-11-25-000001_source_totals/up.sql");
 const DOWN: &str =

@@ -1,11 +1,11 @@
 //! Wiring: the real server, used by `main.rs` and by tests (on port 0).
 
-use crate::catalog::{Naming, SharedCatalog};
+use crate::api::handlers::MigratorApi;
 use crate::config::Config;
 use crate::error::Error;
-use crate::grpc::MigratorApi;
 use crate::migrations::migrations;
-use crate::poller::Migrator;
+use crate::poll::poller::Migrator;
+use crate::repository::catalog::{Naming, SharedCatalog};
 use avni_proto::migrator::v1::FILE_DESCRIPTOR_SET;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigratorServer;
 use service_kit::ServiceBase;

@@ -28,9 +28,9 @@ pub enum Error {
     #[error("{0}")]
     Unimplemented(String),
 
-    /// The upstream of a source failed (see [`crate::upstream::UpstreamError`]).
+    /// The upstream of a source failed (see [`crate::poll::upstream::UpstreamError`]).
     #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamError),
+    Upstream(#[from] crate::poll::upstream::UpstreamError),
 
     /// A drain cannot move past a `serverVersion` that more submissions
     /// share than the largest page holds.

@@ -6,7 +6,7 @@
 //! - `migrator_watermark_lag_ms{source}`: how far the committed watermark is
 //!   behind the newest `serverVersion` seen from the source.
 
-use crate::batch::BatchReport;
+use crate::poll::batch::BatchReport;
 
 /// Counts a committed batch.
 pub fn record_batch(source: &str, report: &BatchReport) {

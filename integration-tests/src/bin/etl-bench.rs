@@ -25,9 +25,9 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use etl_service::engine::schema::layout::TableKind;
+use etl_service::engine::schema::plan::{ColumnSource, PlannedColumn, PlannedTable, SchemaPlan};
 use etl_service::engine::{self, NoProgress, RunOptions};
-use etl_service::layout::TableKind;
-use etl_service::plan::{ColumnSource, PlannedColumn, PlannedTable, SchemaPlan};
 use integration_tests::avni::{self, Org, Size, Spec};
 use integration_tests::bench::{ms, publish, summarise};
 use integration_tests::binaries::release_binary;

@@ -149,9 +149,9 @@ async fn main() -> anyhow::Result<()> {
     let mut ping = Vec::with_capacity(args.ticks);
     for _ in 0..args.ticks {
         let t = Instant::now();
-        etl_service::jobs::reap_expired(&mut conn).await?;
-        etl_service::jobs::queue_due_jobs(&mut conn).await?;
-        etl_service::jobs::claim_runs(&mut conn, "bench", concurrency as i64, 60).await?;
+        etl_service::control::jobs::reap_expired(&mut conn).await?;
+        etl_service::control::jobs::queue_due_jobs(&mut conn).await?;
+        etl_service::control::jobs::claim_runs(&mut conn, "bench", concurrency as i64, 60).await?;
         tick.push(t.elapsed());
         let t = Instant::now();
         client.simple_query("SELECT 1").await?;

@@ -1,0 +1,130 @@
+//! The metadata tables (design/etl.md §4) as they stand: which reporting
+//! tables and columns a schema has, under which identities, voided or not.
+
+use crate::engine::schema::layout::TableKind;
+pub use crate::engine::schema::plan::{ExistingColumn, ExistingSchema, ExistingTable};
+use crate::engine::schema::plan::{TableIdentity, concept_key, fixed_key};
+use crate::error::Error;
+use diesel::QueryableByName;
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::HashMap;
+
+#[derive(QueryableByName)]
+struct TableRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    type_: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    subject_type_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    program_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    encounter_type_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    group_concept_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    parent_table_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    full_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    is_voided: bool,
+}
+
+#[derive(QueryableByName)]
+struct ColumnRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Integer)]
+    table_id: i32,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    type_: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    concept_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    concept_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    parent_concept_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    source_key: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    base_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    concept_voided: bool,
+}
+
+/// Reads what the metadata says `schema` holds.
+pub async fn load_existing(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+) -> Result<ExistingSchema, Error> {
+    let tables: Vec<TableRow> = diesel::sql_query(
+        "SELECT id, name, type AS type_, subject_type_uuid, program_uuid, encounter_type_uuid, \
+                repeatable_question_group_concept_uuid AS group_concept_uuid, parent_table_type, \
+                full_name, is_voided \
+         FROM public.table_metadata WHERE schema_name = $1 ORDER BY id",
+    )
+    .bind::<Text, _>(schema)
+    .load(conn)
+    .await?;
+    let columns: Vec<ColumnRow> = diesel::sql_query(
+        "SELECT c.id, c.table_id, c.name, c.type AS type_, c.concept_uuid, c.concept_type, \
+                c.parent_concept_uuid, c.source_key, c.base_name, c.concept_voided \
+         FROM public.column_metadata c JOIN public.table_metadata t ON t.id = c.table_id \
+         WHERE t.schema_name = $1 ORDER BY c.table_id, c.display_order, c.id",
+    )
+    .bind::<Text, _>(schema)
+    .load(conn)
+    .await?;
+    let mut by_table: HashMap<i32, Vec<ExistingColumn>> = HashMap::new();
+    for c in columns {
+        // Rows written before identities were stored (the `evolution`
+        // migration fills those it found).
+        let key = c.source_key.unwrap_or_else(|| match &c.concept_uuid {
+            Some(uuid) => concept_key(uuid, c.parent_concept_uuid.as_deref()),
+            None => fixed_key(&c.name),
+        });
+        by_table
+            .entry(c.table_id)
+            .or_default()
+            .push(ExistingColumn {
+                id: c.id,
+                name: c.name,
+                key,
+                base_name: c.base_name,
+                sql_type: c.type_,
+                concept_type: c.concept_type,
+                voided: c.concept_voided,
+            });
+    }
+    let mut result = ExistingSchema::default();
+    for t in tables {
+        let kind = TableKind::from_metadata_type(&t.type_);
+        let identity = TableIdentity {
+            kind: kind.unwrap_or(TableKind::Address),
+            subject_type_uuid: t.subject_type_uuid,
+            program_uuid: t.program_uuid,
+            encounter_type_uuid: t.encounter_type_uuid,
+            group_concept_uuid: t.group_concept_uuid,
+            owner_kind: t
+                .parent_table_type
+                .as_deref()
+                .and_then(TableKind::from_metadata_type),
+        };
+        result.tables.push(ExistingTable {
+            id: t.id,
+            identity,
+            name: t.name,
+            full_name: t.full_name,
+            voided: t.is_voided,
+            foreign: kind.is_none(),
+            columns: by_table.remove(&t.id).unwrap_or_default(),
+        });
+    }
+    Ok(result)
+}

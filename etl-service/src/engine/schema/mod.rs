@@ -1,0 +1,18 @@
+//! The reporting schema: what it should be and how it gets there.
+//!
+//! [`plan`] decides the tables and columns from the source model (with
+//! [`naming`] for names that fit and [`layout`] for each kind of table's
+//! fixed columns); [`metadata`] reads what exists; [`schema_diff`] names
+//! each table's change; [`ddl`] applies it with the metadata in one
+//! transaction, rebuilding [`views`] and granting [`roles`];
+//! [`name_check`] is what ValidateNames reports of a plan.
+
+pub mod ddl;
+pub mod layout;
+pub mod metadata;
+pub mod name_check;
+pub mod naming;
+pub mod plan;
+pub mod roles;
+pub mod schema_diff;
+pub mod views;

@@ -1,0 +1,448 @@
+//! What ValidateNames reports (design/etl.md §3): for a plan (from an
+//! organisation's current metadata, or from a proposed set of subject types,
+//! programs and encounter types), every problem a person should know about.
+//! Pure: no database.
+
+use crate::engine::schema::naming;
+use crate::engine::schema::plan::{ExistingSchema, PlannedTable, SchemaPlan, plan_schema};
+use crate::engine::source::{FormMapping, NamedEntity, SourceModel, SubjectType};
+use std::collections::{BTreeMap, HashSet};
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The set cannot be used as it is.
+    Error,
+    /// It works here, but differs from the reference system.
+    Warning,
+    /// For information.
+    Notice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Two entities normalise to the same table name; one got a hash suffix.
+    Collision,
+    /// Longer than 63 bytes; shortened with a hash.
+    Shortened,
+    /// Nothing left after normalisation.
+    EmptyAfterNormalisation,
+    /// The reference system's six/twenty-character trim gives two entities
+    /// the same table.
+    ReferenceCollision,
+    /// The reference system would drop non-ASCII letters.
+    ReferenceNonAscii,
+    /// A name is empty or whitespace.
+    MissingName,
+    /// A program or encounter type names a subject type or program not in
+    /// the set.
+    UnknownReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameProblem {
+    pub severity: Severity,
+    pub kind: ProblemKind,
+    pub message: String,
+    /// The table name concerned (planned or reference).
+    pub table_name: String,
+    /// The entity names involved.
+    pub names: Vec<String>,
+}
+
+/// The planned tables and what is wrong with their names.
+#[derive(Debug, Clone)]
+pub struct NameReport {
+    pub tables: Vec<PlannedTable>,
+    pub problems: Vec<NameProblem>,
+}
+
+impl NameReport {
+    /// True when no problem is an error.
+    pub fn valid(&self) -> bool {
+        self.problems.iter().all(|p| p.severity != Severity::Error)
+    }
+}
+
+/// A proposed set of entities, as the webapp sends it before saving.
+#[derive(Debug, Clone, Default)]
+pub struct ProposedSchema {
+    pub subject_types: Vec<String>,
+    pub programs: Vec<ProposedProgram>,
+    pub encounter_types: Vec<ProposedEncounterType>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProposedProgram {
+    pub name: String,
+    pub subject_type_name: String,
+    pub has_exit_form: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProposedEncounterType {
+    pub name: String,
+    pub subject_type_name: String,
+    /// Empty for a general encounter.
+    pub program_name: String,
+    pub has_cancel_form: bool,
+}
+
+/// Plans and checks a proposed set.
+pub fn check_proposed(proposed: &ProposedSchema) -> NameReport {
+    let (model, mut problems) = model_from_proposed(proposed);
+    let plan = plan_schema(&model, &ExistingSchema::default());
+    problems.extend(check_plan(&plan));
+    NameReport {
+        tables: plan.tables,
+        problems,
+    }
+}
+
+/// Every name problem of a plan.
+pub fn check_plan(plan: &SchemaPlan) -> Vec<NameProblem> {
+    let mut problems = Vec::new();
+    for t in &plan.tables {
+        let who = t.raw_parts.join(" / ");
+        for part in &t.raw_parts {
+            if naming::normalise_part(part).is_empty() {
+                problems.push(NameProblem {
+                    severity: Severity::Error,
+                    kind: ProblemKind::EmptyAfterNormalisation,
+                    message: format!(
+                        "{part:?} has no letter or digit; its table is named {} after a hash of the name \
+                         — give it a name with letters or digits",
+                        t.name
+                    ),
+                    table_name: t.name.clone(),
+                    names: vec![part.clone()],
+                });
+            }
+        }
+        if t.shortened {
+            problems.push(NameProblem {
+                severity: Severity::Notice,
+                kind: ProblemKind::Shortened,
+                message: format!(
+                    "the table name for {who} ({} bytes) is longer than PostgreSQL's 63; it is shortened to {}",
+                    t.full_name.len(),
+                    t.name
+                ),
+                table_name: t.name.clone(),
+                names: t.raw_parts.clone(),
+            });
+        }
+        if t.disambiguated {
+            let generated = generated_name(t);
+            let other = plan
+                .tables
+                .iter()
+                .find(|o| o.name == generated && o.identity != t.identity);
+            let mut names = vec![who.clone()];
+            names.extend(other.map(|o| o.raw_parts.join(" / ")));
+            problems.push(NameProblem {
+                severity: Severity::Warning,
+                kind: ProblemKind::Collision,
+                message: format!(
+                    "{} would share the table name {generated}; {who} gets {} instead",
+                    names.join(" and "),
+                    t.name
+                ),
+                table_name: t.name.clone(),
+                names,
+            });
+        }
+        if t.raw_parts
+            .iter()
+            .any(|p| naming::reference_drops_characters(p))
+        {
+            problems.push(NameProblem {
+                severity: Severity::Warning,
+                kind: ProblemKind::ReferenceNonAscii,
+                message: format!(
+                    "the reference system drops non-ASCII letters: it would name {who}'s table {:?}, here it is {}",
+                    t.reference_name, t.name
+                ),
+                table_name: t.reference_name.clone(),
+                names: t.raw_parts.clone(),
+            });
+        }
+    }
+    let mut by_reference: BTreeMap<&str, Vec<&PlannedTable>> = BTreeMap::new();
+    for t in &plan.tables {
+        by_reference.entry(&t.reference_name).or_default().push(t);
+    }
+    for (reference, tables) in by_reference {
+        if tables.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = tables.iter().map(|t| t.raw_parts.join(" / ")).collect();
+        problems.push(NameProblem {
+            severity: Severity::Warning,
+            kind: ProblemKind::ReferenceCollision,
+            message: format!(
+                "the reference system would give {} the same table {reference:?}; here they are {}",
+                names.join(" and "),
+                tables
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            table_name: reference.to_string(),
+            names,
+        });
+    }
+    problems
+}
+
+fn generated_name(t: &PlannedTable) -> String {
+    let parts: Vec<String> = t
+        .raw_parts
+        .iter()
+        .map(|p| {
+            let n = naming::normalise_part(p);
+            if n.is_empty() {
+                format!("x{}", naming::stable_hash(p))
+            } else {
+                n
+            }
+        })
+        .collect();
+    naming::table_name(&parts).name
+}
+
+/// A source model for a proposed set (entities named by their names, one
+/// form per planned table), and the problems of the set itself.
+pub fn model_from_proposed(p: &ProposedSchema) -> (SourceModel, Vec<NameProblem>) {
+    let mut problems = Vec::new();
+    let mut missing = |what: &str| {
+        problems.push(NameProblem {
+            severity: Severity::Error,
+            kind: ProblemKind::MissingName,
+            message: format!("a {what} has no name"),
+            table_name: String::new(),
+            names: Vec::new(),
+        });
+    };
+    let mut model = SourceModel::default();
+    let mut subjects = HashSet::new();
+    for name in &p.subject_types {
+        if name.trim().is_empty() {
+            missing("subject type");
+            continue;
+        }
+        if subjects.insert(name.clone()) {
+            model.subject_types.push(SubjectType {
+                uuid: format!("subject:{name}"),
+                name: name.clone(),
+                kind: "Individual".into(),
+                allow_middle_name: false,
+            });
+            model
+                .mappings
+                .push(mapping("IndividualProfile", name, None, None));
+        }
+    }
+    let mut unknown = Vec::new();
+    let mut programs = HashSet::new();
+    for program in &p.programs {
+        if program.name.trim().is_empty() {
+            missing("program");
+            continue;
+        }
+        if !subjects.contains(&program.subject_type_name) {
+            unknown.push((
+                program.name.clone(),
+                program.subject_type_name.clone(),
+                "subject type",
+            ));
+            continue;
+        }
+        if programs.insert(program.name.clone()) {
+            model.programs.push(NamedEntity {
+                uuid: format!("program:{}", program.name),
+                name: program.name.clone(),
+            });
+        }
+        let st = &program.subject_type_name;
+        model
+            .mappings
+            .push(mapping("ProgramEnrolment", st, Some(&program.name), None));
+        if program.has_exit_form {
+            model
+                .mappings
+                .push(mapping("ProgramExit", st, Some(&program.name), None));
+        }
+    }
+    let mut encounter_types = HashSet::new();
+    for e in &p.encounter_types {
+        if e.name.trim().is_empty() {
+            missing("encounter type");
+            continue;
+        }
+        if !subjects.contains(&e.subject_type_name) {
+            unknown.push((e.name.clone(), e.subject_type_name.clone(), "subject type"));
+            continue;
+        }
+        let program = (!e.program_name.trim().is_empty()).then_some(e.program_name.as_str());
+        if let Some(program) = program
+            && !p
+                .programs
+                .iter()
+                .any(|x| x.name == program && x.subject_type_name == e.subject_type_name)
+        {
+            unknown.push((e.name.clone(), program.to_string(), "program"));
+            continue;
+        }
+        if encounter_types.insert(e.name.clone()) {
+            model.encounter_types.push(NamedEntity {
+                uuid: format!("encounter_type:{}", e.name),
+                name: e.name.clone(),
+            });
+        }
+        let st = &e.subject_type_name;
+        let (kind, cancel) = if program.is_some() {
+            ("ProgramEncounter", "ProgramEncounterCancellation")
+        } else {
+            ("Encounter", "IndividualEncounterCancellation")
+        };
+        model
+            .mappings
+            .push(mapping(kind, st, program, Some(&e.name)));
+        if e.has_cancel_form {
+            model
+                .mappings
+                .push(mapping(cancel, st, program, Some(&e.name)));
+        }
+    }
+    for (name, reference, what) in unknown {
+        problems.push(NameProblem {
+            severity: Severity::Error,
+            kind: ProblemKind::UnknownReference,
+            message: format!("{name:?} refers to {what} {reference:?}, which is not in the set"),
+            table_name: String::new(),
+            names: vec![name, reference],
+        });
+    }
+    (model, problems)
+}
+
+fn mapping(
+    form_type: &str,
+    subject: &str,
+    program: Option<&str>,
+    encounter: Option<&str>,
+) -> FormMapping {
+    FormMapping {
+        form_uuid: format!(
+            "{form_type}:{subject}:{}:{}",
+            program.unwrap_or(""),
+            encounter.unwrap_or("")
+        ),
+        form_type: form_type.into(),
+        subject_type_uuid: format!("subject:{subject}"),
+        program_uuid: program.map(|p| format!("program:{p}")),
+        encounter_type_uuid: encounter.map(|e| format!("encounter_type:{e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encounter(name: &str, subject: &str, program: &str) -> ProposedEncounterType {
+        ProposedEncounterType {
+            name: name.into(),
+            subject_type_name: subject.into(),
+            program_name: program.into(),
+            has_cancel_form: false,
+        }
+    }
+
+    #[test]
+    fn six_character_pairs_long_and_hindi_names_are_reported_and_kept_apart() {
+        let long = "Comprehensive household socio economic survey with livestock and land holdings";
+        let proposed = ProposedSchema {
+            subject_types: vec!["Individual".into(), "व्यक्ति".into()],
+            programs: vec![ProposedProgram {
+                name: "Maternal health programme for high risk pregnancies".into(),
+                subject_type_name: "Individual".into(),
+                has_exit_form: true,
+            }],
+            encounter_types: vec![
+                encounter(
+                    "Antenatal care visit first",
+                    "Individual",
+                    "Maternal health programme for high risk pregnancies",
+                ),
+                encounter(
+                    "Antenatal care visit second",
+                    "Individual",
+                    "Maternal health programme for high risk pregnancies",
+                ),
+                encounter(long, "Individual", ""),
+                encounter("गृह भ्रमण", "व्यक्ति", ""),
+            ],
+        };
+        let report = check_proposed(&proposed);
+        let names: Vec<&str> = report.tables.iter().map(|t| t.name.as_str()).collect();
+        let distinct: HashSet<&str> = names.iter().copied().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert!(names.contains(&"व्यक्ति_गृह_भ्रमण"), "{names:?}");
+        let kinds = |k: ProblemKind| report.problems.iter().filter(|p| p.kind == k).count();
+        // The two antenatal visits collide only under the reference rule.
+        assert_eq!(
+            kinds(ProblemKind::ReferenceCollision),
+            1,
+            "{:#?}",
+            report.problems
+        );
+        assert_eq!(kinds(ProblemKind::Collision), 0);
+        assert!(kinds(ProblemKind::Shortened) >= 1);
+        assert!(kinds(ProblemKind::ReferenceNonAscii) >= 2);
+        assert!(report.valid());
+        let collision = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::ReferenceCollision)
+            .expect("collision");
+        assert_eq!(collision.severity, Severity::Warning);
+        assert_eq!(collision.names.len(), 2);
+    }
+
+    #[test]
+    fn empty_missing_unknown_and_colliding_names_are_reported() {
+        let proposed = ProposedSchema {
+            subject_types: vec!["Person".into(), "!!!".into(), " ".into()],
+            programs: vec![ProposedProgram {
+                name: "Child".into(),
+                subject_type_name: "Nobody".into(),
+                has_exit_form: false,
+            }],
+            encounter_types: vec![
+                encounter("ANC", "Person", ""),
+                encounter("anc!", "Person", ""),
+                encounter("Visit", "Person", "Unknown program"),
+            ],
+        };
+        let report = check_proposed(&proposed);
+        let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+        assert!(kinds.contains(&ProblemKind::MissingName));
+        assert!(kinds.contains(&ProblemKind::EmptyAfterNormalisation));
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == ProblemKind::UnknownReference)
+                .count(),
+            2
+        );
+        let collision = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::Collision)
+            .expect("ANC and anc! collide");
+        assert_eq!(collision.names.len(), 2, "{collision:?}");
+        assert!(!report.valid());
+    }
+}

@@ -1,0 +1,405 @@
+//! The batch job of each source: drain the backlog (poll again at once
+//! until a page comes back empty), then wait for the interval or a RunNow.
+//! One task per source and a lock per source, so a source is never polled
+//! twice at once in a process (and an advisory lock per batch keeps other
+//! processes in step). When PostgreSQL is down the job pauses with backoff
+//! and resumes from the committed watermark.
+
+use crate::config::{MAX_BATCH_SIZE, SourceSettings};
+use crate::error::Error;
+use crate::metrics;
+use crate::poll::batch::{
+    BatchOutcome, BatchReport, PageRequest, decode_page, next_timestamp, process_page, read_cursor,
+};
+use crate::poll::upstream::{Upstream, UpstreamError};
+use crate::repository::catalog::SharedCatalog;
+use serde_json::value::RawValue;
+use service_kit::db::Pool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+/// What a source's job is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum State {
+    #[default]
+    Idle,
+    Polling,
+    BackingOff,
+    Stopped,
+}
+
+/// Pages in a row that move the cursor nowhere before a drain gives up.
+const MAX_STALLS: u32 = 3;
+
+/// The live part of a source's status (the rest is in the repository).
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub state: State,
+    pub last_error: Option<(String, SystemTime)>,
+    pub last_poll: Option<SystemTime>,
+    pub next_poll: Option<SystemTime>,
+    /// The highest `serverVersion` fetched from the source so far.
+    pub newest_seen: i64,
+    /// The last watermark read or committed (for status while PostgreSQL is down).
+    pub watermark: i64,
+    pub batch_in_progress: usize,
+}
+
+/// A page asked for ahead of time; abandoned (and its request cancelled)
+/// when the drain goes another way.
+struct Prefetch {
+    request: PageRequest,
+    handle: tokio::task::JoinHandle<Result<Vec<Box<RawValue>>, UpstreamError>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// Totals of one drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainSummary {
+    pub batches: usize,
+    pub written: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+    pub watermark: i64,
+}
+
+impl DrainSummary {
+    fn add(&mut self, report: &BatchReport) {
+        self.batches += 1;
+        self.written += report.written;
+        self.duplicates += report.duplicates;
+        self.failed += report.failed;
+        self.watermark = report.watermark;
+    }
+}
+
+/// One configured source.
+pub struct Source {
+    pub settings: SourceSettings,
+    upstream: Result<Upstream, String>,
+    live: Mutex<Live>,
+    wake: Notify,
+    draining: tokio::sync::Mutex<()>,
+}
+
+impl Source {
+    pub fn new(settings: SourceSettings) -> Self {
+        let upstream = Upstream::new(&settings).map_err(|e| e.to_string());
+        Self {
+            settings,
+            upstream,
+            live: Mutex::new(Live::default()),
+            wake: Notify::new(),
+            draining: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The URL polled, without credentials.
+    pub fn url(&self) -> String {
+        crate::poll::upstream::display_url(&self.settings.url)
+    }
+
+    pub fn live(&self) -> Live {
+        self.live.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Live)) {
+        if let Ok(mut live) = self.live.lock() {
+            f(&mut live);
+        }
+    }
+
+    fn fail(&self, state: State, message: String) {
+        self.update(|l| {
+            l.state = state;
+            l.last_error = Some((message, SystemTime::now()));
+            l.batch_in_progress = 0;
+        });
+    }
+
+    /// Asks the job to poll now (and to resume if it stopped). A drain in
+    /// progress is not interrupted; another one follows it.
+    pub fn run_now(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The domain façade: sources, the repository pool and the catalog.
+pub struct Migrator {
+    pub pool: Pool,
+    pub catalog: Arc<SharedCatalog>,
+    sources: Vec<Arc<Source>>,
+}
+
+impl Migrator {
+    pub fn new(pool: Pool, catalog: Arc<SharedCatalog>, sources: Vec<SourceSettings>) -> Self {
+        Self {
+            pool,
+            catalog,
+            sources: sources
+                .into_iter()
+                .map(|s| Arc::new(Source::new(s)))
+                .collect(),
+        }
+    }
+
+    pub fn sources(&self) -> &[Arc<Source>] {
+        &self.sources
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Arc<Source>> {
+        self.sources.iter().find(|s| s.name() == name)
+    }
+
+    /// Drains `source`: fetches and commits pages until one is empty.
+    /// `progress` is called after every committed batch.
+    pub async fn drain(
+        &self,
+        source: &Source,
+        shutdown: &CancellationToken,
+        mut progress: impl FnMut(&DrainSummary),
+    ) -> Result<DrainSummary, Error> {
+        let upstream = source
+            .upstream
+            .as_ref()
+            .map_err(|e| Error::Upstream(UpstreamError::Setup(e.clone())))?;
+        let _one_at_a_time = source.draining.lock().await;
+        let mut summary = DrainSummary::default();
+        let base = source.settings.batch_size;
+        let mut batch_size = base;
+        let mut stalls = 0u32;
+        let mut prefetched: Option<Prefetch> = None;
+        loop {
+            let cursor = {
+                let mut conn = self.pool.get().await?;
+                read_cursor(&mut conn, source.name()).await?
+            };
+            summary.watermark = cursor.watermark;
+            source.update(|l| {
+                l.watermark = cursor.watermark;
+                l.newest_seen = l.newest_seen.max(cursor.watermark);
+            });
+            let request = PageRequest {
+                timestamp: cursor.next_timestamp,
+                batch_size,
+            };
+            let fetched = match prefetched.take() {
+                Some(mut ahead) if ahead.request == request => tokio::select! {
+                    r = &mut ahead.handle => r.unwrap_or_else(|e| {
+                        Err(UpstreamError::Setup(format!("the page fetch stopped: {e}")))
+                    }),
+                    () = shutdown.cancelled() => return Err(Error::Shutdown),
+                },
+                _ => tokio::select! {
+                    page = upstream.fetch(request.timestamp, request.batch_size) => page,
+                    () = shutdown.cancelled() => return Err(Error::Shutdown),
+                },
+            };
+            let page = fetched.map_err(Error::Upstream)?;
+            if page.is_empty() {
+                break;
+            }
+            let decoded = decode_page(&page);
+            source.update(|l| {
+                l.batch_in_progress = page.len();
+                l.newest_seen = l.newest_seen.max(decoded.max_server_version.unwrap_or(0));
+                metrics::record_lag(source.name(), l.newest_seen, l.watermark);
+            });
+            // Ask for the next page while this one is written: where it
+            // starts follows from this page alone (the same rule the
+            // committed cursor follows), so the wait for the upstream
+            // overlaps the wait for PostgreSQL.
+            let next_timestamp = next_timestamp(&request, page.len(), decoded.max_server_version);
+            let full = page.len() >= request.batch_size as usize;
+            let next = PageRequest {
+                timestamp: next_timestamp,
+                batch_size: if full && next_timestamp <= request.timestamp {
+                    batch_size.saturating_mul(2).min(MAX_BATCH_SIZE)
+                } else {
+                    base
+                },
+            };
+            let ahead = upstream.clone();
+            prefetched = Some(Prefetch {
+                request: next,
+                handle: tokio::spawn(
+                    async move { ahead.fetch(next.timestamp, next.batch_size).await },
+                ),
+            });
+            let outcome =
+                process_page(&self.pool, &self.catalog, source.name(), request, &decoded).await;
+            source.update(|l| l.batch_in_progress = 0);
+            match outcome? {
+                BatchOutcome::Superseded => {
+                    tracing::info!(
+                        source = source.name(),
+                        "another process committed this source's batch first; fetching again"
+                    );
+                    continue;
+                }
+                BatchOutcome::Committed(report) => {
+                    summary.add(&report);
+                    metrics::record_batch(source.name(), &report);
+                    source.update(|l| {
+                        l.watermark = report.watermark;
+                        l.newest_seen = l.newest_seen.max(report.watermark);
+                        metrics::record_lag(source.name(), l.newest_seen, l.watermark);
+                    });
+                    tracing::info!(
+                        source = source.name(),
+                        total = report.total,
+                        written = report.written,
+                        duplicates = report.duplicates,
+                        failed = report.failed,
+                        watermark = report.watermark,
+                        "batch committed"
+                    );
+                    progress(&summary);
+                    // A page that moves the cursor nowhere (nothing after
+                    // the timestamp, or no readable serverVersion): a one-off
+                    // repeat is tolerated, an upstream stuck on it is not.
+                    if !report.full && report.next_timestamp <= request.timestamp {
+                        stalls += 1;
+                        if stalls >= MAX_STALLS {
+                            return Err(Error::NoProgress(format!(
+                                "{MAX_STALLS} pages after timestamp {} moved the watermark nowhere (no newer readable serverVersion); trying again at the next interval",
+                                request.timestamp
+                            )));
+                        }
+                    } else {
+                        stalls = 0;
+                    }
+                    if report.stuck(&request) {
+                        // Only a larger page can get past a serverVersion
+                        // that more submissions share than fit on one page.
+                        if batch_size >= MAX_BATCH_SIZE {
+                            return Err(Error::NoProgress(format!(
+                                "more than {MAX_BATCH_SIZE} submissions share serverVersion {}; the upstream cannot page past them",
+                                report.watermark
+                            )));
+                        }
+                        batch_size = batch_size.saturating_mul(2).min(MAX_BATCH_SIZE);
+                    } else {
+                        batch_size = base;
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                return Err(Error::Shutdown);
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The job of one source, until `shutdown`.
+    pub async fn run_source(
+        self: Arc<Self>,
+        source: Arc<Source>,
+        mut database_up: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
+        let name = source.name().to_string();
+        let retry = source.settings.retry.clone();
+        let mut database_backoff = retry.min_delay().max(Duration::from_millis(100));
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if !*database_up.borrow() {
+                source.fail(
+                    State::BackingOff,
+                    "PostgreSQL is unreachable; polling resumes when it is back".into(),
+                );
+                tokio::select! {
+                    _ = database_up.wait_for(|up| *up) => {}
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            source.update(|l| l.state = State::Polling);
+            let result = self.drain(&source, &shutdown, |_| {}).await;
+            let wait = match result {
+                Ok(summary) => {
+                    database_backoff = retry.min_delay().max(Duration::from_millis(100));
+                    source.update(|l| {
+                        l.state = State::Idle;
+                        l.last_error = None;
+                        l.last_poll = Some(SystemTime::now());
+                    });
+                    if summary.batches > 0 {
+                        tracing::info!(source = %name, batches = summary.batches, written = summary.written, failed = summary.failed, watermark = summary.watermark, "backlog drained");
+                    }
+                    Some(source.settings.poll_interval())
+                }
+                Err(Error::Shutdown) => break,
+                Err(Error::Upstream(e)) if e.stops_the_source() => {
+                    tracing::error!(source = %name, error = %e, "source stopped; it resumes on RunNow or restart");
+                    source.fail(State::Stopped, e.to_string());
+                    None
+                }
+                Err(e @ (Error::Upstream(_) | Error::NoProgress(_))) => {
+                    tracing::warn!(source = %name, error = %e, "poll failed; retrying at the next interval");
+                    source.fail(State::BackingOff, e.to_string());
+                    Some(source.settings.poll_interval())
+                }
+                Err(e) => {
+                    tracing::warn!(source = %name, error = %e, retry_in_ms = database_backoff.as_millis() as u64, "repository error; backing off");
+                    source.fail(State::BackingOff, e.to_string());
+                    let wait = jitter(database_backoff);
+                    database_backoff = (database_backoff * 2)
+                        .min(retry.max_delay().max(Duration::from_millis(100)));
+                    Some(wait)
+                }
+            };
+            source.update(|l| l.next_poll = wait.map(|w| SystemTime::now() + w));
+            match wait {
+                Some(wait) => tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = source.wake.notified() => {}
+                    () = shutdown.cancelled() => break,
+                },
+                None => tokio::select! {
+                    () = source.wake.notified() => {}
+                    () = shutdown.cancelled() => break,
+                },
+            }
+        }
+        source.update(|l| l.state = State::Idle);
+        tracing::debug!(source = %name, "batch job stopped");
+    }
+
+    /// Starts the job of every source.
+    pub fn spawn_all(
+        self: &Arc<Self>,
+        database_up: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.sources
+            .iter()
+            .map(|s| {
+                tokio::spawn(self.clone().run_source(
+                    s.clone(),
+                    database_up.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Up to a quarter more or less, so replicas that failed together do not
+/// retry together.
+fn jitter(d: Duration) -> Duration {
+    let factor = 0.75 + rand::random::<f64>() * 0.5;
+    d.mul_f64(factor)
+}

@@ -1,0 +1,348 @@
+//! The catalog: which form tables exist, their columns and types, and their
+//! sub-form child tables, read from the repository itself (pg_catalog), so
+//! a migration that adds a form or a column needs no code change.
+//!
+//! A form table is a table of the current schema with an `id` and an
+//! `instance_id` column; a sub-form table is a table with a one-column
+//! foreign key to a form table. The bookkeeping tables are never forms.
+
+use crate::config::FormMapping;
+use crate::repository::convert::ColumnKind;
+use diesel::QueryableByName;
+use diesel::sql_types::{Integer, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// Tables of the migrator itself, never taken for forms.
+const BOOKKEEPING: &[&str] = &["form_submission", "migration_audit", "error_audit"];
+
+/// The columns every form table has, filled from the envelope rather than
+/// from fields.
+pub const ENVELOPE_COLUMNS: &[&str] = &[
+    "anm_id",
+    "instance_id",
+    "entity_id",
+    "form_name",
+    "client_version",
+    "server_version",
+    "form_data_definition_version",
+];
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// `format_type()`: `character varying(20)`, `numeric(5,2)`, ...
+    pub sql_type: String,
+}
+
+/// One table of the repository.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<Column>,
+    by_name: HashMap<String, usize>,
+    /// A unique index on `instance_id` alone, so inserts can skip repeats
+    /// with `ON CONFLICT`.
+    pub unique_instance_id: bool,
+    /// Child table name -> its foreign-key column to this table.
+    pub children: HashMap<String, String>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<(usize, &Column)> {
+        self.by_name.get(name).map(|&i| (i, &self.columns[i]))
+    }
+
+    pub fn is_form_table(&self) -> bool {
+        self.by_name.contains_key("id") && self.by_name.contains_key("instance_id")
+    }
+}
+
+/// All tables of the repository's schema.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: HashMap<String, Table>,
+}
+
+#[derive(QueryableByName)]
+struct ColumnRow {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    type_name: String,
+    #[diesel(sql_type = Text)]
+    sql_type: String,
+    #[diesel(sql_type = Integer)]
+    typmod: i32,
+}
+
+#[derive(QueryableByName)]
+struct ForeignKeyRow {
+    #[diesel(sql_type = Text)]
+    child_table: String,
+    #[diesel(sql_type = Text)]
+    fk_column: String,
+    #[diesel(sql_type = Text)]
+    parent_table: String,
+}
+
+#[derive(QueryableByName)]
+struct UniqueRow {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+}
+
+const COLUMNS_SQL: &str = "\
+SELECT c.relname::text AS table_name, a.attname::text AS column_name,
+       t.typname::text AS type_name, format_type(a.atttypid, a.atttypmod) AS sql_type,
+       a.atttypmod AS typmod
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+ WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+   AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY c.relname, a.attnum";
+
+const FOREIGN_KEYS_SQL: &str = "\
+SELECT cl.relname::text AS child_table, a.attname::text AS fk_column,
+       pl.relname::text AS parent_table
+  FROM pg_catalog.pg_constraint con
+  JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
+  JOIN pg_catalog.pg_class pl ON pl.oid = con.confrelid
+  JOIN pg_catalog.pg_namespace pn ON pn.oid = pl.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+ WHERE con.contype = 'f' AND n.nspname = current_schema() AND pn.nspname = current_schema()
+   AND array_length(con.conkey, 1) = 1
+ ORDER BY cl.relname, con.conname";
+
+const UNIQUE_INSTANCE_ID_SQL: &str = "\
+SELECT DISTINCT c.relname::text AS table_name
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+ WHERE i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL
+   AND a.attname = 'instance_id' AND n.nspname = current_schema()";
+
+impl Catalog {
+    /// Reads the catalog from the repository.
+    pub async fn load(conn: &mut AsyncPgConnection) -> Result<Self, diesel::result::Error> {
+        let columns: Vec<ColumnRow> = diesel::sql_query(COLUMNS_SQL).load(conn).await?;
+        let keys: Vec<ForeignKeyRow> = diesel::sql_query(FOREIGN_KEYS_SQL).load(conn).await?;
+        let unique: Vec<UniqueRow> = diesel::sql_query(UNIQUE_INSTANCE_ID_SQL).load(conn).await?;
+        let mut tables: HashMap<String, Table> = HashMap::new();
+        for row in columns {
+            if BOOKKEEPING.contains(&row.table_name.as_str()) || row.table_name.starts_with("__") {
+                continue;
+            }
+            let table = tables
+                .entry(row.table_name.clone())
+                .or_insert_with(|| Table {
+                    name: row.table_name.clone(),
+                    ..Table::default()
+                });
+            table
+                .by_name
+                .insert(row.column_name.clone(), table.columns.len());
+            table.columns.push(Column {
+                kind: ColumnKind::from_catalog(&row.type_name, row.typmod),
+                name: row.column_name,
+                sql_type: row.sql_type,
+            });
+        }
+        for row in unique {
+            if let Some(t) = tables.get_mut(&row.table_name) {
+                t.unique_instance_id = true;
+            }
+        }
+        for key in keys {
+            if let Some(parent) = tables.get_mut(&key.parent_table) {
+                parent
+                    .children
+                    .entry(key.child_table)
+                    .or_insert(key.fk_column);
+            }
+        }
+        Ok(Self { tables })
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// The form table for `form_name` (after the mapping), if there is one.
+    pub fn form_table(&self, table_name: &str) -> Option<&Table> {
+        self.tables.get(table_name).filter(|t| t.is_form_table())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+/// The catalog shared by every source and the API; reloaded when a form
+/// name appears that it does not know (a migration may have added it).
+pub struct SharedCatalog {
+    current: RwLock<Option<Arc<Catalog>>>,
+    mapping: Naming,
+}
+
+impl SharedCatalog {
+    pub fn new(mapping: Naming) -> Self {
+        Self {
+            current: RwLock::new(None),
+            mapping,
+        }
+    }
+
+    pub fn naming(&self) -> &Naming {
+        &self.mapping
+    }
+
+    /// The catalog, loaded on first use.
+    pub async fn get(
+        &self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<Arc<Catalog>, diesel::result::Error> {
+        let cached = self.current.read().ok().and_then(|c| c.clone());
+        match cached {
+            Some(c) => Ok(c),
+            None => self.refresh(conn).await,
+        }
+    }
+
+    /// Reads the catalog again.
+    pub async fn refresh(
+        &self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<Arc<Catalog>, diesel::result::Error> {
+        let fresh = Arc::new(Catalog::load(conn).await?);
+        if let Ok(mut slot) = self.current.write() {
+            *slot = Some(fresh.clone());
+        }
+        tracing::debug!(tables = fresh.len(), "catalog loaded");
+        Ok(fresh)
+    }
+}
+
+/// The naming convention of migrator.md §3, with the optional renames from
+/// `form_mapping:`.
+#[derive(Debug, Clone, Default)]
+pub struct Naming {
+    mapping: BTreeMap<String, FormMapping>,
+}
+
+impl Naming {
+    pub fn new(mapping: BTreeMap<String, FormMapping>) -> Self {
+        Self { mapping }
+    }
+
+    /// The table of a form (or sub-form) name.
+    pub fn table<'a>(&'a self, form_name: &'a str) -> &'a str {
+        self.mapping
+            .get(form_name)
+            .and_then(|m| m.table.as_deref())
+            .unwrap_or(form_name)
+    }
+
+    /// The column of a field of `form_name`: the mapping's, else `id` ->
+    /// `<bind_type>_id`, else the field name in snake_case.
+    pub fn column(&self, form_name: &str, bind_type: Option<&str>, field: &str) -> String {
+        if let Some(c) = self
+            .mapping
+            .get(form_name)
+            .and_then(|m| m.columns.get(field))
+        {
+            return c.clone();
+        }
+        if field == "id" {
+            return match bind_type {
+                Some(b) if !b.trim().is_empty() => format!("{}_id", snake_case(b)),
+                _ => "id".to_string(),
+            };
+        }
+        snake_case(field)
+    }
+}
+
+/// `wifeAge` -> `wife_age`, `HBLevel` -> `hb_level`, `lmp` -> `lmp`.
+pub fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '-' || c == ' ' || c == '.' {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+            continue;
+        }
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let boundary =
+                prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower);
+            if boundary && !out.ends_with('_') {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_cases_field_names() {
+        for (field, column) in [
+            ("wifeAge", "wife_age"),
+            ("numberOfLivingChildren", "number_of_living_children"),
+            ("isHighRisk", "is_high_risk"),
+            ("ecId", "ec_id"),
+            ("lmp", "lmp"),
+            ("HBLevel", "hb_level"),
+            ("already_snake", "already_snake"),
+            ("visit2Date", "visit2_date"),
+            ("bp-systolic", "bp_systolic"),
+        ] {
+            assert_eq!(snake_case(field), column, "{field}");
+        }
+    }
+
+    #[test]
+    fn names_columns_by_convention_and_mapping() {
+        let mut mapping = BTreeMap::new();
+        mapping.insert(
+            "ec_edit_v9".to_string(),
+            FormMapping {
+                table: Some("ec_registration".into()),
+                columns: [("wifeName".to_string(), "name_of_wife".to_string())].into(),
+            },
+        );
+        let naming = Naming::new(mapping);
+        assert_eq!(naming.table("ec_edit_v9"), "ec_registration");
+        assert_eq!(naming.table("anc_visit"), "anc_visit");
+        assert_eq!(
+            naming.column("ec_edit_v9", Some("eligible_couple"), "wifeName"),
+            "name_of_wife"
+        );
+        assert_eq!(
+            naming.column("x", Some("eligible_couple"), "id"),
+            "eligible_couple_id"
+        );
+        assert_eq!(naming.column("x", Some("mother"), "wifeAge"), "wife_age");
+    }
+}
