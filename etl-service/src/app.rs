@@ -1,4 +1,5 @@
-//! Wiring: the real server, used by `main.rs` and by tests (on port 0).
+//! Wiring: what etl-service serves and runs beside the shared plumbing
+//! (`service_kit::App`), used by `main.rs` and by tests (on port 0).
 
 use crate::api::handlers::EtlApi;
 use crate::config::Config;
@@ -10,63 +11,38 @@ use crate::error::Error;
 use crate::migrations::migrations;
 use avni_proto::etl::v1::FILE_DESCRIPTOR_SET;
 use avni_proto::etl::v1::etl_service_server::EtlServiceServer;
-use service_kit::ServiceBase;
+use service_kit::db::MigrationSet;
 use service_kit::db::Pool;
-use std::net::SocketAddr;
+use service_kit::{Service, ServiceBase};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 
 /// The fully qualified name of the product service.
 pub const SERVICE_NAME: &str = <EtlServiceServer<EtlApi> as NamedService>::NAME;
 
-/// A built, not yet running etl-service.
-pub struct App {
-    base: ServiceBase,
-    config: Config,
-}
+/// A built, not yet running etl-service ([`service_kit::App`] over [`Etl`]).
+pub type App = service_kit::App<Etl>;
 
-impl App {
-    /// Waits for PostgreSQL, checks migrations, binds the listener. Fails
-    /// with a clear error when migrations are pending (unless
-    /// `migrations.apply_on_start`) or PostgreSQL stays unreachable.
-    pub async fn build(config: Config) -> Result<Self, Error> {
-        let base =
-            ServiceBase::prepare(&config, migrations, &[FILE_DESCRIPTOR_SET], SERVICE_NAME).await?;
-        Ok(Self { base, config })
-    }
+/// What etl-service adds to the shared plumbing: the `EtlService` API over
+/// the control plane, and the scheduler with its own pool of connections.
+pub struct Etl;
 
-    /// The address the server listens on (the real port when configured with 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.base.local_addr
-    }
+impl Service for Etl {
+    type Config = Config;
+    type Error = Error;
+    const NAME: &'static str = SERVICE_NAME;
+    const DESCRIPTOR_SETS: &'static [&'static [u8]] = &[FILE_DESCRIPTOR_SET];
+    const MIGRATIONS: MigrationSet = migrations;
 
-    /// Where `/metrics` is served (when `metrics.enabled`).
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.base.metrics_addr
-    }
-
-    /// Cancel it to stop the server gracefully.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.base.shutdown.clone()
-    }
-
-    /// The connection pool, for tests and tools that run beside the server.
-    pub fn pool(&self) -> Pool {
-        self.base.pool.clone()
-    }
-
-    /// Serves until the shutdown token is cancelled.
-    pub async fn run_until_stopped(self) -> Result<(), Error> {
-        let etl = &self.config.etl;
+    async fn serve(base: ServiceBase, config: Config) -> Result<(), Error> {
+        let etl = &config.etl;
         // Runs get connections of their own: however many callers wait for
         // the API's pool, runs keep going (and the reverse).
-        let worker_pool = etl.scheduler_enabled.then(|| {
-            self.base
-                .worker_pool(worker_pool_size(etl.max_concurrent_runs))
-        });
+        let worker_pool = etl
+            .scheduler_enabled
+            .then(|| base.worker_pool(worker_pool_size(etl.max_concurrent_runs)));
         let ServiceBase {
             pool,
             listener,
@@ -74,17 +50,17 @@ impl App {
             auth,
             shutdown,
             ..
-        } = self.base;
+        } = base;
         let engine_on = |pool: &Pool| EngineContext {
             pool: pool.clone(),
-            database_url: self.config.database.url.clone(),
+            database_url: config.database.url.clone(),
             settings: etl.clone(),
         };
         let engine = engine_on(&pool);
         let scheduler = worker_pool.map(|worker_pool| {
             Scheduler::new(
                 worker_pool.clone(),
-                self.config.database.url.clone(),
+                config.database.url.clone(),
                 SchedulerSettings {
                     max_concurrent_runs: etl.max_concurrent_runs,
                     lease: Duration::from_secs(etl.lease_seconds),
@@ -101,11 +77,10 @@ impl App {
         }
         let control = Control::new(engine, etl.interval());
         let api = EtlServiceServer::new(EtlApi::new(control))
-            .max_decoding_message_size(self.config.server.max_message_bytes);
+            .max_decoding_message_size(config.server.max_message_bytes);
         let routes = routes.add_service(InterceptedService::new(api, auth));
         let served =
-            service_kit::server::serve(routes, listener, &self.config.server, shutdown.clone())
-                .await;
+            service_kit::server::serve(routes, listener, &config.server, shutdown.clone()).await;
         // The server stops on shutdown or failure; either way stop the scheduler.
         shutdown.cancel();
         if let Some(scheduler) = scheduler {

@@ -1,9 +1,13 @@
 //! `etl-service [--config FILE] serve|migrate|run-once`
 
 use clap::{Args, Parser, Subcommand};
+use etl_service::app::Etl;
 use etl_service::engine::entity::{EntityKind, EntityRef};
-use etl_service::{App, Config};
-use service_kit::config::{ProcessEnvironment, ServiceConfig};
+use etl_service::migrations::migrations;
+use etl_service::{Config, Error};
+use service_kit::app::serve_command;
+use service_kit::base::{health_check_command, migrate_command};
+use service_kit::cli::Logs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,61 +74,31 @@ impl RunOnceArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config = match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("etl-service: {e}");
-            return ExitCode::from(2);
-        }
+    let logs = match cli.command {
+        Command::HealthCheck => Logs::Off,
+        _ => Logs::On,
     };
-    if !matches!(cli.command, Command::HealthCheck) {
-        service_kit::telemetry::init(config.log());
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("etl-service: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    service_kit::cli::run(cli.config.as_deref(), logs, |config: Config| async move {
         match cli.command {
+            Command::Serve => serve_command::<Etl>(config).await,
             Command::Migrate => {
-                service_kit::base::migrate_command(&config, etl_service::migrations::migrations)
-                    .await?;
+                migrate_command(&config, migrations).await?;
                 Ok(())
             }
-            Command::HealthCheck => {
-                service_kit::base::health_check_command(&config).await?;
-                Ok(())
-            }
-            Command::RunOnce(args) => {
-                let Some(entity) = args.entity() else {
-                    return Err(etl_service::Error::InvalidArgument(
-                        "give --organisation <uuid> or --organisation-group <uuid>".into(),
-                    ));
-                };
-                let report = etl_service::control::run_once::run_once(&config, entity).await?;
-                print!("{}", etl_service::control::run_once::summary(&report));
-                Ok(())
-            }
-            Command::Serve => {
-                let app = App::build(config).await?;
-                let stop = app.shutdown_token();
-                tokio::spawn(async move {
-                    service_kit::shutdown::signal().await;
-                    stop.cancel();
-                });
-                app.run_until_stopped().await
-            }
+            Command::HealthCheck => Ok(health_check_command(&config).await?),
+            Command::RunOnce(args) => run_once(&config, &args).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("etl-service: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
+}
+
+/// `run-once`: one run of the organisation or group, with a summary.
+async fn run_once(config: &Config, args: &RunOnceArgs) -> Result<(), Error> {
+    let Some(entity) = args.entity() else {
+        return Err(Error::InvalidArgument(
+            "give --organisation <uuid> or --organisation-group <uuid>".into(),
+        ));
+    };
+    let report = etl_service::control::run_once::run_once(config, entity).await?;
+    print!("{}", etl_service::control::run_once::summary(&report));
+    Ok(())
 }

@@ -223,8 +223,8 @@ pub async fn start_migrator_on(
     start_on::<migrator_service::App>(database_url, tweak).await
 }
 
-/// What the harness needs of a service's `App`; both services' Apps have
-/// the same shape.
+/// What the harness needs of a service's `App` (both are a
+/// `service_kit::App`), as strings for its errors.
 pub trait ServiceApp: Sized + Send + 'static {
     type Config: ServiceConfig;
     fn build(config: Self::Config) -> impl Future<Output = Result<Self, String>> + Send;
@@ -234,31 +234,29 @@ pub trait ServiceApp: Sized + Send + 'static {
     fn run(self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-macro_rules! service_app {
-    ($app:ty, $config:ty) => {
-        impl ServiceApp for $app {
-            type Config = $config;
-            async fn build(config: Self::Config) -> Result<Self, String> {
-                <$app>::build(config).await.map_err(|e| e.to_string())
-            }
-            fn local_addr(&self) -> SocketAddr {
-                <$app>::local_addr(self)
-            }
-            fn metrics_addr(&self) -> Option<SocketAddr> {
-                <$app>::metrics_addr(self)
-            }
-            fn shutdown_token(&self) -> CancellationToken {
-                <$app>::shutdown_token(self)
-            }
-            async fn run(self) -> Result<(), String> {
-                self.run_until_stopped().await.map_err(|e| e.to_string())
-            }
-        }
-    };
+impl<S: service_kit::Service> ServiceApp for service_kit::App<S>
+where
+    S::Config: Sync,
+{
+    type Config = S::Config;
+    async fn build(config: Self::Config) -> Result<Self, String> {
+        service_kit::App::<S>::build(config)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    fn local_addr(&self) -> SocketAddr {
+        service_kit::App::local_addr(self)
+    }
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        service_kit::App::metrics_addr(self)
+    }
+    fn shutdown_token(&self) -> CancellationToken {
+        service_kit::App::shutdown_token(self)
+    }
+    async fn run(self) -> Result<(), String> {
+        self.run_until_stopped().await.map_err(|e| e.to_string())
+    }
 }
-
-service_app!(etl_service::App, etl_service::Config);
-service_app!(migrator_service::App, migrator_service::Config);
 
 /// Starts a service's real App on port 0 against `database_url`.
 pub async fn start_on<A: ServiceApp>(

@@ -215,30 +215,7 @@ impl ServiceConfig for Config {
         statement_timeout_ms: 60_000,
     };
 
-    fn database_mut(&mut self) -> &mut DatabaseSettings {
-        &mut self.database
-    }
-    fn server_mut(&mut self) -> &mut ServerSettings {
-        &mut self.server
-    }
-    fn database(&self) -> &DatabaseSettings {
-        &self.database
-    }
-    fn server(&self) -> &ServerSettings {
-        &self.server
-    }
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-    fn migrations(&self) -> &MigrationSettings {
-        &self.migrations
-    }
-    fn metrics(&self) -> &MetricsSettings {
-        &self.metrics
-    }
-    fn metrics_mut(&mut self) -> &mut MetricsSettings {
-        &mut self.metrics
-    }
+    service_kit::shared_sections!();
 
     fn validate(&self) -> Result<(), String> {
         let mut names = std::collections::HashSet::new();

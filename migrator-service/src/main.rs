@@ -1,8 +1,13 @@
 //! `migrator-service [--config FILE] serve|migrate|poll-once [--source NAME]`
 
 use clap::{Parser, Subcommand};
-use migrator_service::{App, Config, Error};
-use service_kit::config::{ProcessEnvironment, ServiceConfig};
+use migrator_service::app::FormsMigrator;
+use migrator_service::migrations::migrations;
+use migrator_service::{Config, Error};
+use service_kit::app::serve_command;
+use service_kit::base::{health_check_command, migrate_command};
+use service_kit::cli::Logs;
+use service_kit::config::ServiceConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,105 +51,29 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config = match service_kit::config::load(cli.config.as_deref(), &ProcessEnvironment)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("migrator-service: {e}");
-            return ExitCode::from(2);
-        }
+    let logs = match cli.command {
+        Command::HealthCheck => Logs::Off,
+        _ => Logs::On,
     };
-    if !matches!(cli.command, Command::HealthCheck) {
-        service_kit::telemetry::init(config.log());
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("migrator-service: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    service_kit::cli::run(cli.config.as_deref(), logs, |config: Config| async move {
         match cli.command {
+            Command::Serve => serve_command::<FormsMigrator>(config).await,
             Command::Migrate => {
-                service_kit::base::migrate_command(
-                    &config,
-                    migrator_service::migrations::migrations,
-                )
-                .await?;
+                migrate_command(&config, migrations).await?;
                 Ok(())
             }
-            Command::HealthCheck => {
-                service_kit::base::health_check_command(&config).await?;
-                Ok(())
-            }
+            Command::HealthCheck => Ok(health_check_command(&config).await?),
             Command::PollOnce { source } => poll_once(config, source.as_deref()).await,
-            Command::Serve => {
-                let app = App::build(config).await?;
-                let stop = app.shutdown_token();
-                tokio::spawn(async move {
-                    service_kit::shutdown::signal().await;
-                    stop.cancel();
-                });
-                app.run_until_stopped().await
-            }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("migrator-service: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// `poll-once`: the same drain as the service's batch job, in the
 /// foreground, with a progress line on a terminal.
 async fn poll_once(config: Config, name: Option<&str>) -> Result<(), Error> {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    use std::io::IsTerminal;
-
-    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    let chosen = match (name, names.as_slice()) {
-        (Some(n), _) if names.contains(&n) => n.to_string(),
-        (Some(n), []) => {
-            return Err(Error::NotFound(format!(
-                "no source named {n:?}: the config has no sources"
-            )));
-        }
-        (Some(n), all) => {
-            return Err(Error::NotFound(format!(
-                "no source named {n:?}; configured: {}",
-                all.join(", ")
-            )));
-        }
-        (None, []) => {
-            return Err(Error::InvalidArgument(
-                "the config has no sources: add one under sources:".into(),
-            ));
-        }
-        (None, [one]) => one.to_string(),
-        (None, all) => {
-            return Err(Error::InvalidArgument(format!(
-                "several sources are configured ({}): choose one with --source",
-                all.join(", ")
-            )));
-        }
-    };
+    let chosen = choose_source(&config, name)?;
     service_kit::db::wait_for_database(config.database()).await?;
-    let pending = service_kit::db::pending_migrations(
-        &config.database().url,
-        migrator_service::migrations::migrations,
-    )
-    .await?;
-    if !pending.is_empty() {
-        return Err(service_kit::KitError::PendingMigrations {
-            binary: "migrator-service".into(),
-            names: pending,
-        }
-        .into());
-    }
+    service_kit::base::settle_migrations(&config, migrations).await?;
     let pool = service_kit::db::build_pool(config.database());
     let migrator = migrator_service::app::build_migrator(pool, &config);
     let Some(source) = migrator.source(&chosen).cloned() else {
@@ -156,15 +85,7 @@ async fn poll_once(config: Config, name: Option<&str>) -> Result<(), Error> {
         service_kit::shutdown::signal().await;
         on_signal.cancel();
     });
-    let bar = ProgressBar::new_spinner();
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar.set_message(format!("polling {}", source.url()));
+    let bar = progress_line(format!("polling {}", source.url()));
     let result = migrator
         .drain(&source, &stop, |s| {
             bar.set_message(format!(
@@ -176,18 +97,68 @@ async fn poll_once(config: Config, name: Option<&str>) -> Result<(), Error> {
     bar.finish_and_clear();
     let summary =
         result.map_err(|e| Error::FailedPrecondition(format!("poll of {chosen} failed: {e}")))?;
-    let when = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(summary.watermark)
-        .filter(|_| summary.watermark > 0)
+    println!(
+        "{chosen}: {} batches, {} written, {} failed, {} duplicates skipped, watermark {}{}",
+        summary.batches,
+        summary.written,
+        summary.failed,
+        summary.duplicates,
+        summary.watermark,
+        watermark_time(summary.watermark)
+    );
+    Ok(())
+}
+
+/// The source `--source` names, or the only one configured.
+fn choose_source(config: &Config, name: Option<&str>) -> Result<String, Error> {
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    match (name, names.as_slice()) {
+        (Some(n), _) if names.contains(&n) => Ok(n.to_string()),
+        (Some(n), []) => Err(Error::NotFound(format!(
+            "no source named {n:?}: the config has no sources"
+        ))),
+        (Some(n), all) => Err(Error::NotFound(format!(
+            "no source named {n:?}; configured: {}",
+            all.join(", ")
+        ))),
+        (None, []) => Err(Error::InvalidArgument(
+            "the config has no sources: add one under sources:".into(),
+        )),
+        (None, [one]) => Ok(one.to_string()),
+        (None, all) => Err(Error::InvalidArgument(format!(
+            "several sources are configured ({}): choose one with --source",
+            all.join(", ")
+        ))),
+    }
+}
+
+/// A spinner with a message on a terminal; hidden when stderr is not one.
+fn progress_line(message: String) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+
+    let bar = ProgressBar::new_spinner();
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.set_message(message);
+    bar
+}
+
+/// ` (2024-01-02T03:04:05.678Z)` for a watermark in milliseconds, or nothing
+/// for none.
+fn watermark_time(watermark: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(watermark)
+        .filter(|_| watermark > 0)
         .map(|t| {
             format!(
                 " ({})",
                 t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             )
         })
-        .unwrap_or_default();
-    println!(
-        "{chosen}: {} batches, {} written, {} failed, {} duplicates skipped, watermark {}{when}",
-        summary.batches, summary.written, summary.failed, summary.duplicates, summary.watermark
-    );
-    Ok(())
+        .unwrap_or_default()
 }

@@ -126,9 +126,10 @@ impl ServiceBase {
     }
 }
 
-/// `serve` refuses to start while migrations are pending, naming them, unless
-/// the config asks to apply them at start.
-async fn settle_migrations<C: ServiceConfig>(
+/// `serve` (and each service's one-shot commands) refuse to start while
+/// migrations are pending, naming them, unless the config asks to apply them
+/// at start.
+pub async fn settle_migrations<C: ServiceConfig>(
     config: &C,
     migrations: MigrationSet,
 ) -> Result<(), KitError> {

@@ -176,6 +176,44 @@ pub trait ServiceConfig: DeserializeOwned + Default {
     }
 }
 
+/// The accessors [`ServiceConfig`] asks for, for a config whose shared
+/// sections are fields named `database`, `server`, `log`, `migrations` and
+/// `metrics` (the shape of both services' configs): write
+/// `service_kit::shared_sections!();` inside `impl ServiceConfig for ...`.
+///
+/// A macro rather than one `#[serde(flatten)]` struct of the shared sections:
+/// serde does not support `deny_unknown_fields` together with `flatten`, and
+/// a misspelt key must stay an error.
+#[macro_export]
+macro_rules! shared_sections {
+    () => {
+        fn database_mut(&mut self) -> &mut $crate::config::DatabaseSettings {
+            &mut self.database
+        }
+        fn server_mut(&mut self) -> &mut $crate::config::ServerSettings {
+            &mut self.server
+        }
+        fn metrics_mut(&mut self) -> &mut $crate::config::MetricsSettings {
+            &mut self.metrics
+        }
+        fn database(&self) -> &$crate::config::DatabaseSettings {
+            &self.database
+        }
+        fn server(&self) -> &$crate::config::ServerSettings {
+            &self.server
+        }
+        fn log(&self) -> &$crate::config::LogSettings {
+            &self.log
+        }
+        fn migrations(&self) -> &$crate::config::MigrationSettings {
+            &self.migrations
+        }
+        fn metrics(&self) -> &$crate::config::MetricsSettings {
+            &self.metrics
+        }
+    };
+}
+
 /// Where environment overrides come from; the process environment in
 /// production, a map in tests.
 pub trait Environment {
@@ -390,30 +428,7 @@ mod tests {
             metrics_port: 9999,
             statement_timeout_ms: 0,
         };
-        fn database_mut(&mut self) -> &mut DatabaseSettings {
-            &mut self.database
-        }
-        fn server_mut(&mut self) -> &mut ServerSettings {
-            &mut self.server
-        }
-        fn database(&self) -> &DatabaseSettings {
-            &self.database
-        }
-        fn server(&self) -> &ServerSettings {
-            &self.server
-        }
-        fn log(&self) -> &LogSettings {
-            &self.log
-        }
-        fn migrations(&self) -> &MigrationSettings {
-            &self.migrations
-        }
-        fn metrics(&self) -> &MetricsSettings {
-            &self.metrics
-        }
-        fn metrics_mut(&mut self) -> &mut MetricsSettings {
-            &mut self.metrics
-        }
+        crate::shared_sections!();
     }
 
     fn write_yaml(text: &str) -> tempfile::NamedTempFile {

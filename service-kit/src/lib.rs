@@ -5,8 +5,10 @@
 //!
 //! Nothing here knows about the ETL or the migrator.
 
+pub mod app;
 pub mod auth;
 pub mod base;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -20,5 +22,6 @@ pub mod shutdown;
 pub mod sql;
 pub mod telemetry;
 
+pub use app::{App, Service};
 pub use base::ServiceBase;
 pub use error::KitError;

@@ -9,8 +9,6 @@ use crate::engine::schema::schema_diff::TableChange;
 use crate::engine::{self, EngineContext, ProgressEvent, ProgressSink, RunOptions, RunReport};
 use crate::error::Error;
 use indicatif::{ProgressBar, ProgressStyle};
-use service_kit::KitError;
-use service_kit::config::ServiceConfig;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -20,21 +18,7 @@ use std::time::Duration;
 pub async fn run_once(config: &Config, entity: EntityRef) -> Result<RunReport, Error> {
     let database = &config.database;
     service_kit::db::wait_for_database(database).await?;
-    if config.migrations.apply_on_start {
-        service_kit::db::run_pending_migrations(&database.url, crate::migrations::migrations)
-            .await?;
-    } else {
-        let pending =
-            service_kit::db::pending_migrations(&database.url, crate::migrations::migrations)
-                .await?;
-        if !pending.is_empty() {
-            return Err(KitError::PendingMigrations {
-                binary: Config::DEFAULTS.binary.to_string(),
-                names: pending,
-            }
-            .into());
-        }
-    }
+    service_kit::base::settle_migrations(config, crate::migrations::migrations).await?;
     let ctx = EngineContext {
         pool: service_kit::db::build_pool(database),
         database_url: database.url.clone(),
