@@ -16,6 +16,7 @@ use service_kit::db::Pool;
 use service_kit::{Service, ServiceBase};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 
@@ -51,30 +52,16 @@ impl Service for Etl {
             shutdown,
             ..
         } = base;
-        let engine_on = |pool: &Pool| EngineContext {
-            pool: pool.clone(),
-            database_url: config.database.url.clone(),
-            settings: etl.clone(),
+        let engine = engine_on(&pool, &config);
+        let scheduler = match worker_pool {
+            Some(worker_pool) => Some(spawn_scheduler(worker_pool, &config, &shutdown)),
+            None => {
+                tracing::info!(
+                    "scheduler disabled on this replica (etl.scheduler_enabled: false): serving the API only"
+                );
+                None
+            }
         };
-        let engine = engine_on(&pool);
-        let scheduler = worker_pool.map(|worker_pool| {
-            Scheduler::new(
-                worker_pool.clone(),
-                config.database.url.clone(),
-                SchedulerSettings {
-                    max_concurrent_runs: etl.max_concurrent_runs,
-                    lease: Duration::from_secs(etl.lease_seconds),
-                    poll_interval: Duration::from_millis(etl.scheduler_poll_ms),
-                },
-                Arc::new(EngineExecutor::new(engine_on(&worker_pool))),
-            )
-            .spawn(shutdown.child_token())
-        });
-        if scheduler.is_none() {
-            tracing::info!(
-                "scheduler disabled on this replica (etl.scheduler_enabled: false): serving the API only"
-            );
-        }
         let control = Control::new(engine, etl.interval());
         let api = EtlServiceServer::new(EtlApi::new(control))
             .max_decoding_message_size(config.server.max_message_bytes);
@@ -89,6 +76,36 @@ impl Service for Etl {
         served?;
         Ok(())
     }
+}
+
+/// The engine over `pool`.
+fn engine_on(pool: &Pool, config: &Config) -> EngineContext {
+    EngineContext {
+        pool: pool.clone(),
+        database_url: config.database.url.clone(),
+        settings: config.etl.clone(),
+    }
+}
+
+/// The scheduler of this replica, running runs on `worker_pool` until
+/// `shutdown` is cancelled.
+fn spawn_scheduler(
+    worker_pool: Pool,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let etl = &config.etl;
+    Scheduler::new(
+        worker_pool.clone(),
+        config.database.url.clone(),
+        SchedulerSettings {
+            max_concurrent_runs: etl.max_concurrent_runs,
+            lease: Duration::from_secs(etl.lease_seconds),
+            poll_interval: Duration::from_millis(etl.scheduler_poll_ms),
+        },
+        Arc::new(EngineExecutor::new(engine_on(&worker_pool, config))),
+    )
+    .spawn(shutdown.child_token())
 }
 
 /// Connections the scheduler's pool holds: per run slot one for the engine

@@ -227,74 +227,7 @@ impl ServiceConfig for Config {
             if !names.insert(name) {
                 return Err(format!("sources: the name {name:?} is used twice"));
             }
-            match reqwest::Url::parse(&source.url) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
-                _ => {
-                    return Err(format!(
-                        "sources[{name}].url must be an http:// or https:// URL"
-                    ));
-                }
-            }
-            if source.batch_size == 0 || source.batch_size > MAX_BATCH_SIZE {
-                return Err(format!(
-                    "sources[{name}].batch_size must be between 1 and {MAX_BATCH_SIZE}"
-                ));
-            }
-            if source.password.is_some() && source.username.is_none() {
-                return Err(format!(
-                    "sources[{name}].password is set but username is not"
-                ));
-            }
-            check_seconds(
-                name,
-                "poll_interval_seconds",
-                source.poll_interval_seconds,
-                0.01,
-            )?;
-            check_seconds(
-                name,
-                "connect_timeout_seconds",
-                source.connect_timeout_seconds,
-                0.01,
-            )?;
-            check_seconds(
-                name,
-                "request_timeout_seconds",
-                source.request_timeout_seconds,
-                0.01,
-            )?;
-            let retry = &source.retry;
-            check_seconds(
-                name,
-                "retry.min_delay_seconds",
-                retry.min_delay_seconds,
-                0.0,
-            )?;
-            check_seconds(
-                name,
-                "retry.max_delay_seconds",
-                retry.max_delay_seconds,
-                0.0,
-            )?;
-            check_seconds(
-                name,
-                "retry.max_retry_after_seconds",
-                retry.max_retry_after_seconds,
-                0.0,
-            )?;
-            if retry.max_delay_seconds < retry.min_delay_seconds {
-                return Err(format!(
-                    "sources[{name}].retry.max_delay_seconds must not be below min_delay_seconds"
-                ));
-            }
-            if let Some(path) = &source.ca_certificate
-                && !path.is_file()
-            {
-                return Err(format!(
-                    "sources[{name}].ca_certificate {} is not a readable file",
-                    path.display()
-                ));
-            }
+            source.validate()?;
         }
         for (form, mapping) in &self.form_mapping {
             let empty = |s: &str| s.trim().is_empty();
@@ -304,6 +237,74 @@ impl ServiceConfig for Config {
             {
                 return Err(format!("form_mapping[{form}]: names must not be empty"));
             }
+        }
+        Ok(())
+    }
+}
+
+impl SourceSettings {
+    /// Checks one source's keys; the message names the source and the key.
+    fn validate(&self) -> Result<(), String> {
+        let name = self.name.as_str();
+        match reqwest::Url::parse(&self.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => {
+                return Err(format!(
+                    "sources[{name}].url must be an http:// or https:// URL"
+                ));
+            }
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(format!(
+                "sources[{name}].batch_size must be between 1 and {MAX_BATCH_SIZE}"
+            ));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err(format!(
+                "sources[{name}].password is set but username is not"
+            ));
+        }
+        self.validate_durations()?;
+        if let Some(path) = &self.ca_certificate
+            && !path.is_file()
+        {
+            return Err(format!(
+                "sources[{name}].ca_certificate {} is not a readable file",
+                path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_durations(&self) -> Result<(), String> {
+        let name = self.name.as_str();
+        let retry = &self.retry;
+        for (key, value, min) in [
+            ("poll_interval_seconds", self.poll_interval_seconds, 0.01),
+            (
+                "connect_timeout_seconds",
+                self.connect_timeout_seconds,
+                0.01,
+            ),
+            (
+                "request_timeout_seconds",
+                self.request_timeout_seconds,
+                0.01,
+            ),
+            ("retry.min_delay_seconds", retry.min_delay_seconds, 0.0),
+            ("retry.max_delay_seconds", retry.max_delay_seconds, 0.0),
+            (
+                "retry.max_retry_after_seconds",
+                retry.max_retry_after_seconds,
+                0.0,
+            ),
+        ] {
+            check_seconds(name, key, value, min)?;
+        }
+        if retry.max_delay_seconds < retry.min_delay_seconds {
+            return Err(format!(
+                "sources[{name}].retry.max_delay_seconds must not be below min_delay_seconds"
+            ));
         }
         Ok(())
     }
