@@ -1,9 +1,19 @@
 //! The plumbing both services share, so each service crate holds only its own
-//! domain: typed YAML config with environment overrides, the PostgreSQL pool
-//! and embedded migrations, the health monitor that follows PostgreSQL, the
-//! bearer-token check, logging, and serving with graceful shutdown.
+//! domain. Nothing here knows about the ETL or the migrator.
 //!
-//! Nothing here knows about the ETL or the migrator.
+//! - Starting: [`cli`] (what `main` does around a service's own commands),
+//!   [`app`] (the [`App`] both services are, over their [`Service`]), [`base`]
+//!   (PostgreSQL reached, migrations settled, listener bound, health,
+//!   reflection, auth), [`config`] (typed YAML with environment overrides),
+//!   [`telemetry`] (logging), [`shutdown`] (signals).
+//! - Serving: [`server`] (routes, limits, graceful shutdown), [`auth`] (the
+//!   bearer-token check), [`health`] (health following PostgreSQL),
+//!   [`metrics`] (`/metrics` and pool gauges), [`request`] (paging and text
+//!   checks both APIs use).
+//! - PostgreSQL: [`db`] (pool, migrations, waiting for the server), [`sql`]
+//!   (identifier quoting: the one function), [`prepared`] (constant queries
+//!   kept prepared), [`fresh_reads`] (callers of the same read share one).
+//! - [`error`]: the crate's one error type, [`KitError`].
 
 pub mod app;
 pub mod auth;
