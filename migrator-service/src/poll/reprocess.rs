@@ -4,7 +4,7 @@
 
 use crate::error::Error;
 use crate::poll::submission::{Submission, decode};
-use crate::repository::catalog::{Catalog, SharedCatalog};
+use crate::repository::catalog::{Catalog, Naming, SharedCatalog};
 use crate::repository::form_writer::{PreparedRow, prepare, write_rows};
 use crate::repository::model::Failure;
 use crate::repository::postgres::{database_detail, is_transient, pg_text};
@@ -52,43 +52,13 @@ pub async fn reprocess(
 ) -> Result<ReprocessReport, Error> {
     let mut conn = pool.get().await?;
     let known = catalog.refresh(&mut conn).await?;
-    let rows: Vec<ErrorRow> = diesel::sql_query(
-        "SELECT id, source, raw_payload FROM error_audit \
-         WHERE resolved_at IS NULL \
-           AND ($1::text IS NULL OR source = $1) \
-           AND ($2::text IS NULL OR form_name = $2) \
-           AND (cardinality($3::int8[]) = 0 OR id = ANY($3)) \
-         ORDER BY id LIMIT $4",
-    )
-    .bind::<Nullable<Text>, _>(filter.source.as_deref())
-    .bind::<Nullable<Text>, _>(filter.form_name.as_deref())
-    .bind::<Array<BigInt>, _>(&filter.ids)
-    .bind::<BigInt, _>(REPROCESS_LIMIT)
-    .load(&mut conn)
-    .await?;
+    let rows = unresolved(&mut conn, filter).await?;
     let mut report = ReprocessReport {
         attempted: rows.len(),
         ..ReprocessReport::default()
     };
     for row in rows {
-        let outcome = match decode(&row.raw_payload) {
-            Err(f) => Err(f),
-            Ok(sub) => match prepare(&sub, &known, catalog.naming()) {
-                Err(f) => Err(f),
-                Ok(prepared) => {
-                    let written = write_resolved(&mut conn, &known, &row, &sub, &prepared).await;
-                    match written {
-                        Ok(()) => Ok(()),
-                        Err(Error::Database(e)) if !is_transient(&e) => Err(Failure::new(
-                            format!("Could not write to {}", prepared.table),
-                            database_detail(&e),
-                        )),
-                        Err(other) => return Err(other),
-                    }
-                }
-            },
-        };
-        match outcome {
+        match retry(&mut conn, &known, catalog.naming(), &row).await? {
             Ok(()) => report.resolved_ids.push(row.id),
             Err(f) => {
                 report.still_failing += 1;
@@ -104,6 +74,55 @@ pub async fn reprocess(
         }
     }
     Ok(report)
+}
+
+/// The unresolved errors `filter` selects, oldest first, at most
+/// [`REPROCESS_LIMIT`].
+async fn unresolved(
+    conn: &mut AsyncPgConnection,
+    filter: &ReprocessFilter,
+) -> Result<Vec<ErrorRow>, Error> {
+    Ok(diesel::sql_query(
+        "SELECT id, source, raw_payload FROM error_audit \
+         WHERE resolved_at IS NULL \
+           AND ($1::text IS NULL OR source = $1) \
+           AND ($2::text IS NULL OR form_name = $2) \
+           AND (cardinality($3::int8[]) = 0 OR id = ANY($3)) \
+         ORDER BY id LIMIT $4",
+    )
+    .bind::<Nullable<Text>, _>(filter.source.as_deref())
+    .bind::<Nullable<Text>, _>(filter.form_name.as_deref())
+    .bind::<Array<BigInt>, _>(&filter.ids)
+    .bind::<BigInt, _>(REPROCESS_LIMIT)
+    .load(conn)
+    .await?)
+}
+
+/// One error's submission decoded, prepared and written again: the inner
+/// `Err` is why it still fails; the outer one stops the whole reprocess
+/// (the database, not the submission, failed).
+async fn retry(
+    conn: &mut AsyncPgConnection,
+    known: &Catalog,
+    naming: &Naming,
+    row: &ErrorRow,
+) -> Result<Result<(), Failure>, Error> {
+    let sub = match decode(&row.raw_payload) {
+        Err(f) => return Ok(Err(f)),
+        Ok(sub) => sub,
+    };
+    let prepared = match prepare(&sub, known, naming) {
+        Err(f) => return Ok(Err(f)),
+        Ok(prepared) => prepared,
+    };
+    match write_resolved(conn, known, row, &sub, &prepared).await {
+        Ok(()) => Ok(Ok(())),
+        Err(Error::Database(e)) if !is_transient(&e) => Ok(Err(Failure::new(
+            format!("Could not write to {}", prepared.table),
+            database_detail(&e),
+        ))),
+        Err(other) => Err(other),
+    }
 }
 
 /// Writes a reprocessed submission, marks its archive row written and its
