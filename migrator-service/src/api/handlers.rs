@@ -3,8 +3,8 @@
 
 use crate::api::request;
 use crate::error::Error;
-use crate::poll::batch::{ReprocessFilter, reprocess};
 use crate::poll::poller::{Migrator, Source, State};
+use crate::poll::reprocess::{ReprocessFilter, reprocess};
 use crate::repository::audits::{self, AuditRow, ErrorRow, Totals};
 use avni_proto::migrator::v1 as pb;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigrator;

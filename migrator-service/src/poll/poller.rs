@@ -5,11 +5,12 @@
 //! processes in step). When PostgreSQL is down the job pauses with backoff
 //! and resumes from the committed watermark.
 
-use crate::config::{MAX_BATCH_SIZE, SourceSettings};
+use crate::config::{MAX_BATCH_SIZE, RetrySettings, SourceSettings};
 use crate::error::Error;
 use crate::metrics;
 use crate::poll::batch::{
-    BatchOutcome, BatchReport, PageRequest, decode_page, next_timestamp, process_page, read_cursor,
+    BatchOutcome, BatchReport, Cursor, DecodedPage, PageRequest, decode_page, next_timestamp,
+    process_page, read_cursor,
 };
 use crate::poll::upstream::{Upstream, UpstreamError};
 use crate::repository::catalog::SharedCatalog;
@@ -52,6 +53,19 @@ pub struct Live {
 struct Prefetch {
     request: PageRequest,
     handle: tokio::task::JoinHandle<Result<Vec<Box<RawValue>>, UpstreamError>>,
+}
+
+impl Prefetch {
+    /// Starts fetching `request` in a task of its own.
+    fn start(upstream: &Upstream, request: PageRequest) -> Self {
+        let ahead = upstream.clone();
+        Self {
+            request,
+            handle: tokio::spawn(async move {
+                ahead.fetch(request.timestamp, request.batch_size).await
+            }),
+        }
+    }
 }
 
 impl Drop for Prefetch {
@@ -133,6 +147,112 @@ impl Source {
     pub fn run_now(&self) {
         self.wake.notify_one();
     }
+
+    /// The upstream client, or why it could not be built.
+    fn upstream(&self) -> Result<&Upstream, Error> {
+        self.upstream
+            .as_ref()
+            .map_err(|e| Error::Upstream(UpstreamError::Setup(e.clone())))
+    }
+
+    /// A page fetched and decoded, about to be written.
+    fn batch_started(&self, page_len: usize, decoded: &DecodedPage<'_>) {
+        self.update(|l| {
+            l.batch_in_progress = page_len;
+            l.newest_seen = l.newest_seen.max(decoded.max_server_version.unwrap_or(0));
+            metrics::record_lag(self.name(), l.newest_seen, l.watermark);
+        });
+    }
+
+    /// A batch committed: its metrics, the live watermark and the log.
+    fn batch_committed(&self, report: &BatchReport) {
+        metrics::record_batch(self.name(), report);
+        self.update(|l| {
+            l.watermark = report.watermark;
+            l.newest_seen = l.newest_seen.max(report.watermark);
+            metrics::record_lag(self.name(), l.newest_seen, l.watermark);
+        });
+        tracing::info!(
+            source = self.name(),
+            total = report.total,
+            written = report.written,
+            duplicates = report.duplicates,
+            failed = report.failed,
+            watermark = report.watermark,
+            "batch committed"
+        );
+    }
+}
+
+/// The size of the pages a drain asks for, and how many pages in a row
+/// moved the cursor nowhere.
+struct Pacing {
+    base: u32,
+    batch_size: u32,
+    stalls: u32,
+}
+
+impl Pacing {
+    fn new(base: u32) -> Self {
+        Self {
+            base,
+            batch_size: base,
+            stalls: 0,
+        }
+    }
+
+    /// The page after `request`, which returned `page_len` elements up to
+    /// `max_server_version`: larger when this one is full and stuck.
+    fn ahead(
+        &self,
+        request: &PageRequest,
+        page_len: usize,
+        max_server_version: Option<i64>,
+    ) -> PageRequest {
+        let next_timestamp = next_timestamp(request, page_len, max_server_version);
+        let full = page_len >= request.batch_size as usize;
+        PageRequest {
+            timestamp: next_timestamp,
+            batch_size: if full && next_timestamp <= request.timestamp {
+                self.batch_size.saturating_mul(2).min(MAX_BATCH_SIZE)
+            } else {
+                self.base
+            },
+        }
+    }
+
+    /// Follows a committed batch: counts a stall, grows the page past a
+    /// shared `serverVersion`, or gives up.
+    fn after(&mut self, report: &BatchReport, request: &PageRequest) -> Result<(), Error> {
+        // A page that moves the cursor nowhere (nothing after
+        // the timestamp, or no readable serverVersion): a one-off
+        // repeat is tolerated, an upstream stuck on it is not.
+        if !report.full && report.next_timestamp <= request.timestamp {
+            self.stalls += 1;
+            if self.stalls >= MAX_STALLS {
+                return Err(Error::NoProgress(format!(
+                    "{MAX_STALLS} pages after timestamp {} moved the watermark nowhere (no newer readable serverVersion); trying again at the next interval",
+                    request.timestamp
+                )));
+            }
+        } else {
+            self.stalls = 0;
+        }
+        if report.stuck(request) {
+            // Only a larger page can get past a serverVersion
+            // that more submissions share than fit on one page.
+            if self.batch_size >= MAX_BATCH_SIZE {
+                return Err(Error::NoProgress(format!(
+                    "more than {MAX_BATCH_SIZE} submissions share serverVersion {}; the upstream cannot page past them",
+                    report.watermark
+                )));
+            }
+            self.batch_size = self.batch_size.saturating_mul(2).min(MAX_BATCH_SIZE);
+        } else {
+            self.batch_size = self.base;
+        }
+        Ok(())
+    }
 }
 
 /// The domain façade: sources, the repository pool and the catalog.
@@ -170,73 +290,30 @@ impl Migrator {
         shutdown: &CancellationToken,
         mut progress: impl FnMut(&DrainSummary),
     ) -> Result<DrainSummary, Error> {
-        let upstream = source
-            .upstream
-            .as_ref()
-            .map_err(|e| Error::Upstream(UpstreamError::Setup(e.clone())))?;
+        let upstream = source.upstream()?;
         let _one_at_a_time = source.draining.lock().await;
         let mut summary = DrainSummary::default();
-        let base = source.settings.batch_size;
-        let mut batch_size = base;
-        let mut stalls = 0u32;
+        let mut pacing = Pacing::new(source.settings.batch_size);
         let mut prefetched: Option<Prefetch> = None;
         loop {
-            let cursor = {
-                let mut conn = self.pool.get().await?;
-                read_cursor(&mut conn, source.name()).await?
-            };
+            let cursor = self.cursor_of(source).await?;
             summary.watermark = cursor.watermark;
-            source.update(|l| {
-                l.watermark = cursor.watermark;
-                l.newest_seen = l.newest_seen.max(cursor.watermark);
-            });
             let request = PageRequest {
                 timestamp: cursor.next_timestamp,
-                batch_size,
+                batch_size: pacing.batch_size,
             };
-            let fetched = match prefetched.take() {
-                Some(mut ahead) if ahead.request == request => tokio::select! {
-                    r = &mut ahead.handle => r.unwrap_or_else(|e| {
-                        Err(UpstreamError::Setup(format!("the page fetch stopped: {e}")))
-                    }),
-                    () = shutdown.cancelled() => return Err(Error::Shutdown),
-                },
-                _ => tokio::select! {
-                    page = upstream.fetch(request.timestamp, request.batch_size) => page,
-                    () = shutdown.cancelled() => return Err(Error::Shutdown),
-                },
-            };
-            let page = fetched.map_err(Error::Upstream)?;
+            let page = fetch_page(upstream, prefetched.take(), request, shutdown).await?;
             if page.is_empty() {
                 break;
             }
             let decoded = decode_page(&page);
-            source.update(|l| {
-                l.batch_in_progress = page.len();
-                l.newest_seen = l.newest_seen.max(decoded.max_server_version.unwrap_or(0));
-                metrics::record_lag(source.name(), l.newest_seen, l.watermark);
-            });
+            source.batch_started(page.len(), &decoded);
             // Ask for the next page while this one is written: where it
             // starts follows from this page alone (the same rule the
             // committed cursor follows), so the wait for the upstream
             // overlaps the wait for PostgreSQL.
-            let next_timestamp = next_timestamp(&request, page.len(), decoded.max_server_version);
-            let full = page.len() >= request.batch_size as usize;
-            let next = PageRequest {
-                timestamp: next_timestamp,
-                batch_size: if full && next_timestamp <= request.timestamp {
-                    batch_size.saturating_mul(2).min(MAX_BATCH_SIZE)
-                } else {
-                    base
-                },
-            };
-            let ahead = upstream.clone();
-            prefetched = Some(Prefetch {
-                request: next,
-                handle: tokio::spawn(
-                    async move { ahead.fetch(next.timestamp, next.batch_size).await },
-                ),
-            });
+            let next = pacing.ahead(&request, page.len(), decoded.max_server_version);
+            prefetched = Some(Prefetch::start(upstream, next));
             let outcome =
                 process_page(&self.pool, &self.catalog, source.name(), request, &decoded).await;
             source.update(|l| l.batch_in_progress = 0);
@@ -250,49 +327,9 @@ impl Migrator {
                 }
                 BatchOutcome::Committed(report) => {
                     summary.add(&report);
-                    metrics::record_batch(source.name(), &report);
-                    source.update(|l| {
-                        l.watermark = report.watermark;
-                        l.newest_seen = l.newest_seen.max(report.watermark);
-                        metrics::record_lag(source.name(), l.newest_seen, l.watermark);
-                    });
-                    tracing::info!(
-                        source = source.name(),
-                        total = report.total,
-                        written = report.written,
-                        duplicates = report.duplicates,
-                        failed = report.failed,
-                        watermark = report.watermark,
-                        "batch committed"
-                    );
+                    source.batch_committed(&report);
                     progress(&summary);
-                    // A page that moves the cursor nowhere (nothing after
-                    // the timestamp, or no readable serverVersion): a one-off
-                    // repeat is tolerated, an upstream stuck on it is not.
-                    if !report.full && report.next_timestamp <= request.timestamp {
-                        stalls += 1;
-                        if stalls >= MAX_STALLS {
-                            return Err(Error::NoProgress(format!(
-                                "{MAX_STALLS} pages after timestamp {} moved the watermark nowhere (no newer readable serverVersion); trying again at the next interval",
-                                request.timestamp
-                            )));
-                        }
-                    } else {
-                        stalls = 0;
-                    }
-                    if report.stuck(&request) {
-                        // Only a larger page can get past a serverVersion
-                        // that more submissions share than fit on one page.
-                        if batch_size >= MAX_BATCH_SIZE {
-                            return Err(Error::NoProgress(format!(
-                                "more than {MAX_BATCH_SIZE} submissions share serverVersion {}; the upstream cannot page past them",
-                                report.watermark
-                            )));
-                        }
-                        batch_size = batch_size.saturating_mul(2).min(MAX_BATCH_SIZE);
-                    } else {
-                        batch_size = base;
-                    }
+                    pacing.after(&report, &request)?;
                 }
             }
             if shutdown.is_cancelled() {
@@ -300,6 +337,19 @@ impl Migrator {
             }
         }
         Ok(summary)
+    }
+
+    /// The source's committed cursor, also noted in its live state.
+    async fn cursor_of(&self, source: &Source) -> Result<Cursor, Error> {
+        let cursor = {
+            let mut conn = self.pool.get().await?;
+            read_cursor(&mut conn, source.name()).await?
+        };
+        source.update(|l| {
+            l.watermark = cursor.watermark;
+            l.newest_seen = l.newest_seen.max(cursor.watermark);
+        });
+        Ok(cursor)
     }
 
     /// The job of one source, until `shutdown`.
@@ -310,8 +360,7 @@ impl Migrator {
         shutdown: CancellationToken,
     ) {
         let name = source.name().to_string();
-        let retry = source.settings.retry.clone();
-        let mut database_backoff = retry.min_delay().max(Duration::from_millis(100));
+        let mut database_backoff = Backoff::new(&source.settings.retry);
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -328,50 +377,12 @@ impl Migrator {
             }
             source.update(|l| l.state = State::Polling);
             let result = self.drain(&source, &shutdown, |_| {}).await;
-            let wait = match result {
-                Ok(summary) => {
-                    database_backoff = retry.min_delay().max(Duration::from_millis(100));
-                    source.update(|l| {
-                        l.state = State::Idle;
-                        l.last_error = None;
-                        l.last_poll = Some(SystemTime::now());
-                    });
-                    if summary.batches > 0 {
-                        tracing::info!(source = %name, batches = summary.batches, written = summary.written, failed = summary.failed, watermark = summary.watermark, "backlog drained");
-                    }
-                    Some(source.settings.poll_interval())
-                }
-                Err(Error::Shutdown) => break,
-                Err(Error::Upstream(e)) if e.stops_the_source() => {
-                    tracing::error!(source = %name, error = %e, "source stopped; it resumes on RunNow or restart");
-                    source.fail(State::Stopped, e.to_string());
-                    None
-                }
-                Err(e @ (Error::Upstream(_) | Error::NoProgress(_))) => {
-                    tracing::warn!(source = %name, error = %e, "poll failed; retrying at the next interval");
-                    source.fail(State::BackingOff, e.to_string());
-                    Some(source.settings.poll_interval())
-                }
-                Err(e) => {
-                    tracing::warn!(source = %name, error = %e, retry_in_ms = database_backoff.as_millis() as u64, "repository error; backing off");
-                    source.fail(State::BackingOff, e.to_string());
-                    let wait = jitter(database_backoff);
-                    database_backoff = (database_backoff * 2)
-                        .min(retry.max_delay().max(Duration::from_millis(100)));
-                    Some(wait)
-                }
+            let Some(wait) = after_drain(&source, result, &mut database_backoff) else {
+                break;
             };
             source.update(|l| l.next_poll = wait.map(|w| SystemTime::now() + w));
-            match wait {
-                Some(wait) => tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = source.wake.notified() => {}
-                    () = shutdown.cancelled() => break,
-                },
-                None => tokio::select! {
-                    () = source.wake.notified() => {}
-                    () = shutdown.cancelled() => break,
-                },
+            if !wait_for_next(&source, wait, &shutdown).await {
+                break;
             }
         }
         source.update(|l| l.state = State::Idle);
@@ -394,6 +405,119 @@ impl Migrator {
                 ))
             })
             .collect()
+    }
+}
+
+/// Takes the next page: the one asked for ahead when it is the one wanted
+/// (the other one is abandoned), else a fresh request.
+async fn fetch_page(
+    upstream: &Upstream,
+    prefetched: Option<Prefetch>,
+    request: PageRequest,
+    shutdown: &CancellationToken,
+) -> Result<Vec<Box<RawValue>>, Error> {
+    let fetched = match prefetched {
+        Some(mut ahead) if ahead.request == request => tokio::select! {
+            r = &mut ahead.handle => r.unwrap_or_else(|e| {
+                Err(UpstreamError::Setup(format!("the page fetch stopped: {e}")))
+            }),
+            () = shutdown.cancelled() => return Err(Error::Shutdown),
+        },
+        _ => tokio::select! {
+            page = upstream.fetch(request.timestamp, request.batch_size) => page,
+            () = shutdown.cancelled() => return Err(Error::Shutdown),
+        },
+    };
+    fetched.map_err(Error::Upstream)
+}
+
+/// The wait before a source's next drain, from how the last one ended:
+/// `Some(None)` waits for a RunNow only; `None` is shutdown.
+fn after_drain(
+    source: &Source,
+    result: Result<DrainSummary, Error>,
+    database_backoff: &mut Backoff,
+) -> Option<Option<Duration>> {
+    let name = source.name();
+    let wait = match result {
+        Ok(summary) => {
+            database_backoff.reset();
+            source.update(|l| {
+                l.state = State::Idle;
+                l.last_error = None;
+                l.last_poll = Some(SystemTime::now());
+            });
+            if summary.batches > 0 {
+                tracing::info!(source = %name, batches = summary.batches, written = summary.written, failed = summary.failed, watermark = summary.watermark, "backlog drained");
+            }
+            Some(source.settings.poll_interval())
+        }
+        Err(Error::Shutdown) => return None,
+        Err(Error::Upstream(e)) if e.stops_the_source() => {
+            tracing::error!(source = %name, error = %e, "source stopped; it resumes on RunNow or restart");
+            source.fail(State::Stopped, e.to_string());
+            None
+        }
+        Err(e @ (Error::Upstream(_) | Error::NoProgress(_))) => {
+            tracing::warn!(source = %name, error = %e, "poll failed; retrying at the next interval");
+            source.fail(State::BackingOff, e.to_string());
+            Some(source.settings.poll_interval())
+        }
+        Err(e) => {
+            tracing::warn!(source = %name, error = %e, retry_in_ms = database_backoff.current.as_millis() as u64, "repository error; backing off");
+            source.fail(State::BackingOff, e.to_string());
+            Some(database_backoff.next())
+        }
+    };
+    Some(wait)
+}
+
+/// Sleeps for `wait` (for ever when `None`) or until a RunNow; `false` on
+/// shutdown.
+async fn wait_for_next(
+    source: &Source,
+    wait: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> bool {
+    match wait {
+        Some(wait) => tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = source.wake.notified() => true,
+            () = shutdown.cancelled() => false,
+        },
+        None => tokio::select! {
+            () = source.wake.notified() => true,
+            () = shutdown.cancelled() => false,
+        },
+    }
+}
+
+/// The growing wait after repository errors, reset by a good drain.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(retry: &RetrySettings) -> Self {
+        let min = retry.min_delay().max(Duration::from_millis(100));
+        Self {
+            min,
+            max: retry.max_delay().max(Duration::from_millis(100)),
+            current: min,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = self.min;
+    }
+
+    /// The wait now (jittered), doubling the next one up to the maximum.
+    fn next(&mut self) -> Duration {
+        let wait = jitter(self.current);
+        self.current = (self.current * 2).min(self.max);
+        wait
     }
 }
 

@@ -9,70 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// A submission that could not be migrated, with what `error_audit` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub instance_id: Option<String>,
-    pub form_name: Option<String>,
-    pub server_version: Option<i64>,
-    /// For people: "Unknown form name: anc_visit_v2".
-    pub reason: String,
-    /// The full cause, never cut.
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            instance_id: None,
-            form_name: None,
-            server_version: None,
-            reason: reason.into(),
-            detail: detail.into(),
-        }
-    }
-
-    /// The same failure, tagged with what is known of its submission.
-    pub fn of(mut self, submission: &Submission) -> Self {
-        self.instance_id = Some(submission.instance_id.clone());
-        self.form_name = Some(submission.form_name.clone());
-        self.server_version = Some(submission.server_version);
-        self
-    }
-}
-
-/// One decoded submission.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Submission {
-    pub anm_id: Option<String>,
-    pub instance_id: String,
-    pub entity_id: Option<String>,
-    pub form_name: String,
-    pub client_version: Option<i64>,
-    pub server_version: i64,
-    pub form_data_definition_version: Option<String>,
-    pub form: Form,
-}
-
-/// The decoded `formInstance`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Form {
-    /// `eligible_couple`, `mother`, ...: the field `id` goes to `<bind_type>_id`.
-    pub bind_type: Option<String>,
-    /// Field name -> value, one entry per name (the last occurrence with a
-    /// value wins), in order of first appearance. `None` is "no answer".
-    pub fields: Vec<(String, Option<String>)>,
-    pub sub_forms: Vec<SubForm>,
-}
-
-/// A repeated group of a form (`child_pnc_visit`): one row per instance.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SubForm {
-    pub name: String,
-    pub bind_type: Option<String>,
-    /// One flat map per repeated entry, with quirks already applied.
-    pub instances: Vec<Vec<(String, Option<String>)>>,
-}
+// The decoded types are the repository's input; re-exported because
+// `decode` is where callers meet them.
+pub use crate::repository::model::{Failure, Form, SubForm, Submission};
 
 /// A page that is not a JSON array: the whole response is retried later.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +147,36 @@ struct SubFormDef {
 /// Decodes one element of a page. A failure carries whatever of the
 /// envelope could be read, so `error_audit` can name the submission.
 pub fn decode(raw: &str) -> Result<Submission, Failure> {
+    let object = parse_element(raw)?;
+    let key = identity(&object)?;
+    let tag = |mut f: Failure| {
+        f.instance_id = Some(key.instance_id.clone());
+        f.form_name = Some(key.form_name.clone());
+        f.server_version = Some(key.server_version);
+        f
+    };
+    let client_version = envelope_text(&object, "clientVersion")
+        .and_then(|v| v.map(|v| epoch_millis("clientVersion", &v)).transpose())
+        .map_err(tag)?;
+    let anm_id = envelope_text(&object, "anmId").map_err(tag)?;
+    let entity_id = envelope_text(&object, "entityId").map_err(tag)?;
+    let form_data_definition_version =
+        envelope_text(&object, "formDataDefinitionVersion").map_err(tag)?;
+    let form = form_instance(&object).map_err(tag)?;
+    Ok(Submission {
+        anm_id,
+        instance_id: key.instance_id,
+        entity_id,
+        form_name: key.form_name,
+        client_version,
+        server_version: key.server_version,
+        form_data_definition_version,
+        form,
+    })
+}
+
+/// The element as a JSON object.
+fn parse_element(raw: &str) -> Result<serde_json::Map<String, Value>, Failure> {
     let value: Value = serde_json::from_str(raw).map_err(|e| {
         // serde_json stops at 128 levels of nesting with an error (no
         // stack overflow), which is worth its own reason.
@@ -227,14 +196,25 @@ pub fn decode(raw: &str) -> Result<Submission, Failure> {
             ),
         ));
     };
-    // Read what identifies the submission first, so later failures name it.
+    Ok(object)
+}
+
+/// What every submission must have and every later failure is tagged with.
+struct Identity {
+    instance_id: String,
+    form_name: String,
+    server_version: i64,
+}
+
+/// Reads what identifies the submission first, so later failures name it.
+fn identity(object: &serde_json::Map<String, Value>) -> Result<Identity, Failure> {
     let instance_id =
-        envelope_text(&object, "instanceId").and_then(|v| key_text("instanceId", v))?;
+        envelope_text(object, "instanceId").and_then(|v| key_text("instanceId", v))?;
     let tag_id = |mut f: Failure| {
         f.instance_id = instance_id.clone();
         f
     };
-    let form_name = envelope_text(&object, "formName")
+    let form_name = envelope_text(object, "formName")
         .and_then(|v| key_text("formName", v))
         .map_err(tag_id)?;
     let tag = |mut f: Failure, sv: Option<i64>| {
@@ -243,49 +223,37 @@ pub fn decode(raw: &str) -> Result<Submission, Failure> {
         f.server_version = sv;
         f
     };
-    let server_version = envelope_text(&object, "serverVersion")
+    let server_version = envelope_text(object, "serverVersion")
         .and_then(|v| v.map(|v| server_version_of(&v)).transpose())
         .map_err(|f| tag(f, None))?;
     let Some(instance_id_value) = instance_id.clone() else {
-        return Err(tag(
-            Failure::new(
-                "Invalid submission: no instanceId",
-                "the element has no instanceId",
-            ),
-            server_version,
-        ));
+        return Err(tag(missing("instanceId"), server_version));
     };
     let Some(form_name_value) = form_name.clone() else {
-        return Err(tag(
-            Failure::new(
-                "Invalid submission: no formName",
-                "the element has no formName",
-            ),
-            server_version,
-        ));
+        return Err(tag(missing("formName"), server_version));
     };
     let Some(server_version) = server_version else {
-        return Err(tag(
-            Failure::new(
-                "Invalid submission: no serverVersion",
-                "the element has no serverVersion",
-            ),
-            None,
-        ));
+        return Err(tag(missing("serverVersion"), None));
     };
-    let sv = Some(server_version);
-    let client_version = envelope_text(&object, "clientVersion")
-        .and_then(|v| v.map(|v| epoch_millis("clientVersion", &v)).transpose())
-        .map_err(|f| tag(f, sv))?;
-    let anm_id = envelope_text(&object, "anmId").map_err(|f| tag(f, sv))?;
-    let entity_id = envelope_text(&object, "entityId").map_err(|f| tag(f, sv))?;
-    let form_data_definition_version =
-        envelope_text(&object, "formDataDefinitionVersion").map_err(|f| tag(f, sv))?;
-    let form = match object.get("formInstance") {
-        None | Some(Value::Null) => Err(Failure::new(
-            "Invalid submission: no formInstance",
-            "the element has no formInstance",
-        )),
+    Ok(Identity {
+        instance_id: instance_id_value,
+        form_name: form_name_value,
+        server_version,
+    })
+}
+
+/// An element without `key`.
+fn missing(key: &str) -> Failure {
+    Failure::new(
+        format!("Invalid submission: no {key}"),
+        format!("the element has no {key}"),
+    )
+}
+
+/// The element's `formInstance`, decoded.
+fn form_instance(object: &serde_json::Map<String, Value>) -> Result<Form, Failure> {
+    match object.get("formInstance") {
+        None | Some(Value::Null) => Err(missing("formInstance")),
         Some(Value::String(text)) => decode_form_instance(text),
         // Lenient: a server that sends the document itself, not encoded.
         Some(v @ Value::Object(_)) => decode_form_instance(&v.to_string()),
@@ -294,17 +262,6 @@ pub fn decode(raw: &str) -> Result<Submission, Failure> {
             format!("formInstance is neither a string nor an object: {other}"),
         )),
     }
-    .map_err(|f| tag(f, sv))?;
-    Ok(Submission {
-        anm_id,
-        instance_id: instance_id_value,
-        entity_id,
-        form_name: form_name_value,
-        client_version,
-        server_version,
-        form_data_definition_version,
-        form,
-    })
 }
 
 fn truncate_for_message(text: &str) -> String {
@@ -354,33 +311,38 @@ pub fn decode_form_instance(text: &str) -> Result<Form, Failure> {
     }
     let mut sub_forms = Vec::new();
     for sub in form.sub_forms.unwrap_or_default() {
-        let mut instances = Vec::new();
-        for entry in sub.instances.unwrap_or_default() {
-            let mut row: Vec<(String, Option<String>)> = Vec::with_capacity(entry.len());
-            for (name, v) in entry {
-                let value = scalar(&v).map_err(|why| {
-                    Failure::new(
-                        format!(
-                            "Invalid submission: sub-form {} field {name} {why}",
-                            sub.name
-                        ),
-                        format!("the value of {}.{name} {why}: {v}", sub.name),
-                    )
-                })?;
-                merge_field(&mut row, name, value);
-            }
-            instances.push(row);
-        }
-        sub_forms.push(SubForm {
-            name: sub.name,
-            bind_type: sub.bind_type,
-            instances,
-        });
+        sub_forms.push(decode_sub_form(sub)?);
     }
     Ok(Form {
         bind_type: form.bind_type,
         fields,
         sub_forms,
+    })
+}
+
+/// One sub-form of `formInstance`, each repeated entry a flat map.
+fn decode_sub_form(sub: SubFormDef) -> Result<SubForm, Failure> {
+    let mut instances = Vec::new();
+    for entry in sub.instances.unwrap_or_default() {
+        let mut row: Vec<(String, Option<String>)> = Vec::with_capacity(entry.len());
+        for (name, v) in entry {
+            let value = scalar(&v).map_err(|why| {
+                Failure::new(
+                    format!(
+                        "Invalid submission: sub-form {} field {name} {why}",
+                        sub.name
+                    ),
+                    format!("the value of {}.{name} {why}: {v}", sub.name),
+                )
+            })?;
+            merge_field(&mut row, name, value);
+        }
+        instances.push(row);
+    }
+    Ok(SubForm {
+        name: sub.name,
+        bind_type: sub.bind_type,
+        instances,
     })
 }
 

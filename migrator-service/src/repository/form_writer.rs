@@ -4,9 +4,9 @@
 //! one text array per column, so a batch costs a few round trips whatever
 //! its size, and identifiers are quoted and values bound.
 
-use crate::poll::submission::{Failure, Submission};
 use crate::repository::catalog::{Catalog, ENVELOPE_COLUMNS, Naming, Table};
 use crate::repository::convert::{ColumnKind, convert};
+use crate::repository::model::{Failure, SubForm, Submission};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -77,18 +77,46 @@ pub fn prepare(
     catalog: &Catalog,
     naming: &Naming,
 ) -> Result<PreparedRow, Failure> {
+    let table = form_table_of(sub, catalog, naming)?;
+    let mut values: RowValues = Vec::with_capacity(sub.form.fields.len() + ENVELOPE_COLUMNS.len());
+    envelope_values(sub, table, &mut values)?;
+    field_values(sub, table, naming, &mut values)?;
+    let mut children = Vec::new();
+    for sub_form in &sub.form.sub_forms {
+        if sub_form.instances.is_empty() {
+            continue;
+        }
+        children.push(child_rows(sub, sub_form, table, catalog, naming)?);
+    }
+    Ok(PreparedRow {
+        instance_id: sub.instance_id.clone(),
+        table: table.name.clone(),
+        values,
+        children,
+    })
+}
+
+/// The form table the submission's form name maps to.
+fn form_table_of<'c>(
+    sub: &Submission,
+    catalog: &'c Catalog,
+    naming: &Naming,
+) -> Result<&'c Table, Failure> {
     let table_name = naming.table(&sub.form_name);
-    let Some(table) = catalog.form_table(table_name) else {
-        return Err(Failure::new(
+    catalog.form_table(table_name).ok_or_else(|| {
+        Failure::new(
             format!("Unknown form name: {}", sub.form_name),
             format!(
                 "the repository has no form table {table_name} (a table with id and instance_id columns) for form {}; add it with a migration (or a form_mapping), then ReprocessErrors",
                 sub.form_name
             ),
         )
-        .of(sub));
-    };
-    let mut values: RowValues = Vec::with_capacity(sub.form.fields.len() + ENVELOPE_COLUMNS.len());
+        .of(sub)
+    })
+}
+
+/// The envelope's values, for the envelope columns the table has.
+fn envelope_values(sub: &Submission, table: &Table, values: &mut RowValues) -> Result<(), Failure> {
     let client = sub.client_version.map(|v| v.to_string());
     let server = sub.server_version.to_string();
     let envelope: [(&str, Option<&str>); 7] = [
@@ -108,6 +136,17 @@ pub fn prepare(
             values.push(value_for(table, column, column, value).map_err(|f| f.of(sub))?);
         }
     }
+    Ok(())
+}
+
+/// The form's own fields; one that maps to a column the migrator fills
+/// itself is refused.
+fn field_values(
+    sub: &Submission,
+    table: &Table,
+    naming: &Naming,
+    values: &mut RowValues,
+) -> Result<(), Failure> {
     let bind_type = sub.form.bind_type.as_deref();
     for (field, value) in &sub.form.fields {
         let Some(value) = value else { continue };
@@ -124,56 +163,56 @@ pub fn prepare(
         }
         values.push(value_for(table, &column, field, value).map_err(|f| f.of(sub))?);
     }
-    let mut children = Vec::new();
-    for sub_form in &sub.form.sub_forms {
-        if sub_form.instances.is_empty() {
-            continue;
-        }
-        let child_name = naming.table(&sub_form.name);
-        let (Some(fk_column), Some(child)) =
-            (table.children.get(child_name), catalog.table(child_name))
-        else {
-            return Err(Failure::new(
-                format!("Unknown sub-form: {}", sub_form.name),
-                format!(
-                    "the repository has no table {child_name} with a foreign key to {} for sub-form {} of form {}; add it with a migration, then ReprocessErrors",
-                    table.name, sub_form.name, sub.form_name
-                ),
-            )
-            .of(sub));
-        };
-        let mut rows = Vec::with_capacity(sub_form.instances.len());
-        for instance in &sub_form.instances {
-            let mut row: RowValues = Vec::with_capacity(instance.len());
-            for (field, value) in instance {
-                let Some(value) = value else { continue };
-                let column = naming.column(&sub_form.name, sub_form.bind_type.as_deref(), field);
-                if column == "id" || column == *fk_column {
-                    return Err(Failure::new(
-                        format!("Field {field} maps to reserved column {column}"),
-                        format!(
-                            "field {field} of sub-form {} maps to column {column} of {child_name}, which the migrator fills itself",
-                            sub_form.name
-                        ),
-                    )
-                    .of(sub));
-                }
-                let label = format!("{}.{field}", sub_form.name);
-                row.push(value_for(child, &column, &label, value).map_err(|f| f.of(sub))?);
+    Ok(())
+}
+
+/// The rows of one sub-form, for the child table with a foreign key to
+/// the form table.
+fn child_rows(
+    sub: &Submission,
+    sub_form: &SubForm,
+    table: &Table,
+    catalog: &Catalog,
+    naming: &Naming,
+) -> Result<ChildRows, Failure> {
+    let child_name = naming.table(&sub_form.name);
+    let (Some(fk_column), Some(child)) =
+        (table.children.get(child_name), catalog.table(child_name))
+    else {
+        return Err(Failure::new(
+            format!("Unknown sub-form: {}", sub_form.name),
+            format!(
+                "the repository has no table {child_name} with a foreign key to {} for sub-form {} of form {}; add it with a migration, then ReprocessErrors",
+                table.name, sub_form.name, sub.form_name
+            ),
+        )
+        .of(sub));
+    };
+    let mut rows = Vec::with_capacity(sub_form.instances.len());
+    for instance in &sub_form.instances {
+        let mut row: RowValues = Vec::with_capacity(instance.len());
+        for (field, value) in instance {
+            let Some(value) = value else { continue };
+            let column = naming.column(&sub_form.name, sub_form.bind_type.as_deref(), field);
+            if column == "id" || column == *fk_column {
+                return Err(Failure::new(
+                    format!("Field {field} maps to reserved column {column}"),
+                    format!(
+                        "field {field} of sub-form {} maps to column {column} of {child_name}, which the migrator fills itself",
+                        sub_form.name
+                    ),
+                )
+                .of(sub));
             }
-            rows.push(row);
+            let label = format!("{}.{field}", sub_form.name);
+            row.push(value_for(child, &column, &label, value).map_err(|f| f.of(sub))?);
         }
-        children.push(ChildRows {
-            table: child_name.to_string(),
-            fk_column: fk_column.clone(),
-            rows,
-        });
+        rows.push(row);
     }
-    Ok(PreparedRow {
-        instance_id: sub.instance_id.clone(),
-        table: table.name.clone(),
-        values,
-        children,
+    Ok(ChildRows {
+        table: child_name.to_string(),
+        fk_column: fk_column.clone(),
+        rows,
     })
 }
 
@@ -218,6 +257,47 @@ fn columns_of<'a>(
     (used, arrays)
 }
 
+/// `INSERT INTO table (...) SELECT ... FROM unnest(...) AS u(...)` for the
+/// `used` columns of `table`, each from a text array; a foreign key column,
+/// when given, comes first from an `int8[]` (`$1`).
+fn insert_select(table: &Table, fk_column: Option<&str>, used: &[usize]) -> String {
+    let lead = usize::from(fk_column.is_some());
+    let mut names = Vec::with_capacity(used.len() + lead);
+    let mut exprs = Vec::with_capacity(used.len() + lead);
+    let mut params = Vec::with_capacity(used.len() + lead);
+    if let Some(fk_column) = fk_column {
+        names.push(quote_ident(fk_column));
+        exprs.push("u.v0".to_string());
+        params.push("$1::int8[]".to_string());
+    }
+    for (position, &i) in used.iter().enumerate() {
+        let col = &table.columns[i];
+        names.push(quote_ident(&col.name));
+        exprs.push(select_expr(position + lead, &col.kind, &col.sql_type));
+        params.push(format!("${}::text[]", position + lead + 1));
+    }
+    let aliases: Vec<String> = (0..used.len() + lead).map(|p| format!("v{p}")).collect();
+    format!(
+        "INSERT INTO {table} ({names}) SELECT {exprs} FROM unnest({params}) AS u({aliases})",
+        table = quote_ident(&table.name),
+        names = names.join(", "),
+        exprs = exprs.join(", "),
+        params = params.join(", "),
+        aliases = aliases.join(", "),
+    )
+}
+
+type BoxedQuery<'a> =
+    diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
+
+/// Binds one nullable text array per column, in order.
+fn bind_columns(mut query: BoxedQuery<'_>, arrays: Vec<Vec<Option<String>>>) -> BoxedQuery<'_> {
+    for array in arrays {
+        query = query.bind::<Array<Nullable<Text>>, _>(array);
+    }
+    query
+}
+
 /// Writes rows of one form table (and their sub-form rows) in one
 /// statement per table. Returns instance_id -> new row id for the rows
 /// written; a row whose `instance_id` is already in the table is skipped
@@ -231,43 +311,49 @@ pub async fn write_rows(
     if rows.is_empty() {
         return Ok(HashMap::new());
     }
-    let (used, arrays) = columns_of(rows.iter().map(|r| &r.values));
-    let mut names = Vec::with_capacity(used.len());
-    let mut exprs = Vec::with_capacity(used.len());
-    let mut params = Vec::with_capacity(used.len());
-    for (position, &i) in used.iter().enumerate() {
-        let col = &table.columns[i];
-        names.push(quote_ident(&col.name));
-        exprs.push(select_expr(position, &col.kind, &col.sql_type));
-        params.push(format!("${}::text[]", position + 1));
+    let ids = insert_parents(conn, table, rows).await?;
+    // Sub-form rows, one statement per child table, for the parents just written.
+    for ((child_name, fk_column), child_rows) in children_of(rows, &ids) {
+        let Some(child) = catalog.table(child_name) else {
+            continue;
+        };
+        insert_children(conn, child, fk_column, &child_rows).await?;
     }
-    let aliases: Vec<String> = (0..used.len()).map(|p| format!("v{p}")).collect();
+    Ok(ids)
+}
+
+/// The form table's rows; instance_id -> new row id for those written.
+async fn insert_parents(
+    conn: &mut AsyncPgConnection,
+    table: &Table,
+    rows: &[&PreparedRow],
+) -> Result<HashMap<String, i64>, diesel::result::Error> {
+    let (used, arrays) = columns_of(rows.iter().map(|r| &r.values));
     let conflict = if table.unique_instance_id {
         " ON CONFLICT (\"instance_id\") DO NOTHING"
     } else {
         ""
     };
     let sql = format!(
-        "INSERT INTO {table} ({names}) SELECT {exprs} FROM unnest({params}) AS u({aliases}){conflict} RETURNING \"id\"::int8 AS id, \"instance_id\"::text AS instance_id",
-        table = quote_ident(&table.name),
-        names = names.join(", "),
-        exprs = exprs.join(", "),
-        params = params.join(", "),
-        aliases = aliases.join(", "),
+        "{insert}{conflict} RETURNING \"id\"::int8 AS id, \"instance_id\"::text AS instance_id",
+        insert = insert_select(table, None, &used),
     );
-    let mut query = diesel::sql_query(sql).into_boxed();
-    for array in arrays {
-        query = query.bind::<Array<Nullable<Text>>, _>(array);
-    }
+    let query = bind_columns(diesel::sql_query(sql).into_boxed(), arrays);
     let inserted: Vec<Inserted> = query.load(conn).await?;
-    let ids: HashMap<String, i64> = inserted
+    Ok(inserted
         .into_iter()
         .map(|r| (r.instance_id, r.id))
-        .collect();
+        .collect())
+}
 
-    // Sub-form rows, one statement per child table, for the parents just written.
+/// The sub-form rows of the parents written, by (child table, foreign key
+/// column), each with its parent's new id.
+fn children_of<'a>(
+    rows: &[&'a PreparedRow],
+    ids: &HashMap<String, i64>,
+) -> HashMap<(&'a str, &'a str), Vec<(i64, &'a RowValues)>> {
     let mut by_child: HashMap<(&str, &str), Vec<(i64, &RowValues)>> = HashMap::new();
-    for row in rows {
+    for &row in rows {
         let Some(&parent_id) = ids.get(&row.instance_id) else {
             continue;
         };
@@ -278,39 +364,24 @@ pub async fn write_rows(
             entry.extend(child.rows.iter().map(|r| (parent_id, r)));
         }
     }
-    for ((child_name, fk_column), child_rows) in by_child {
-        let Some(child) = catalog.table(child_name) else {
-            continue;
-        };
-        let (used, arrays) = columns_of(child_rows.iter().map(|(_, r)| *r));
-        let parents: Vec<i64> = child_rows.iter().map(|(p, _)| *p).collect();
-        let mut names = vec![quote_ident(fk_column)];
-        let mut exprs = vec!["u.v0".to_string()];
-        let mut params = vec!["$1::int8[]".to_string()];
-        for (position, &i) in used.iter().enumerate() {
-            let col = &child.columns[i];
-            names.push(quote_ident(&col.name));
-            exprs.push(select_expr(position + 1, &col.kind, &col.sql_type));
-            params.push(format!("${}::text[]", position + 2));
-        }
-        let aliases: Vec<String> = (0..=used.len()).map(|p| format!("v{p}")).collect();
-        let sql = format!(
-            "INSERT INTO {table} ({names}) SELECT {exprs} FROM unnest({params}) AS u({aliases})",
-            table = quote_ident(&child.name),
-            names = names.join(", "),
-            exprs = exprs.join(", "),
-            params = params.join(", "),
-            aliases = aliases.join(", "),
-        );
-        let mut query = diesel::sql_query(sql)
-            .into_boxed()
-            .bind::<Array<BigInt>, _>(parents);
-        for array in arrays {
-            query = query.bind::<Array<Nullable<Text>>, _>(array);
-        }
-        query.execute(conn).await?;
-    }
-    Ok(ids)
+    by_child
+}
+
+/// The rows of one child table, in one statement.
+async fn insert_children(
+    conn: &mut AsyncPgConnection,
+    child: &Table,
+    fk_column: &str,
+    child_rows: &[(i64, &RowValues)],
+) -> Result<(), diesel::result::Error> {
+    let (used, arrays) = columns_of(child_rows.iter().map(|(_, r)| *r));
+    let parents: Vec<i64> = child_rows.iter().map(|(p, _)| *p).collect();
+    let sql = insert_select(child, Some(fk_column), &used);
+    let query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Array<BigInt>, _>(parents);
+    bind_columns(query, arrays).execute(conn).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,18 @@
-//! The repository database: [`catalog`] reads which form tables and
+//! The repository database: [`model`] is what it is given (a decoded
+//! submission, or a failure); [`catalog`] reads which form tables and
 //! columns exist; [`convert`] turns a field's text into its column's type;
 //! [`form_writer`] turns submissions into rows and writes them many at a
-//! time; [`audits`] reads the audits, errors and totals back.
+//! time; [`archive`] keeps the raw elements received; [`error_audit`]
+//! records the submissions that failed; [`postgres`] holds the text
+//! PostgreSQL refuses and what its errors mean; [`audits`] reads the
+//! audits, errors and totals back. Nothing here calls into
+//! [`crate::poll`].
 
+pub mod archive;
 pub mod audits;
 pub mod catalog;
 pub mod convert;
+pub mod error_audit;
 pub mod form_writer;
+pub mod model;
+pub mod postgres;
