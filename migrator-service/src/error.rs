@@ -1,6 +1,7 @@
 //! The one error type of migrator-service, mapped to gRPC status codes at the edge.
 
 use service_kit::KitError;
+use service_kit::error::{PoolError, status};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +25,6 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
 
-    /// Behaviour that a later piece of work provides; the message says what.
-    #[error("{0}")]
-    Unimplemented(String),
-
     /// The upstream of a source failed (see [`crate::poll::upstream::UpstreamError`]).
     #[error(transparent)]
     Upstream(#[from] crate::poll::upstream::UpstreamError),
@@ -42,8 +39,8 @@ pub enum Error {
     Shutdown,
 }
 
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for Error {
-    fn from(e: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+impl From<PoolError> for Error {
+    fn from(e: PoolError) -> Self {
         Error::Unavailable(e.to_string())
     }
 }
@@ -54,20 +51,9 @@ impl From<Error> for Status {
             Error::InvalidArgument(m) => Status::invalid_argument(m),
             Error::NotFound(m) => Status::not_found(m),
             Error::FailedPrecondition(m) => Status::failed_precondition(m),
-            Error::Unavailable(m) => Status::unavailable(format!("PostgreSQL is unavailable: {m}")),
-            Error::Unimplemented(m) => Status::unimplemented(m),
-            Error::Database(
-                e @ (diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ClosedConnection,
-                    _,
-                )
-                | diesel::result::Error::BrokenTransactionManager),
-            ) => Status::unavailable(format!("PostgreSQL is unavailable: {e}")),
-            Error::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                Status::internal(format!("database error: {e}"))
-            }
-            Error::Kit(e) => Status::internal(e.to_string()),
+            Error::Unavailable(m) => status::unavailable(&m),
+            Error::Database(e) => status::database(&e),
+            Error::Kit(e) => status::kit(&e),
             Error::Upstream(e) => Status::unavailable(e.to_string()),
             Error::NoProgress(m) => Status::failed_precondition(m),
             Error::Shutdown => Status::unavailable("the service is shutting down"),
