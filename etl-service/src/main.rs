@@ -3,11 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use etl_service::app::Etl;
 use etl_service::engine::entity::{EntityKind, EntityRef};
-use etl_service::migrations::migrations;
 use etl_service::{Config, Error};
-use service_kit::app::serve_command;
-use service_kit::base::{health_check_command, migrate_command};
-use service_kit::cli::Logs;
+use service_kit::cli::{Logs, SharedCommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,13 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the gRPC API and run the scheduler until SIGINT/SIGTERM.
-    Serve,
-    /// Apply pending database migrations, then exit.
-    Migrate,
-    /// Ask the running server (at server.listen / GRPC_LISTEN) for its health;
-    /// exit 0 when SERVING. For container health checks.
-    HealthCheck,
+    #[command(flatten)]
+    Shared(SharedCommand),
     /// Run one organisation (or organisation group) now, showing progress
     /// per table, and print a summary. Waits if a run of it is in progress.
     RunOnce(RunOnceArgs),
@@ -74,18 +66,13 @@ impl RunOnceArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = match cli.command {
-        Command::HealthCheck => Logs::Off,
+    let logs = match &cli.command {
+        Command::Shared(shared) => shared.logs(),
         _ => Logs::On,
     };
     service_kit::cli::run(cli.config.as_deref(), logs, |config: Config| async move {
         match cli.command {
-            Command::Serve => serve_command::<Etl>(config).await,
-            Command::Migrate => {
-                migrate_command(&config, migrations).await?;
-                Ok(())
-            }
-            Command::HealthCheck => Ok(health_check_command(&config).await?),
+            Command::Shared(shared) => shared.run::<Etl>(config).await,
             Command::RunOnce(args) => run_once(&config, &args).await,
         }
     })

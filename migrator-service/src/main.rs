@@ -4,9 +4,7 @@ use clap::{Parser, Subcommand};
 use migrator_service::app::FormsMigrator;
 use migrator_service::migrations::migrations;
 use migrator_service::{Config, Error};
-use service_kit::app::serve_command;
-use service_kit::base::{health_check_command, migrate_command};
-use service_kit::cli::Logs;
+use service_kit::cli::{Logs, SharedCommand};
 use service_kit::config::ServiceConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,13 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the gRPC API and run the batch job until SIGINT/SIGTERM.
-    Serve,
-    /// Apply pending database migrations, then exit.
-    Migrate,
-    /// Ask the running server (at server.listen / GRPC_LISTEN) for its health;
-    /// exit 0 when SERVING. For container health checks.
-    HealthCheck,
+    #[command(flatten)]
+    Shared(SharedCommand),
     /// Drain one source now (poll until a batch comes back empty), print a
     /// summary and exit; for operators and cron. Exits non-zero on failure.
     PollOnce {
@@ -51,18 +44,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = match cli.command {
-        Command::HealthCheck => Logs::Off,
+    let logs = match &cli.command {
+        Command::Shared(shared) => shared.logs(),
         _ => Logs::On,
     };
     service_kit::cli::run(cli.config.as_deref(), logs, |config: Config| async move {
         match cli.command {
-            Command::Serve => serve_command::<FormsMigrator>(config).await,
-            Command::Migrate => {
-                migrate_command(&config, migrations).await?;
-                Ok(())
-            }
-            Command::HealthCheck => Ok(health_check_command(&config).await?),
+            Command::Shared(shared) => shared.run::<FormsMigrator>(config).await,
             Command::PollOnce { source } => poll_once(config, source.as_deref()).await,
         }
     })
