@@ -47,7 +47,9 @@ pub enum Error {
     #[error("{0}")]
     Cancelled(String),
 
-    /// A failure a test asked for (`RunOptions::fail_after_tables`).
+    /// A failure a test asked for (`engine::faults`, with the
+    /// `fault-injection` feature only).
+    #[cfg(feature = "fault-injection")]
     #[error("{0}")]
     InjectedFailure(String),
 
@@ -70,7 +72,12 @@ impl From<Error> for Status {
             Error::FailedPrecondition(m) | Error::AlreadyRunning(m) => {
                 Status::failed_precondition(m)
             }
-            e @ (Error::Sync { .. } | Error::InjectedFailure(_)) => {
+            e @ Error::Sync { .. } => {
+                tracing::error!(error = %e, "run failed");
+                Status::internal(e.to_string())
+            }
+            #[cfg(feature = "fault-injection")]
+            e @ Error::InjectedFailure(_) => {
                 tracing::error!(error = %e, "run failed");
                 Status::internal(e.to_string())
             }

@@ -3,6 +3,7 @@
 //! rows; the next run completes, and the result equals a fresh full build.
 
 use etl_service::engine::RunOptions;
+use etl_service::engine::faults;
 use integration_tests::avni::Spec;
 use integration_tests::etl::{EtlFixture, org_ref, snapshot};
 use integration_tests::etl_faults::watermarks;
@@ -51,14 +52,7 @@ async fn a_failed_run_leaves_each_table_old_or_new_and_the_next_run_completes() 
 
     let total = old_rows.len();
     let fail_at = total / 2;
-    let error = f
-        .run(
-            org_ref(&org),
-            &RunOptions {
-                fail_after_tables: Some(fail_at),
-                ..RunOptions::default()
-            },
-        )
+    let error = faults::fail_after_tables(fail_at, f.run(org_ref(&org), &RunOptions::default()))
         .await
         .expect_err("the injected failure fails the run");
     assert!(error.to_string().contains("failure injected"), "{error}");

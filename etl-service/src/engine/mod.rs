@@ -7,12 +7,14 @@
 //! - [`source`]: reading the Avni source (the entity and its metadata);
 //! - [`schema`]: deciding and applying the reporting schema (plan, names,
 //!   layout, diff, DDL, views, roles, metadata);
-//! - [`sync`]: filling each table from the source, incrementally.
+//! - [`sync`]: filling each table from the source, incrementally;
+//! - [`faults`]: failures tests ask a run for (feature `fault-injection`).
 //!
 //! Calls go `run` → `source`, `schema`, `sync`; `schema` and `sync` read
 //! the plan, neither calls the other.
 
 pub mod entity;
+pub mod faults;
 pub mod lock;
 pub mod run;
 pub mod schema;

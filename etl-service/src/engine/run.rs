@@ -7,8 +7,9 @@
 
 use crate::config::EtlSettings;
 use crate::engine::entity::EntityRef;
+use crate::engine::faults;
 use crate::engine::lock::EntityLock;
-use crate::engine::schema::ddl;
+use crate::engine::schema::ddl::{self, AppliedTable};
 use crate::engine::schema::layout::TableKind;
 use crate::engine::schema::metadata;
 use crate::engine::schema::plan::{self, SchemaPlan};
@@ -54,10 +55,6 @@ pub struct RunOptions {
     /// Drop the schema, its metadata and watermarks first, under the same
     /// hold of the lock, then rebuild it from scratch (RecreateSchema).
     pub recreate: bool,
-    /// TEST ONLY: after this many tables have been synced and committed, the
-    /// next table's sync fails after writing its rows and before its commit,
-    /// as a crash in the middle of a run would. Never set in production.
-    pub fail_after_tables: Option<usize>,
     /// When to stop the run in the middle (timeout, shutdown, lost lease);
     /// never by default.
     pub stop: RunStop,
@@ -168,23 +165,7 @@ pub async fn run_entity(
         // No pooled connection is held while waiting for the lock: many
         // runs may wait at once.
         let lock = take_lock(ctx, &target, options.lock, stop).await?;
-        let result = match ctx.pool.get().await {
-            Ok(mut conn) => {
-                let token = conn.cancel_token();
-                let work = async {
-                    let dropped = if options.recreate {
-                        ddl::drop_schema(&mut conn, &target.schema_name).await?
-                    } else {
-                        0
-                    };
-                    run_locked(ctx, &mut conn, &target, options, progress)
-                        .await
-                        .map(|tables| (dropped, tables))
-                };
-                stop.guard(token, work).await
-            }
-            Err(e) => Err(e.into()),
-        };
+        let result = work_under_lock(ctx, &target, options, progress).await;
         release(lock).await;
         let (tables_dropped, tables) = result?;
         let report = RunReport {
@@ -211,6 +192,31 @@ pub async fn run_entity(
     .await
 }
 
+/// The run's work while it holds the entity's lock, on a pooled
+/// connection whose statement a stop cancels: the schema dropped first with
+/// [`RunOptions::recreate`], then [`run_locked`]. Returns how many tables
+/// were dropped, and the tables' reports.
+async fn work_under_lock(
+    ctx: &EngineContext,
+    target: &Target,
+    options: &RunOptions,
+    progress: &dyn ProgressSink,
+) -> Result<(usize, Vec<TableReport>), Error> {
+    let mut conn = ctx.pool.get().await?;
+    let token = conn.cancel_token();
+    let work = async {
+        let dropped = if options.recreate {
+            ddl::drop_schema(&mut conn, &target.schema_name).await?
+        } else {
+            0
+        };
+        run_locked(ctx, &mut conn, target, options, progress)
+            .await
+            .map(|tables| (dropped, tables))
+    };
+    options.stop.guard(token, work).await
+}
+
 async fn run_locked(
     ctx: &EngineContext,
     conn: &mut AsyncPgConnection,
@@ -218,14 +224,51 @@ async fn run_locked(
     options: &RunOptions,
     progress: &dyn ProgressSink,
 ) -> Result<Vec<TableReport>, Error> {
+    let (plan, applied) = apply_schema(ctx, conn, target, progress).await?;
+    let mut tables = TableSync {
+        ctx,
+        target,
+        boundary: sync_boundary(conn, ctx.settings.sync_offset_seconds).await?,
+        marks: sync::watermarks(conn, &target.schema_name).await?,
+        probe: ChangeProbe::default(),
+    };
+    let total = plan.tables.len();
+    let mut reports = Vec::with_capacity(total);
+    for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
+        // A stop that came between two statements ends the run here.
+        options.stop.check()?;
+        progress.event(ProgressEvent::TableStarted {
+            name: table.name.clone(),
+            index,
+            total,
+        });
+        let report = tables.sync(conn, table, applied, index).await?;
+        progress.event(ProgressEvent::TableFinished {
+            report: report.clone(),
+            index,
+            total,
+        });
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Reads the source metadata, plans the schema and applies its DDL,
+/// reporting [`ProgressEvent::Started`] and
+/// [`ProgressEvent::SchemaApplied`].
+async fn apply_schema(
+    ctx: &EngineContext,
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    progress: &dyn ProgressSink,
+) -> Result<(SchemaPlan, Vec<AppliedTable>), Error> {
     let model = source::load_model(conn, &target.member_ids()).await?;
     let existing = metadata::load_existing(conn, &target.schema_name).await?;
     let plan = plan::plan_schema(&model, &existing);
     let diffs = schema_diff::diff(&plan);
-    let total = plan.tables.len();
     progress.event(ProgressEvent::Started {
         schema_name: target.schema_name.clone(),
-        tables_total: total,
+        tables_total: plan.tables.len(),
     });
 
     check_time_zone(conn, &ctx.settings.time_zone).await?;
@@ -240,27 +283,47 @@ async fn run_locked(
         .filter(|a| a.change == TableChange::Altered)
         .count();
     progress.event(ProgressEvent::SchemaApplied { created, altered });
+    Ok((plan, applied))
+}
 
-    let offset = i32::try_from(ctx.settings.sync_offset_seconds).unwrap_or(i32::MAX);
-    let boundary = diesel::sql_query("SELECT now() - $1 * interval '1 second' AS boundary")
-        .bind::<Integer, _>(offset)
-        .get_result::<Boundary>(conn)
-        .await?
-        .boundary;
+/// The end of the run's sync window: `offset_seconds` before PostgreSQL's
+/// now.
+async fn sync_boundary(
+    conn: &mut AsyncPgConnection,
+    offset_seconds: u64,
+) -> Result<DateTime<Utc>, Error> {
+    let offset = i32::try_from(offset_seconds).unwrap_or(i32::MAX);
+    Ok(
+        diesel::sql_query("SELECT now() - $1 * interval '1 second' AS boundary")
+            .bind::<Integer, _>(offset)
+            .get_result::<Boundary>(conn)
+            .await?
+            .boundary,
+    )
+}
 
-    let marks = sync::watermarks(conn, &target.schema_name).await?;
-    let mut probe = ChangeProbe::default();
-    let mut reports = Vec::with_capacity(total);
-    for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
-        // A stop that came between two statements ends the run here.
-        options.stop.check()?;
-        progress.event(ProgressEvent::TableStarted {
-            name: table.name.clone(),
-            index,
-            total,
-        });
+/// What syncing the run's tables shares: the window's end, the watermarks
+/// read at its start and what is known of the source's changes.
+struct TableSync<'a> {
+    ctx: &'a EngineContext,
+    target: &'a Target,
+    boundary: DateTime<Utc>,
+    marks: HashMap<(i32, String), DateTime<Utc>>,
+    probe: ChangeProbe,
+}
+
+impl TableSync<'_> {
+    /// Syncs the run's table at `index` for every member organisation.
+    async fn sync(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        table: &plan::PlannedTable,
+        applied: &AppliedTable,
+        index: usize,
+    ) -> Result<TableReport, Error> {
+        let target = self.target;
         let table_started = Instant::now();
-        let fail = options.fail_after_tables == Some(index);
+        let fail = faults::fails_at(index);
         let mut counts = SyncCounts::default();
         for (m, member) in target.members.iter().enumerate() {
             let sync_target = SyncTarget {
@@ -269,40 +332,34 @@ async fn run_locked(
                 table_id: applied.table_id,
                 organisation_id: member.id,
                 db_user: &member.db_user,
-                time_zone: &ctx.settings.time_zone,
+                time_zone: &self.ctx.settings.time_zone,
             };
             let last_member = m + 1 == target.members.len();
-            let watermark = marks.get(&(applied.table_id, member.db_user.clone()));
+            let watermark = self.marks.get(&(applied.table_id, member.db_user.clone()));
             if !fail
-                && !probe
+                && !self
+                    .probe
                     .changed_since(conn, table, member.id, watermark)
                     .await?
             {
                 continue;
             }
-            counts += sync::sync_table(conn, &sync_target, boundary, fail && last_member)
+            counts += sync::sync_table(conn, &sync_target, self.boundary, fail && last_member)
                 .await
                 .map_err(|e| Error::Sync {
                     table: table.name.clone(),
                     source: Box::new(e),
                 })?;
         }
-        let report = TableReport {
+        Ok(TableReport {
             name: table.name.clone(),
             kind: table.identity.kind,
             change: applied.change,
             rows_upserted: counts.upserted,
             rows_deleted: counts.deleted,
             duration: table_started.elapsed(),
-        };
-        progress.event(ProgressEvent::TableFinished {
-            report: report.clone(),
-            index,
-            total,
-        });
-        reports.push(report);
+        })
     }
-    Ok(reports)
 }
 
 /// Whether a table's source has changed since its watermark, asking

@@ -71,88 +71,135 @@ pub fn column_expr(
             *nested,
         ),
         ColumnSource::AddressLevel { type_name, id } => {
-            let t = s.bind_text(type_name);
-            return if *id {
-                format!("(anc.levels -> {t} ->> 0)::bigint")
-            } else {
-                format!("(anc.levels -> {t} ->> 1)")
-            };
+            return address_level(s, type_name, *id);
         }
     };
-    let base = match (nested, parent) {
-        (true, Some(group)) => {
-            let g = s.bind_text(group);
-            format!("({obs} -> {g})")
-        }
-        _ => obs.to_string(),
-    };
-    let u = s.bind_text(concept_uuid);
-    let node = format!("({base} -> {u})");
-    let text = format!("({base} ->> {u})");
-    let tolerant = casting == Casting::Tolerant;
+    let Answer { node, text } = Answer::locate(s, obs, concept_uuid, parent, nested);
     match data_type {
-        "Numeric" if tolerant => format!(
+        "Numeric" => numeric(&node, &text, casting),
+        "Date" => {
+            let local = local_time(s, &text, time_zone, casting);
+            format!("CASE WHEN {} THEN {local}::date END", date_shaped(&text))
+        }
+        "DateTime" => {
+            let local = local_time(s, &text, time_zone, casting);
+            format!("CASE WHEN {} THEN {local} END", date_shaped(&text))
+        }
+        "Time" => time_of_day(&text, casting),
+        "ImageV2" => node,
+        "Coded" if multi_select => answer_names(s, &node, answers),
+        "Coded" => answer_name_of(s, &node, &text, answers),
+        _ => text,
+    }
+}
+
+/// An address table's column: the level of type `type_name` among the
+/// row's ancestors, its id or its title.
+fn address_level(s: &mut Statement, type_name: &str, id: bool) -> String {
+    let t = s.bind_text(type_name);
+    if id {
+        format!("(anc.levels -> {t} ->> 0)::bigint")
+    } else {
+        format!("(anc.levels -> {t} ->> 1)")
+    }
+}
+
+/// Where a question's answer is in the observations: as jsonb (`node`)
+/// and as text.
+struct Answer {
+    node: String,
+    text: String,
+}
+
+impl Answer {
+    /// The answer to `concept_uuid` in `obs`, inside its group's object for
+    /// a `nested` question (a non-repeatable group's child).
+    fn locate(
+        s: &mut Statement,
+        obs: &str,
+        concept_uuid: &str,
+        parent: &Option<String>,
+        nested: bool,
+    ) -> Self {
+        let base = match (nested, parent) {
+            (true, Some(group)) => {
+                let g = s.bind_text(group);
+                format!("({obs} -> {g})")
+            }
+            _ => obs.to_string(),
+        };
+        let u = s.bind_text(concept_uuid);
+        Self {
+            node: format!("({base} -> {u})"),
+            text: format!("({base} ->> {u})"),
+        }
+    }
+}
+
+/// A number answer as `numeric`.
+fn numeric(node: &str, text: &str, casting: Casting) -> String {
+    match casting {
+        Casting::Tolerant => format!(
             "CASE WHEN jsonb_typeof({node}) = 'number' OR {text} ~ {NUMBER_STRICT} \
              THEN {text}::numeric ELSE public.etl_try_numeric({text}) END"
         ),
-        "Numeric" => format!("{text}::numeric"),
-        "Date" => {
-            let tz = s.bind_text(time_zone);
-            format!(
-                "CASE WHEN {} THEN ({} AT TIME ZONE {tz})::date END",
-                date_shaped(&text),
-                timestamptz(&text, casting)
-            )
-        }
-        "DateTime" => {
-            let tz = s.bind_text(time_zone);
-            format!(
-                "CASE WHEN {} THEN ({} AT TIME ZONE {tz}) END",
-                date_shaped(&text),
-                timestamptz(&text, casting)
-            )
-        }
-        "Time" => {
-            let cast = if tolerant {
-                format!(
-                    "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time ELSE public.etl_try_time({text}) END"
-                )
-            } else {
-                format!("{text}::time")
-            };
-            format!("CASE WHEN strpos({text}, ':') IN (2, 3) THEN {cast} END")
-        }
-        "ImageV2" => node,
-        "Coded" if multi_select => {
-            let names = answer_map(s, answers);
-            // An unanswered question (most of a form's) skips the
-            // subquery altogether.
-            format!(
-                "CASE WHEN {node} IS NOT NULL THEN \
-                 (SELECT string_agg(coalesce({names} ->> v.answer, ({lookup})), ', ' ORDER BY v.ord) \
-                 FROM jsonb_array_elements_text(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} \
-                      WHEN 'string' THEN jsonb_build_array({node}) END) WITH ORDINALITY AS v(answer, ord)) END",
-                lookup = answer_name("v.answer"),
-            )
-        }
-        "Coded" => {
-            let names = answer_map(s, answers);
-            let value = format!(
-                "(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} ->> 0 ELSE {text} END)"
-            );
-            // The usual answer, a uuid the concept lists, costs one lookup;
-            // a one-element array or an answer it does not list, more; an
-            // unanswered question (most of a form's) skips the subquery,
-            // which could find nothing.
-            format!(
-                "coalesce({names} ->> {text}, \
-                 CASE WHEN jsonb_typeof({node}) = 'array' THEN {names} ->> ({node} ->> 0) END, \
-                 CASE WHEN {text} IS NOT NULL THEN ({lookup}) END)",
-                lookup = answer_name(&value)
-            )
-        }
-        _ => text,
+        Casting::Direct => format!("{text}::numeric"),
     }
+}
+
+/// A date or date-time answer as a timestamp in `time_zone`.
+fn local_time(s: &mut Statement, text: &str, time_zone: &str, casting: Casting) -> String {
+    let tz = s.bind_text(time_zone);
+    format!("({} AT TIME ZONE {tz})", timestamptz(text, casting))
+}
+
+/// A time answer as `time`, when its first `:` is second or third.
+fn time_of_day(text: &str, casting: Casting) -> String {
+    let cast = match casting {
+        Casting::Tolerant => format!(
+            "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time ELSE public.etl_try_time({text}) END"
+        ),
+        Casting::Direct => format!("{text}::time"),
+    };
+    format!("CASE WHEN strpos({text}, ':') IN (2, 3) THEN {cast} END")
+}
+
+/// A multi-select answer (an array of answer uuids, or one uuid) as its
+/// answers' names, comma-separated in the order given.
+fn answer_names(s: &mut Statement, node: &str, answers: &[(String, String)]) -> String {
+    let names = answer_map(s, answers);
+    // An unanswered question (most of a form's) skips the
+    // subquery altogether.
+    format!(
+        "CASE WHEN {node} IS NOT NULL THEN \
+         (SELECT string_agg(coalesce({names} ->> v.answer, ({lookup})), ', ' ORDER BY v.ord) \
+         FROM jsonb_array_elements_text(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} \
+              WHEN 'string' THEN jsonb_build_array({node}) END) WITH ORDINALITY AS v(answer, ord)) END",
+        lookup = answer_name("v.answer"),
+    )
+}
+
+/// A single-select answer (an answer uuid, or an array of one) as the
+/// answer's name.
+fn answer_name_of(
+    s: &mut Statement,
+    node: &str,
+    text: &str,
+    answers: &[(String, String)],
+) -> String {
+    let names = answer_map(s, answers);
+    let value =
+        format!("(CASE jsonb_typeof({node}) WHEN 'array' THEN {node} ->> 0 ELSE {text} END)");
+    // The usual answer, a uuid the concept lists, costs one lookup;
+    // a one-element array or an answer it does not list, more; an
+    // unanswered question (most of a form's) skips the subquery,
+    // which could find nothing.
+    format!(
+        "coalesce({names} ->> {text}, \
+         CASE WHEN jsonb_typeof({node}) = 'array' THEN {names} ->> ({node} ->> 0) END, \
+         CASE WHEN {text} IS NOT NULL THEN ({lookup}) END)",
+        lookup = answer_name(&value)
+    )
 }
 
 /// Whether `text` is shaped like an ISO date (`dddd-dd-dd...`): a cheap

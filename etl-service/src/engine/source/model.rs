@@ -1,0 +1,297 @@
+//! The metadata a reporting schema is planned from, read from the Avni
+//! source tables and merged over the member organisations: subject types,
+//! programs, encounter types, form mappings, form elements and concepts,
+//! address level types.
+
+use crate::error::Error;
+use diesel::QueryableByName;
+use diesel::pg::Pg;
+use diesel::sql_types::{Array, Bool, Double, Integer, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::{BTreeMap, HashSet};
+
+/// The metadata a schema is planned from, merged over the member
+/// organisations (entities with the same uuid are the same entity).
+#[derive(Debug, Clone, Default)]
+pub struct SourceModel {
+    pub subject_types: Vec<SubjectType>,
+    pub programs: Vec<NamedEntity>,
+    pub encounter_types: Vec<NamedEntity>,
+    pub mappings: Vec<FormMapping>,
+    /// Each form's questions in form order, by form uuid.
+    pub form_elements: BTreeMap<String, Vec<FormElement>>,
+    /// Highest level first (State, District, ..., Village).
+    pub address_level_types: Vec<String>,
+    /// The answers of each coded question's concept: concept uuid ->
+    /// (answer concept uuid, answer name).
+    pub answers: BTreeMap<String, Vec<(String, String)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct SubjectType {
+    #[diesel(sql_type = Text)]
+    pub uuid: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// `Person`, `Individual`, `Household`, `Group` or `User`.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Bool)]
+    pub allow_middle_name: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct NamedEntity {
+    #[diesel(sql_type = Text)]
+    pub uuid: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct FormMapping {
+    #[diesel(sql_type = Text)]
+    pub form_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub form_type: String,
+    #[diesel(sql_type = Text)]
+    pub subject_type_uuid: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub program_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub encounter_type_uuid: Option<String>,
+}
+
+/// One question of a form.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct FormElement {
+    #[diesel(sql_type = Text)]
+    pub form_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub concept_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub concept_name: String,
+    #[diesel(sql_type = Text)]
+    pub data_type: String,
+    /// `SingleSelect` / `MultiSelect` for coded questions.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub element_type: Option<String>,
+    /// Marks a question group whose answer is an array of groups.
+    #[diesel(sql_type = Bool)]
+    pub repeatable: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub parent_concept_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub parent_concept_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    pub parent_repeatable: bool,
+}
+
+#[derive(QueryableByName)]
+struct Answer {
+    #[diesel(sql_type = Text)]
+    concept_uuid: String,
+    #[diesel(sql_type = Text)]
+    answer_uuid: String,
+    #[diesel(sql_type = Text)]
+    answer_name: String,
+}
+
+#[derive(QueryableByName)]
+struct LevelType {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Double)]
+    #[allow(dead_code)]
+    level: f64,
+}
+
+const REPEATABLE: &str = "(coalesce(x.key_values @> '[{\"key\": \"repeatable\", \"value\": true}]'::jsonb, false) \
+     OR coalesce(x.key_values @> '{\"key\": \"repeatable\", \"value\": true}'::jsonb, false))";
+
+/// Reads the metadata of the given organisations.
+pub async fn load_model(
+    conn: &mut AsyncPgConnection,
+    organisation_ids: &[i32],
+) -> Result<SourceModel, Error> {
+    let ids = organisation_ids;
+    let subject_types: Vec<SubjectType> = load_operational(
+        conn,
+        ids,
+        "subject_type",
+        "st",
+        ", st.type AS kind, st.allow_middle_name",
+    )
+    .await?;
+    let programs: Vec<NamedEntity> = load_operational(conn, ids, "program", "p", "").await?;
+    let encounter_types: Vec<NamedEntity> =
+        load_operational(conn, ids, "encounter_type", "et", "").await?;
+    let mappings = load_mappings(conn, ids).await?;
+    let form_elements = load_form_elements(conn, ids, &mappings).await?;
+    let address_level_types = load_address_level_types(conn, ids).await?;
+    let answers = load_answers(conn, ids, &form_elements).await?;
+    Ok(SourceModel {
+        answers,
+        subject_types,
+        programs,
+        encounter_types,
+        mappings,
+        form_elements,
+        address_level_types,
+    })
+}
+
+/// The entities of `table` (aliased `alias`, with the `extra` columns)
+/// that the organisations define, each named as its organisation shows it.
+///
+/// The organisation's display name (operational_*) wins over the base
+/// name; the same entity in two members is read once.
+async fn load_operational<T>(
+    conn: &mut AsyncPgConnection,
+    ids: &[i32],
+    table: &str,
+    alias: &str,
+    extra: &str,
+) -> Result<Vec<T>, Error>
+where
+    T: QueryableByName<Pg> + Send + 'static,
+{
+    let a = alias;
+    Ok(diesel::sql_query(format!(
+        "SELECT DISTINCT ON ({a}.uuid) {a}.uuid, coalesce(nullif(o{a}.name, ''), {a}.name) AS name{extra} \
+         FROM public.{table} {a} \
+         LEFT JOIN public.operational_{table} o{a} \
+           ON o{a}.{table}_id = {a}.id AND NOT o{a}.is_voided AND o{a}.organisation_id = ANY($1) \
+         WHERE {a}.organisation_id = ANY($1) AND NOT {a}.is_voided \
+         ORDER BY {a}.uuid, {a}.organisation_id, {a}.id"
+    ))
+    .bind::<Array<Integer>, _>(ids)
+    .load(conn)
+    .await?)
+}
+
+/// Which forms fill which tables: each form mapped to a subject type and,
+/// for a program's or an encounter's form, its program and encounter type.
+async fn load_mappings(
+    conn: &mut AsyncPgConnection,
+    ids: &[i32],
+) -> Result<Vec<FormMapping>, Error> {
+    Ok(diesel::sql_query(
+        "SELECT DISTINCT f.uuid AS form_uuid, f.form_type, st.uuid AS subject_type_uuid, \
+                p.uuid AS program_uuid, et.uuid AS encounter_type_uuid \
+         FROM public.form_mapping fm \
+         JOIN public.form f ON f.id = fm.form_id AND NOT f.is_voided \
+         JOIN public.subject_type st ON st.id = fm.subject_type_id AND NOT st.is_voided \
+         LEFT JOIN public.program p ON p.id = fm.entity_id \
+         LEFT JOIN public.encounter_type et ON et.id = fm.observations_type_entity_id \
+         WHERE fm.organisation_id = ANY($1) AND NOT fm.is_voided \
+           AND (fm.entity_id IS NULL OR NOT p.is_voided) \
+           AND (fm.observations_type_entity_id IS NULL OR NOT et.is_voided) \
+         ORDER BY f.uuid, st.uuid, p.uuid, et.uuid",
+    )
+    .bind::<Array<Integer>, _>(ids)
+    .load(conn)
+    .await?)
+}
+
+/// The questions of the mapped forms, by form uuid, in form order.
+async fn load_form_elements(
+    conn: &mut AsyncPgConnection,
+    ids: &[i32],
+    mappings: &[FormMapping],
+) -> Result<BTreeMap<String, Vec<FormElement>>, Error> {
+    let form_uuids: Vec<String> = mappings
+        .iter()
+        .map(|m| m.form_uuid.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let element_sql = format!(
+        "SELECT f.uuid AS form_uuid, c.uuid AS concept_uuid, c.name AS concept_name, c.data_type, \
+                fe.type AS element_type, {own} AS repeatable, \
+                pc.uuid AS parent_concept_uuid, pc.name AS parent_concept_name, \
+                coalesce({parent}, false) AS parent_repeatable \
+         FROM public.form f \
+         JOIN public.form_element_group feg ON feg.form_id = f.id AND NOT feg.is_voided \
+         JOIN public.form_element fe ON fe.form_element_group_id = feg.id AND NOT fe.is_voided \
+         JOIN public.concept c ON c.id = fe.concept_id \
+         LEFT JOIN public.form_element pfe ON pfe.id = fe.group_id \
+         LEFT JOIN public.concept pc ON pc.id = pfe.concept_id \
+         WHERE f.uuid = ANY($1) AND f.organisation_id = ANY($2) \
+         ORDER BY f.uuid, f.organisation_id, feg.display_order, fe.display_order, fe.id",
+        own = REPEATABLE.replace("x.", "fe."),
+        parent = REPEATABLE.replace("x.", "pfe."),
+    );
+    let elements: Vec<FormElement> = diesel::sql_query(element_sql)
+        .bind::<Array<Text>, _>(&form_uuids)
+        .bind::<Array<Integer>, _>(ids)
+        .load(conn)
+        .await?;
+    let mut form_elements: BTreeMap<String, Vec<FormElement>> = BTreeMap::new();
+    for e in elements {
+        let list = form_elements.entry(e.form_uuid.clone()).or_default();
+        // A form shared by two members appears twice; its first copy counts.
+        if !list.iter().any(|x| {
+            x.concept_uuid == e.concept_uuid && x.parent_concept_uuid == e.parent_concept_uuid
+        }) {
+            list.push(e);
+        }
+    }
+    Ok(form_elements)
+}
+
+/// The address level types' names, highest level first.
+async fn load_address_level_types(
+    conn: &mut AsyncPgConnection,
+    ids: &[i32],
+) -> Result<Vec<String>, Error> {
+    let levels: Vec<LevelType> = diesel::sql_query(
+        "SELECT name, max(level) AS level FROM public.address_level_type \
+         WHERE organisation_id = ANY($1) AND NOT is_voided \
+         GROUP BY name ORDER BY max(level) DESC, name",
+    )
+    .bind::<Array<Integer>, _>(ids)
+    .load(conn)
+    .await?;
+    Ok(levels.into_iter().map(|l| l.name).collect())
+}
+
+/// The answers of the coded questions among `form_elements`, by concept
+/// uuid.
+async fn load_answers(
+    conn: &mut AsyncPgConnection,
+    ids: &[i32],
+    form_elements: &BTreeMap<String, Vec<FormElement>>,
+) -> Result<BTreeMap<String, Vec<(String, String)>>, Error> {
+    let coded: Vec<String> = form_elements
+        .values()
+        .flatten()
+        .filter(|e| e.data_type == "Coded")
+        .map(|e| e.concept_uuid.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    // A concept shared by two members is answered by the first member's
+    // names; an answer missing here is still looked up row by row.
+    let answer_rows: Vec<Answer> = diesel::sql_query(
+        "SELECT DISTINCT ON (c.uuid, a.uuid) c.uuid AS concept_uuid, a.uuid AS answer_uuid, \
+                a.name AS answer_name \
+         FROM public.concept c \
+         JOIN public.concept_answer ca ON ca.concept_id = c.id AND NOT ca.is_voided \
+         JOIN public.concept a ON a.id = ca.answer_concept_id \
+         WHERE c.uuid = ANY($1) AND c.organisation_id = ANY($2) \
+         ORDER BY c.uuid, a.uuid, c.organisation_id",
+    )
+    .bind::<Array<Text>, _>(&coded)
+    .bind::<Array<Integer>, _>(ids)
+    .load(conn)
+    .await?;
+    let mut answers: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for a in answer_rows {
+        answers
+            .entry(a.concept_uuid)
+            .or_default()
+            .push((a.answer_uuid, a.answer_name));
+    }
+    Ok(answers)
+}

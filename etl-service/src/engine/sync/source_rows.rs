@@ -1,0 +1,144 @@
+//! Which source rows drive a reporting table: the source table of its kind,
+//! the joins its filter needs, and the conditions picking the organisation's
+//! rows of the table's types changed in the window.
+
+use crate::engine::schema::layout::TableKind;
+use crate::engine::schema::plan::{PlannedTable, TableIdentity};
+use crate::engine::sync::SyncTarget;
+use crate::engine::sync::sql_text::{Statement, Value};
+use chrono::{DateTime, Utc};
+
+/// The source table whose rows drive a reporting table.
+pub fn source_table(table: &PlannedTable) -> &'static str {
+    match row_kind(table) {
+        TableKind::Subject | TableKind::RepeatableQuestionGroup => "individual",
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => "program_enrolment",
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => "program_encounter",
+        TableKind::Encounter | TableKind::EncounterCancel => "encounter",
+        TableKind::Address => "address_level",
+    }
+}
+
+/// The kind whose source rows drive the table: the owner's for a
+/// repeatable-group table.
+pub(super) fn row_kind(table: &PlannedTable) -> TableKind {
+    table.identity.owner_kind.unwrap_or(table.identity.kind)
+}
+
+/// FROM clause of a kind's source rows, with the joins its filter needs.
+pub(super) fn source_from(kind: TableKind) -> &'static str {
+    match kind {
+        TableKind::Subject => "public.individual src",
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => {
+            "public.program_enrolment src JOIN public.individual i ON i.id = src.individual_id"
+        }
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => {
+            "public.program_encounter src \
+             JOIN public.program_enrolment en ON en.id = src.program_enrolment_id \
+             JOIN public.individual i ON i.id = en.individual_id"
+        }
+        TableKind::Encounter | TableKind::EncounterCancel => {
+            "public.encounter src JOIN public.individual i ON i.id = src.individual_id"
+        }
+        TableKind::Address => {
+            "public.address_level src JOIN public.address_level_type lt ON lt.id = src.type_id"
+        }
+        TableKind::RepeatableQuestionGroup => "public.individual src",
+    }
+}
+
+/// The WHERE conditions selecting `target`'s source rows changed in the
+/// window.
+pub(super) fn source_filter(
+    s: &mut Statement,
+    target: &SyncTarget<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> String {
+    let kind = row_kind(target.table);
+    let org = s.bind(Value::Int(target.organisation_id));
+    let lo = s.bind(Value::Time(from));
+    let hi = s.bind(Value::Time(to));
+    let mut conditions = vec![format!("src.organisation_id = {org}")];
+    for TypeFilter {
+        column,
+        table,
+        uuid,
+    } in type_filters(kind, &target.table.identity)
+    {
+        // An array computed once, before the scan: the condition is then
+        // checked on each source row as it is read, before the joins and
+        // before its observations are detoasted (as a semi-join it was
+        // checked after them, reading every other type's observations).
+        if let Some(uuid) = uuid {
+            let p = s.bind_text(uuid);
+            conditions.push(format!(
+                "{column} = ANY (ARRAY(SELECT id FROM public.{table} WHERE uuid = {p}))"
+            ));
+        }
+    }
+    conditions.push(window_condition(kind, &org, &lo, &hi));
+    conditions.join(" AND ")
+}
+
+/// A source row's column naming one of the table's types (subject type,
+/// program, encounter type), the type's table and the table's uuid for it.
+struct TypeFilter<'a> {
+    column: &'static str,
+    table: &'static str,
+    uuid: &'a Option<String>,
+}
+
+/// The types a `kind`'s source rows are filtered by, in the order their
+/// conditions are written.
+fn type_filters(kind: TableKind, identity: &TableIdentity) -> Vec<TypeFilter<'_>> {
+    let subject_type = |column| TypeFilter {
+        column,
+        table: "subject_type",
+        uuid: &identity.subject_type_uuid,
+    };
+    let program = |column| TypeFilter {
+        column,
+        table: "program",
+        uuid: &identity.program_uuid,
+    };
+    let encounter_type = |column| TypeFilter {
+        column,
+        table: "encounter_type",
+        uuid: &identity.encounter_type_uuid,
+    };
+    match kind {
+        TableKind::Subject => vec![subject_type("src.subject_type_id")],
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => {
+            vec![program("src.program_id"), subject_type("i.subject_type_id")]
+        }
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => vec![
+            encounter_type("src.encounter_type_id"),
+            program("en.program_id"),
+            subject_type("i.subject_type_id"),
+        ],
+        TableKind::Encounter | TableKind::EncounterCancel => vec![
+            encounter_type("src.encounter_type_id"),
+            subject_type("i.subject_type_id"),
+        ],
+        TableKind::Address | TableKind::RepeatableQuestionGroup => vec![],
+    }
+}
+
+/// The condition on a source row's change time: within (`lo`, `hi`].
+fn window_condition(kind: TableKind, org: &str, lo: &str, hi: &str) -> String {
+    if kind == TableKind::Address {
+        // A level's row shows its ancestors' titles, so a changed level
+        // brings its descendants along.
+        format!(
+            "src.id IN (WITH RECURSIVE changed AS ( \
+                 SELECT id FROM public.address_level \
+                 WHERE organisation_id = {org} AND last_modified_date_time > {lo} \
+                   AND last_modified_date_time <= {hi} \
+                 UNION SELECT c.id FROM public.address_level c JOIN changed p ON c.parent_id = p.id) \
+             SELECT id FROM changed)"
+        )
+    } else {
+        format!("src.last_modified_date_time > {lo} AND src.last_modified_date_time <= {hi}")
+    }
+}
