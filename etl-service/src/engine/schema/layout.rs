@@ -260,12 +260,10 @@ pub fn fixed_columns(
     let mut cols = match kind {
         TableKind::Subject => subject_columns(subject_kind, allow_middle_name),
         TableKind::ProgramEnrolment | TableKind::ProgramExit => enrolment_columns(),
-        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => {
-            program_encounter_columns(kind == TableKind::ProgramEncounter)
-        }
-        TableKind::Encounter | TableKind::EncounterCancel => {
-            encounter_columns(kind == TableKind::Encounter)
-        }
+        TableKind::ProgramEncounter
+        | TableKind::ProgramEncounterCancel
+        | TableKind::Encounter
+        | TableKind::EncounterCancel => visit_columns(kind),
         TableKind::RepeatableQuestionGroup => group_columns(owner),
         TableKind::Address => address_columns(),
     };
@@ -320,24 +318,28 @@ fn enrolment_columns() -> Vec<FixedColumn> {
     cols
 }
 
-fn program_encounter_columns(with_encounter_date: bool) -> Vec<FixedColumn> {
+/// A visit table's columns: a program encounter's individual is its
+/// enrolment's, and a cancel table has no `encounter_date_time`.
+fn visit_columns(kind: TableKind) -> Vec<FixedColumn> {
     let mut cols = id_and_uuid();
     cols.push(col("name", Text, "src.name"));
-    cols.push(indexed("individual_id", Bigint, "en.individual_id"));
-    cols.push(indexed(
-        "program_enrolment_id",
-        Bigint,
-        "src.program_enrolment_id",
-    ));
-    cols.extend(visit_dates(with_encounter_date));
-    cols
-}
-
-fn encounter_columns(with_encounter_date: bool) -> Vec<FixedColumn> {
-    let mut cols = id_and_uuid();
-    cols.push(col("name", Text, "src.name"));
-    cols.push(indexed("individual_id", Bigint, "src.individual_id"));
-    cols.extend(visit_dates(with_encounter_date));
+    if matches!(
+        kind,
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel
+    ) {
+        cols.push(indexed("individual_id", Bigint, "en.individual_id"));
+        cols.push(indexed(
+            "program_enrolment_id",
+            Bigint,
+            "src.program_enrolment_id",
+        ));
+    } else {
+        cols.push(indexed("individual_id", Bigint, "src.individual_id"));
+    }
+    cols.extend(visit_dates(matches!(
+        kind,
+        TableKind::ProgramEncounter | TableKind::Encounter
+    )));
     cols
 }
 

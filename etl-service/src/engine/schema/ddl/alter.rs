@@ -34,7 +34,15 @@ pub(super) async fn alter_table(
     }
     update_columns(conn, &qualified, &evolution.column_updates).await?;
     if !evolution.additions.is_empty() {
-        add_columns(conn, schema, table, evolution).await?;
+        add_columns(
+            conn,
+            schema,
+            &qualified,
+            table,
+            table_id,
+            &evolution.additions,
+        )
+        .await?;
     }
     if evolution.needs_resync() {
         diesel::sql_query(
@@ -104,29 +112,28 @@ async fn update_columns(
     Ok(())
 }
 
-/// Adds the evolution's new columns after the table's last, with their
+/// Adds the planned columns `additions` after the table's last, with their
 /// metadata and indexes.
 async fn add_columns(
     conn: &mut AsyncPgConnection,
     schema: &str,
+    qualified: &str,
     table: &PlannedTable,
-    evolution: &TableEvolution,
+    table_id: i32,
+    additions: &[ColumnRef],
 ) -> Result<(), Error> {
-    let table_id = evolution.table_id;
-    let qualified = quote_qualified(schema, &table.name);
-    let specs: Vec<ColumnSpec> = evolution
-        .additions
+    let specs: Vec<ColumnSpec> = additions
         .iter()
         .filter_map(|r| match r {
             ColumnRef::Fixed(i) => table.fixed.get(*i).map(fixed_spec),
             ColumnRef::Question(i) => table.columns.get(*i).map(planned_spec),
         })
         .collect();
-    let additions: Vec<String> = specs
+    let clauses: Vec<String> = specs
         .iter()
         .map(|c| format!("ADD COLUMN {} {}", quote_ident(&c.name), c.sql_type.sql()))
         .collect();
-    diesel::sql_query(format!("ALTER TABLE {qualified} {}", additions.join(", ")))
+    diesel::sql_query(format!("ALTER TABLE {qualified} {}", clauses.join(", ")))
         .execute(conn)
         .await?;
     let next_order = diesel::sql_query(
