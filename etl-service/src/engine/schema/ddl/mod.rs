@@ -5,9 +5,9 @@
 //! reporting views are rebuilt and the readers' roles granted access in the
 //! same transaction, so no reader ever sees a schema without its views.
 //!
-//! This module orders the steps and renames and retires tables; [`create`]
-//! makes new tables, [`alter`] brings existing ones to their plan, and
-//! [`columns`] holds the column and index metadata both write.
+//! This module orders the steps and renames and retires tables; `create`
+//! makes new tables, `alter` brings existing ones to their plan, and
+//! `columns` holds the column and index metadata both write.
 
 mod alter;
 mod columns;

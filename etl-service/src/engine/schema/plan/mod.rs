@@ -8,10 +8,10 @@
 //! that exists keeps its name, and a new one whose name is taken gets a
 //! suffix hashed from its identity, so no two entities ever share a table.
 //!
-//! This module holds the plan's types and [`plan_schema`]; [`tables`]
-//! decides which tables there are and what each is for, [`columns`] each
-//! table's question (or address level) columns, [`existing`] describes the
-//! schema as it stands, and [`evolution`] matches the plan to it: renames,
+//! This module holds the plan's types and [`plan_schema`]; `tables`
+//! decides which tables there are and what each is for, `columns` each
+//! table's question (or address level) columns, `existing` describes the
+//! schema as it stands, and `evolution` matches the plan to it: renames,
 //! revivals, voiding and unique names.
 
 mod columns;
