@@ -257,83 +257,107 @@ pub fn fixed_columns(
     allow_middle_name: bool,
     owner: Option<TableKind>,
 ) -> Vec<FixedColumn> {
-    let mut cols = Vec::new();
-    match kind {
-        TableKind::Subject => {
-            cols.push(key("id", Bigint, "src.id"));
-            cols.push(col("uuid", Text, "src.uuid"));
-            cols.push(col("first_name", Text, "src.first_name"));
-            if allow_middle_name {
-                cols.push(col("middle_name", Text, "src.middle_name"));
-            }
-            if subject_kind == "Person" {
-                cols.push(col("last_name", Text, "src.last_name"));
-                cols.push(col("date_of_birth", Date, "src.date_of_birth"));
-                cols.push(col(
-                    "date_of_birth_verified",
-                    Boolean,
-                    "src.date_of_birth_verified",
-                ));
-                cols.push(col("gender", Text, "g.name"));
-            }
-            cols.push(col("registration_date", Date, "src.registration_date"));
-            cols.push(indexed("address_id", Bigint, "src.address_id"));
-            cols.push(col(
-                "registration_location",
-                Text,
-                "src.registration_location::text",
-            ));
-        }
-        TableKind::ProgramEnrolment | TableKind::ProgramExit => {
-            cols.push(key("id", Bigint, "src.id"));
-            cols.push(col("uuid", Text, "src.uuid"));
-            cols.push(indexed("individual_id", Bigint, "src.individual_id"));
-            cols.push(col(
-                "enrolment_date_time",
-                Timestamptz,
-                "src.enrolment_date_time",
-            ));
-            cols.push(col(
-                "program_exit_date_time",
-                Timestamptz,
-                "src.program_exit_date_time",
-            ));
-        }
-        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => {
-            cols.push(key("id", Bigint, "src.id"));
-            cols.push(col("uuid", Text, "src.uuid"));
-            cols.push(col("name", Text, "src.name"));
-            cols.push(indexed("individual_id", Bigint, "en.individual_id"));
-            cols.push(indexed(
-                "program_enrolment_id",
-                Bigint,
-                "src.program_enrolment_id",
-            ));
-            cols.extend(visit_dates(kind == TableKind::ProgramEncounter));
-        }
-        TableKind::Encounter | TableKind::EncounterCancel => {
-            cols.push(key("id", Bigint, "src.id"));
-            cols.push(col("uuid", Text, "src.uuid"));
-            cols.push(col("name", Text, "src.name"));
-            cols.push(indexed("individual_id", Bigint, "src.individual_id"));
-            cols.extend(visit_dates(kind == TableKind::Encounter));
-        }
-        TableKind::RepeatableQuestionGroup => {
-            let parent = owner.unwrap_or(TableKind::Subject).parent_id_column();
-            cols.push(key(parent, Bigint, "src.id"));
-            // 0-based position of the group in the answer's array.
-            cols.push(key("index", Integer, "(el.ord - 1)::integer"));
-            cols.push(col("parent_uuid", Text, "src.uuid"));
-        }
-        TableKind::Address => {
-            cols.push(key("id", Bigint, "src.id"));
-            cols.push(col("uuid", Text, "src.uuid"));
-            cols.push(col("title", Text, "src.title"));
-            cols.push(col("type", Text, "lt.name"));
-            indexed_parent(&mut cols);
-        }
-    }
+    let mut cols = match kind {
+        TableKind::Subject => subject_columns(subject_kind, allow_middle_name),
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => enrolment_columns(),
+        TableKind::ProgramEncounter
+        | TableKind::ProgramEncounterCancel
+        | TableKind::Encounter
+        | TableKind::EncounterCancel => visit_columns(kind),
+        TableKind::RepeatableQuestionGroup => group_columns(owner),
+        TableKind::Address => address_columns(),
+    };
     cols.extend(audit());
+    cols
+}
+
+/// The key and uuid every table but a repeatable group's starts with.
+fn id_and_uuid() -> Vec<FixedColumn> {
+    vec![key("id", Bigint, "src.id"), col("uuid", Text, "src.uuid")]
+}
+
+fn subject_columns(subject_kind: &str, allow_middle_name: bool) -> Vec<FixedColumn> {
+    let mut cols = id_and_uuid();
+    cols.push(col("first_name", Text, "src.first_name"));
+    if allow_middle_name {
+        cols.push(col("middle_name", Text, "src.middle_name"));
+    }
+    if subject_kind == "Person" {
+        cols.push(col("last_name", Text, "src.last_name"));
+        cols.push(col("date_of_birth", Date, "src.date_of_birth"));
+        cols.push(col(
+            "date_of_birth_verified",
+            Boolean,
+            "src.date_of_birth_verified",
+        ));
+        cols.push(col("gender", Text, "g.name"));
+    }
+    cols.push(col("registration_date", Date, "src.registration_date"));
+    cols.push(indexed("address_id", Bigint, "src.address_id"));
+    cols.push(col(
+        "registration_location",
+        Text,
+        "src.registration_location::text",
+    ));
+    cols
+}
+
+fn enrolment_columns() -> Vec<FixedColumn> {
+    let mut cols = id_and_uuid();
+    cols.push(indexed("individual_id", Bigint, "src.individual_id"));
+    cols.push(col(
+        "enrolment_date_time",
+        Timestamptz,
+        "src.enrolment_date_time",
+    ));
+    cols.push(col(
+        "program_exit_date_time",
+        Timestamptz,
+        "src.program_exit_date_time",
+    ));
+    cols
+}
+
+/// A visit table's columns: a program encounter's individual is its
+/// enrolment's, and a cancel table has no `encounter_date_time`.
+fn visit_columns(kind: TableKind) -> Vec<FixedColumn> {
+    let mut cols = id_and_uuid();
+    cols.push(col("name", Text, "src.name"));
+    if matches!(
+        kind,
+        TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel
+    ) {
+        cols.push(indexed("individual_id", Bigint, "en.individual_id"));
+        cols.push(indexed(
+            "program_enrolment_id",
+            Bigint,
+            "src.program_enrolment_id",
+        ));
+    } else {
+        cols.push(indexed("individual_id", Bigint, "src.individual_id"));
+    }
+    cols.extend(visit_dates(matches!(
+        kind,
+        TableKind::ProgramEncounter | TableKind::Encounter
+    )));
+    cols
+}
+
+fn group_columns(owner: Option<TableKind>) -> Vec<FixedColumn> {
+    let parent = owner.unwrap_or(TableKind::Subject).parent_id_column();
+    vec![
+        key(parent, Bigint, "src.id"),
+        // 0-based position of the group in the answer's array.
+        key("index", Integer, "(el.ord - 1)::integer"),
+        col("parent_uuid", Text, "src.uuid"),
+    ]
+}
+
+fn address_columns() -> Vec<FixedColumn> {
+    let mut cols = id_and_uuid();
+    cols.push(col("title", Text, "src.title"));
+    cols.push(col("type", Text, "lt.name"));
+    indexed_parent(&mut cols);
     cols
 }
 

@@ -104,74 +104,99 @@ pub fn check_plan(plan: &SchemaPlan) -> Vec<NameProblem> {
     let mut problems = Vec::new();
     for t in &plan.tables {
         let who = t.raw_parts.join(" / ");
-        for part in &t.raw_parts {
-            if naming::normalise_part(part).is_empty() {
-                problems.push(NameProblem {
-                    severity: Severity::Error,
-                    kind: ProblemKind::EmptyAfterNormalisation,
-                    message: format!(
-                        "{part:?} has no letter or digit; its table is named {} after a hash of the name \
-                         — give it a name with letters or digits",
-                        t.name
-                    ),
-                    table_name: t.name.clone(),
-                    names: vec![part.clone()],
-                });
-            }
-        }
+        problems.extend(empty_parts(t));
         if t.shortened {
-            problems.push(NameProblem {
-                severity: Severity::Notice,
-                kind: ProblemKind::Shortened,
-                message: format!(
-                    "the table name for {who} ({} bytes) is longer than PostgreSQL's 63; it is shortened to {}",
-                    t.full_name.len(),
-                    t.name
-                ),
-                table_name: t.name.clone(),
-                names: t.raw_parts.clone(),
-            });
+            problems.push(shortened(t, &who));
         }
         if t.disambiguated {
-            let generated = generated_name(t);
-            let other = plan
-                .tables
-                .iter()
-                .find(|o| o.name == generated && o.identity != t.identity);
-            let mut names = vec![who.clone()];
-            names.extend(other.map(|o| o.raw_parts.join(" / ")));
-            problems.push(NameProblem {
-                severity: Severity::Warning,
-                kind: ProblemKind::Collision,
-                message: format!(
-                    "{} would share the table name {generated}; {who} gets {} instead",
-                    names.join(" and "),
-                    t.name
-                ),
-                table_name: t.name.clone(),
-                names,
-            });
+            problems.push(collision(plan, t, &who));
         }
         if t.raw_parts
             .iter()
             .any(|p| naming::reference_drops_characters(p))
         {
-            problems.push(NameProblem {
-                severity: Severity::Warning,
-                kind: ProblemKind::ReferenceNonAscii,
-                message: format!(
-                    "the reference system drops non-ASCII letters: it would name {who}'s table {:?}, here it is {}",
-                    t.reference_name, t.name
-                ),
-                table_name: t.reference_name.clone(),
-                names: t.raw_parts.clone(),
-            });
+            problems.push(reference_non_ascii(t, &who));
         }
     }
+    problems.extend(reference_collisions(plan));
+    problems
+}
+
+/// The parts of a table's name that normalise to nothing.
+fn empty_parts(t: &PlannedTable) -> impl Iterator<Item = NameProblem> + '_ {
+    t.raw_parts
+        .iter()
+        .filter(|part| naming::normalise_part(part).is_empty())
+        .map(|part| NameProblem {
+            severity: Severity::Error,
+            kind: ProblemKind::EmptyAfterNormalisation,
+            message: format!(
+                "{part:?} has no letter or digit; its table is named {} after a hash of the name \
+                 — give it a name with letters or digits",
+                t.name
+            ),
+            table_name: t.name.clone(),
+            names: vec![part.clone()],
+        })
+}
+
+fn shortened(t: &PlannedTable, who: &str) -> NameProblem {
+    NameProblem {
+        severity: Severity::Notice,
+        kind: ProblemKind::Shortened,
+        message: format!(
+            "the table name for {who} ({} bytes) is longer than PostgreSQL's 63; it is shortened to {}",
+            t.full_name.len(),
+            t.name
+        ),
+        table_name: t.name.clone(),
+        names: t.raw_parts.clone(),
+    }
+}
+
+/// A table that got a hash suffix, and the table that has the name its
+/// entities would give it.
+fn collision(plan: &SchemaPlan, t: &PlannedTable, who: &str) -> NameProblem {
+    let generated = generated_name(t);
+    let other = plan
+        .tables
+        .iter()
+        .find(|o| o.name == generated && o.identity != t.identity);
+    let mut names = vec![who.to_string()];
+    names.extend(other.map(|o| o.raw_parts.join(" / ")));
+    NameProblem {
+        severity: Severity::Warning,
+        kind: ProblemKind::Collision,
+        message: format!(
+            "{} would share the table name {generated}; {who} gets {} instead",
+            names.join(" and "),
+            t.name
+        ),
+        table_name: t.name.clone(),
+        names,
+    }
+}
+
+fn reference_non_ascii(t: &PlannedTable, who: &str) -> NameProblem {
+    NameProblem {
+        severity: Severity::Warning,
+        kind: ProblemKind::ReferenceNonAscii,
+        message: format!(
+            "the reference system drops non-ASCII letters: it would name {who}'s table {:?}, here it is {}",
+            t.reference_name, t.name
+        ),
+        table_name: t.reference_name.clone(),
+        names: t.raw_parts.clone(),
+    }
+}
+
+/// Tables the reference system would give the same name.
+fn reference_collisions(plan: &SchemaPlan) -> Vec<NameProblem> {
     let mut by_reference: BTreeMap<&str, Vec<&PlannedTable>> = BTreeMap::new();
     for t in &plan.tables {
         by_reference.entry(&t.reference_name).or_default().push(t);
     }
+    let mut problems = Vec::new();
     for (reference, tables) in by_reference {
         if tables.len() < 2 {
             continue;
@@ -196,18 +221,12 @@ pub fn check_plan(plan: &SchemaPlan) -> Vec<NameProblem> {
     problems
 }
 
+/// The name a table's entities give it, before any disambiguating suffix.
 fn generated_name(t: &PlannedTable) -> String {
     let parts: Vec<String> = t
         .raw_parts
         .iter()
-        .map(|p| {
-            let n = naming::normalise_part(p);
-            if n.is_empty() {
-                format!("x{}", naming::stable_hash(p))
-            } else {
-                n
-            }
-        })
+        .map(|p| naming::normalised_part(p))
         .collect();
     naming::table_name(&parts).name
 }
@@ -215,117 +234,171 @@ fn generated_name(t: &PlannedTable) -> String {
 /// A source model for a proposed set (entities named by their names, one
 /// form per planned table), and the problems of the set itself.
 pub fn model_from_proposed(p: &ProposedSchema) -> (SourceModel, Vec<NameProblem>) {
-    let mut problems = Vec::new();
-    let mut missing = |what: &str| {
-        problems.push(NameProblem {
-            severity: Severity::Error,
-            kind: ProblemKind::MissingName,
-            message: format!("a {what} has no name"),
-            table_name: String::new(),
-            names: Vec::new(),
-        });
-    };
-    let mut model = SourceModel::default();
-    let mut subjects = HashSet::new();
+    let mut building = ProposedModel::default();
     for name in &p.subject_types {
+        building.add_subject_type(name);
+    }
+    for program in &p.programs {
+        building.add_program(program);
+    }
+    for e in &p.encounter_types {
+        building.add_encounter_type(e, &p.programs);
+    }
+    building.finish()
+}
+
+/// A source model being built from a proposed set, and what is wrong with
+/// the set so far.
+#[derive(Default)]
+struct ProposedModel {
+    model: SourceModel,
+    problems: Vec<NameProblem>,
+    /// (entity name, the name it refers to, what that is): reported after
+    /// the missing names.
+    unknown: Vec<(String, String, &'static str)>,
+    subjects: HashSet<String>,
+    programs: HashSet<String>,
+    encounter_types: HashSet<String>,
+}
+
+impl ProposedModel {
+    /// Whether `name` is a name; if not, a missing `what` is reported.
+    fn named(&mut self, name: &str, what: &str) -> bool {
         if name.trim().is_empty() {
-            missing("subject type");
-            continue;
+            self.problems.push(NameProblem {
+                severity: Severity::Error,
+                kind: ProblemKind::MissingName,
+                message: format!("a {what} has no name"),
+                table_name: String::new(),
+                names: Vec::new(),
+            });
+            return false;
         }
-        if subjects.insert(name.clone()) {
-            model.subject_types.push(SubjectType {
+        true
+    }
+
+    /// Whether `name`'s subject type is in the set; if not, it is reported.
+    fn subject_known(&mut self, name: &str, subject_type_name: &str) -> bool {
+        if !self.subjects.contains(subject_type_name) {
+            self.unknown.push((
+                name.to_string(),
+                subject_type_name.to_string(),
+                "subject type",
+            ));
+            return false;
+        }
+        true
+    }
+
+    fn add_subject_type(&mut self, name: &str) {
+        if !self.named(name, "subject type") {
+            return;
+        }
+        if self.subjects.insert(name.to_string()) {
+            self.model.subject_types.push(SubjectType {
                 uuid: format!("subject:{name}"),
-                name: name.clone(),
+                name: name.to_string(),
                 kind: "Individual".into(),
                 allow_middle_name: false,
             });
-            model
+            self.model
                 .mappings
                 .push(mapping("IndividualProfile", name, None, None));
         }
     }
-    let mut unknown = Vec::new();
-    let mut programs = HashSet::new();
-    for program in &p.programs {
-        if program.name.trim().is_empty() {
-            missing("program");
-            continue;
+
+    fn add_program(&mut self, program: &ProposedProgram) {
+        if !self.named(&program.name, "program")
+            || !self.subject_known(&program.name, &program.subject_type_name)
+        {
+            return;
         }
-        if !subjects.contains(&program.subject_type_name) {
-            unknown.push((
-                program.name.clone(),
-                program.subject_type_name.clone(),
-                "subject type",
-            ));
-            continue;
-        }
-        if programs.insert(program.name.clone()) {
-            model.programs.push(NamedEntity {
-                uuid: format!("program:{}", program.name),
-                name: program.name.clone(),
-            });
-        }
+        add_entity(
+            &mut self.model.programs,
+            &mut self.programs,
+            "program",
+            &program.name,
+        );
         let st = &program.subject_type_name;
-        model
+        self.model
             .mappings
             .push(mapping("ProgramEnrolment", st, Some(&program.name), None));
         if program.has_exit_form {
-            model
+            self.model
                 .mappings
                 .push(mapping("ProgramExit", st, Some(&program.name), None));
         }
     }
-    let mut encounter_types = HashSet::new();
-    for e in &p.encounter_types {
-        if e.name.trim().is_empty() {
-            missing("encounter type");
-            continue;
-        }
-        if !subjects.contains(&e.subject_type_name) {
-            unknown.push((e.name.clone(), e.subject_type_name.clone(), "subject type"));
-            continue;
+
+    /// `programs` is the proposed set's: an encounter type may name any of
+    /// them for its subject type, even one reported as unknown.
+    fn add_encounter_type(&mut self, e: &ProposedEncounterType, programs: &[ProposedProgram]) {
+        if !self.named(&e.name, "encounter type")
+            || !self.subject_known(&e.name, &e.subject_type_name)
+        {
+            return;
         }
         let program = (!e.program_name.trim().is_empty()).then_some(e.program_name.as_str());
         if let Some(program) = program
-            && !p
-                .programs
+            && !programs
                 .iter()
                 .any(|x| x.name == program && x.subject_type_name == e.subject_type_name)
         {
-            unknown.push((e.name.clone(), program.to_string(), "program"));
-            continue;
+            self.unknown
+                .push((e.name.clone(), program.to_string(), "program"));
+            return;
         }
-        if encounter_types.insert(e.name.clone()) {
-            model.encounter_types.push(NamedEntity {
-                uuid: format!("encounter_type:{}", e.name),
-                name: e.name.clone(),
-            });
-        }
+        add_entity(
+            &mut self.model.encounter_types,
+            &mut self.encounter_types,
+            "encounter_type",
+            &e.name,
+        );
         let st = &e.subject_type_name;
         let (kind, cancel) = if program.is_some() {
             ("ProgramEncounter", "ProgramEncounterCancellation")
         } else {
             ("Encounter", "IndividualEncounterCancellation")
         };
-        model
+        self.model
             .mappings
             .push(mapping(kind, st, program, Some(&e.name)));
         if e.has_cancel_form {
-            model
+            self.model
                 .mappings
                 .push(mapping(cancel, st, program, Some(&e.name)));
         }
     }
-    for (name, reference, what) in unknown {
-        problems.push(NameProblem {
-            severity: Severity::Error,
-            kind: ProblemKind::UnknownReference,
-            message: format!("{name:?} refers to {what} {reference:?}, which is not in the set"),
-            table_name: String::new(),
-            names: vec![name, reference],
+
+    fn finish(mut self) -> (SourceModel, Vec<NameProblem>) {
+        for (name, reference, what) in self.unknown {
+            self.problems.push(NameProblem {
+                severity: Severity::Error,
+                kind: ProblemKind::UnknownReference,
+                message: format!(
+                    "{name:?} refers to {what} {reference:?}, which is not in the set"
+                ),
+                table_name: String::new(),
+                names: vec![name, reference],
+            });
+        }
+        (self.model, self.problems)
+    }
+}
+
+/// Adds the entity `name` (its uuid `<prefix>:<name>`) unless `seen` has it.
+fn add_entity(
+    entities: &mut Vec<NamedEntity>,
+    seen: &mut HashSet<String>,
+    prefix: &str,
+    name: &str,
+) {
+    if seen.insert(name.to_string()) {
+        entities.push(NamedEntity {
+            uuid: format!("{prefix}:{name}"),
+            name: name.to_string(),
         });
     }
-    (model, problems)
 }
 
 fn mapping(

@@ -40,6 +40,24 @@ pub fn normalise_part(raw: &str) -> String {
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .filter(|&c| c == '_' || c == ' ' || is_word_char(c))
         .collect();
+    join_words(&kept)
+}
+
+/// [`normalise_part`], except that a name with nothing left after
+/// normalisation (only punctuation, say) becomes a hash of itself, so a run
+/// still gets a valid, stable table (ValidateNames reports it as an error
+/// all the same).
+pub fn normalised_part(raw: &str) -> String {
+    let n = normalise_part(raw);
+    if n.is_empty() {
+        format!("x{}", stable_hash(raw))
+    } else {
+        n
+    }
+}
+
+/// The words of `kept` (split on spaces) joined by `_`.
+fn join_words(kept: &str) -> String {
     kept.split(' ')
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
@@ -187,10 +205,7 @@ fn reference_normalise(raw: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ' ')
         .collect();
-    kept.split(' ')
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join("_")
+    join_words(&kept)
 }
 
 /// True when the reference system would lose characters of `raw` (it keeps

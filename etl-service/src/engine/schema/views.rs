@@ -93,14 +93,37 @@ const AUDIT: [ViewColumn; 6] = [
     ),
 ];
 
+/// The subject type of the row's table, which every view starts with.
+const SUBJECT_TYPE: [ViewColumn; 2] = [
+    (
+        "subject_type_name",
+        ColumnType::Text,
+        Source::SubjectTypeName,
+    ),
+    (
+        "subject_type_uuid",
+        ColumnType::Text,
+        Source::SubjectTypeUuid,
+    ),
+];
+
+/// The program of the row's table (NULL for a general encounter).
+const PROGRAM: [ViewColumn; 2] = [
+    ("program_name", ColumnType::Text, Source::ProgramName),
+    ("program_uuid", ColumnType::Text, Source::ProgramUuid),
+];
+
+/// The table the row is in and the row's own id and uuid, after the
+/// entities the table is for.
+const ROW: [ViewColumn; 3] = [
+    ("reporting_table", ColumnType::Text, Source::ReportingTable),
+    ("id", ColumnType::Bigint, Source::Column),
+    ("uuid", ColumnType::Text, Source::Column),
+];
+
 fn subject_columns() -> Vec<ViewColumn> {
     use ColumnType::*;
-    let mut c = vec![
-        ("subject_type_name", Text, Source::SubjectTypeName),
-        ("subject_type_uuid", Text, Source::SubjectTypeUuid),
-        ("reporting_table", Text, Source::ReportingTable),
-        ("id", Bigint, Source::Column),
-        ("uuid", Text, Source::Column),
+    let own = [
         ("first_name", Text, Source::Column),
         ("middle_name", Text, Source::Column),
         ("last_name", Text, Source::Column),
@@ -109,40 +132,26 @@ fn subject_columns() -> Vec<ViewColumn> {
         ("registration_date", Date, Source::Column),
         ("address_id", Bigint, Source::Column),
     ];
-    c.extend(AUDIT);
-    c
+    [&SUBJECT_TYPE[..], &ROW, &own, &AUDIT].concat()
 }
 
 fn enrolment_columns() -> Vec<ViewColumn> {
     use ColumnType::*;
-    let mut c = vec![
-        ("subject_type_name", Text, Source::SubjectTypeName),
-        ("subject_type_uuid", Text, Source::SubjectTypeUuid),
-        ("program_name", Text, Source::ProgramName),
-        ("program_uuid", Text, Source::ProgramUuid),
-        ("reporting_table", Text, Source::ReportingTable),
-        ("id", Bigint, Source::Column),
-        ("uuid", Text, Source::Column),
+    let own = [
         ("individual_id", Bigint, Source::Column),
         ("enrolment_date_time", Timestamptz, Source::Column),
         ("program_exit_date_time", Timestamptz, Source::Column),
     ];
-    c.extend(AUDIT);
-    c
+    [&SUBJECT_TYPE[..], &PROGRAM, &ROW, &own, &AUDIT].concat()
 }
 
 fn visit_columns() -> Vec<ViewColumn> {
     use ColumnType::*;
-    let mut c = vec![
-        ("subject_type_name", Text, Source::SubjectTypeName),
-        ("subject_type_uuid", Text, Source::SubjectTypeUuid),
-        ("program_name", Text, Source::ProgramName),
-        ("program_uuid", Text, Source::ProgramUuid),
+    let encounter_type = [
         ("encounter_type_name", Text, Source::EncounterTypeName),
         ("encounter_type_uuid", Text, Source::EncounterTypeUuid),
-        ("reporting_table", Text, Source::ReportingTable),
-        ("id", Bigint, Source::Column),
-        ("uuid", Text, Source::Column),
+    ];
+    let own = [
         ("name", Text, Source::Column),
         ("individual_id", Bigint, Source::Column),
         ("program_enrolment_id", Bigint, Source::Column),
@@ -151,8 +160,15 @@ fn visit_columns() -> Vec<ViewColumn> {
         ("encounter_date_time", Timestamptz, Source::Column),
         ("cancel_date_time", Timestamptz, Source::Column),
     ];
-    c.extend(AUDIT);
-    c
+    [
+        &SUBJECT_TYPE[..],
+        &PROGRAM,
+        &encounter_type,
+        &ROW,
+        &own,
+        &AUDIT,
+    ]
+    .concat()
 }
 
 const NOT_VOIDED: &str = "t.is_voided IS NOT TRUE";

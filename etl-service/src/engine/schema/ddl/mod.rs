@@ -1,0 +1,185 @@
+//! Applying a schema diff: the DDL and the metadata rows that describe it,
+//! all in one transaction, so the metadata always describes the schema as
+//! it is (design/etl.md §5.2): tables created, renamed, revived or retired
+//! (marked voided), columns added, renamed, voided or revived. The
+//! reporting views are rebuilt and the readers' roles granted access in the
+//! same transaction, so no reader ever sees a schema without its views.
+//!
+//! This module orders the steps and renames and retires tables; `create`
+//! makes new tables, `alter` brings existing ones to their plan, and
+//! `columns` holds the column and index metadata both write.
+
+mod alter;
+mod columns;
+mod create;
+
+use crate::engine::schema::plan::{PlannedTable, SchemaPlan, TableEvolution};
+use crate::engine::schema::roles;
+use crate::engine::schema::schema_diff::{TableChange, TableDiff};
+use crate::engine::schema::views;
+use crate::engine::source::Target;
+use crate::error::Error;
+use diesel::sql_types::{Array, Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use service_kit::sql::{quote_ident, quote_qualified};
+
+/// A planned table after the DDL: its metadata id and what happened to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedTable {
+    pub table_id: i32,
+    pub change: TableChange,
+}
+
+/// Drops a reporting schema with every table in it, and its metadata and
+/// watermarks, in one transaction: the reference system's manual recovery
+/// steps. Returns how many tables the metadata described.
+pub async fn drop_schema(conn: &mut AsyncPgConnection, schema: &str) -> Result<usize, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        diesel::sql_query(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(schema)
+        ))
+        .execute(conn)
+        .await?;
+        // Column, index and sync-status rows go with their table's row
+        // (ON DELETE CASCADE).
+        let tables = diesel::sql_query("DELETE FROM public.table_metadata WHERE schema_name = $1")
+            .bind::<Text, _>(schema)
+            .execute(conn)
+            .await?;
+        Ok(tables)
+    })
+    .await
+}
+
+/// Creates the schema if needed, applies every diff and its metadata, and
+/// grants the readers' roles access, in one transaction. Returns one entry
+/// per planned table, in plan order.
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    plan: &SchemaPlan,
+    diffs: &[TableDiff],
+) -> Result<Vec<AppliedTable>, Error> {
+    let schema = target.schema_name.as_str();
+    let readers = target.reader_roles();
+    conn.transaction::<_, Error, _>(async |conn| {
+        let q_schema = quote_ident(schema);
+        diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {q_schema}"))
+            .execute(conn)
+            .await?;
+        diesel::sql_query(format!("REVOKE ALL ON SCHEMA {q_schema} FROM PUBLIC"))
+            .execute(conn)
+            .await?;
+        retire_tables(conn, plan).await?;
+        rename_tables(conn, schema, plan, diffs).await?;
+        let mut applied = Vec::with_capacity(diffs.len());
+        for (table, diff) in plan.tables.iter().zip(diffs) {
+            let table_id = match diff {
+                TableDiff::Create => create::create_table(conn, schema, table).await?,
+                TableDiff::Alter(evolution) => {
+                    alter::alter_table(conn, schema, table, evolution).await?;
+                    evolution.table_id
+                }
+                TableDiff::Unchanged { table_id } => *table_id,
+            };
+            applied.push(AppliedTable {
+                table_id,
+                change: diff.change(),
+            });
+        }
+        views::recreate(conn, schema, plan).await?;
+        for statement in roles::grant_statements(schema, &readers) {
+            diesel::sql_query(statement).execute(conn).await?;
+        }
+        Ok(applied)
+    })
+    .await
+}
+
+/// A name no table, column or index of ours ever has (ours never contain
+/// `"`), unique per metadata id: where a table or column waits while the
+/// names it and others trade are freed, so renames that swap or chain
+/// names never collide half-way.
+fn parking_name(id: i32) -> String {
+    format!("\"etl renaming {id}")
+}
+
+/// Marks tables nothing plans any more as voided: kept, no longer synced.
+async fn retire_tables(conn: &mut AsyncPgConnection, plan: &SchemaPlan) -> Result<(), Error> {
+    if plan.retired.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i32> = plan.retired.iter().map(|t| t.table_id).collect();
+    diesel::sql_query(
+        "UPDATE public.table_metadata SET is_voided = true, last_modified_date_time = now() \
+         WHERE id = ANY($1)",
+    )
+    .bind::<Array<Integer>, _>(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Renames the tables whose entities were renamed, first all to parking
+/// names, then each to its new name, table and metadata alike.
+async fn rename_tables(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    plan: &SchemaPlan,
+    diffs: &[TableDiff],
+) -> Result<(), Error> {
+    let renamed: Vec<(&PlannedTable, &TableEvolution)> = plan
+        .tables
+        .iter()
+        .zip(diffs)
+        .filter_map(|(t, d)| match d {
+            TableDiff::Alter(e) if e.current_name != t.name => Some((t, e)),
+            _ => None,
+        })
+        .collect();
+    for (_, e) in &renamed {
+        let parked = parking_name(e.table_id);
+        rename_table(conn, schema, &e.current_name, &parked).await?;
+        set_table_name(conn, e.table_id, &parked, None).await?;
+    }
+    for (t, e) in &renamed {
+        rename_table(conn, schema, &parking_name(e.table_id), &t.name).await?;
+        set_table_name(conn, e.table_id, &t.name, Some(&t.full_name)).await?;
+    }
+    Ok(())
+}
+
+async fn rename_table(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Error> {
+    diesel::sql_query(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        quote_qualified(schema, from),
+        quote_ident(to)
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn set_table_name(
+    conn: &mut AsyncPgConnection,
+    table_id: i32,
+    name: &str,
+    full_name: Option<&str>,
+) -> Result<(), Error> {
+    diesel::sql_query(
+        "UPDATE public.table_metadata SET name = $2, full_name = coalesce($3, full_name), \
+             last_modified_date_time = now() WHERE id = $1",
+    )
+    .bind::<Integer, _>(table_id)
+    .bind::<Text, _>(name)
+    .bind::<Nullable<Text>, _>(full_name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
