@@ -1,6 +1,7 @@
 //! The one error type of etl-service, mapped to gRPC status codes at the edge.
 
 use service_kit::KitError;
+use service_kit::error::{PoolError, status};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,14 +53,10 @@ pub enum Error {
     #[cfg(feature = "fault-injection")]
     #[error("{0}")]
     InjectedFailure(String),
-
-    /// Behaviour that a later piece of work provides; the message says what.
-    #[error("{0}")]
-    Unimplemented(String),
 }
 
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for Error {
-    fn from(e: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+impl From<PoolError> for Error {
+    fn from(e: PoolError) -> Self {
         Error::Unavailable(e.to_string())
     }
 }
@@ -83,13 +80,9 @@ impl From<Error> for Status {
             }
             Error::TimedOut(m) => Status::deadline_exceeded(m),
             Error::Cancelled(m) => Status::cancelled(m),
-            Error::Unavailable(m) => Status::unavailable(format!("PostgreSQL is unavailable: {m}")),
-            Error::Unimplemented(m) => Status::unimplemented(m),
-            Error::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                Status::internal(format!("database error: {e}"))
-            }
-            Error::Kit(e) => Status::internal(e.to_string()),
+            Error::Unavailable(m) => status::unavailable(&m),
+            Error::Database(e) => status::database(&e),
+            Error::Kit(e) => status::kit(&e),
         }
     }
 }
