@@ -12,37 +12,52 @@ use service_kit::prepared::prepared;
 
 /// The entity's queued or running run, if any.
 pub async fn active_run(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<RunRow>, Error> {
-    let rows: Vec<RunRow> = prepared(concat!(
-        "SELECT ",
-        run_columns!(),
-        " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
-         AND status IN ('queued', 'running')"
-    ))
-    .bind_uuid(entity.uuid)
-    .bind_text(entity.kind.as_str())
-    .load(&mut conn)
-    .await?;
-    Ok(rows.into_iter().next())
+    entity_run(
+        conn,
+        entity,
+        concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
+             AND status IN ('queued', 'running')"
+        ),
+    )
+    .await
 }
 
 /// The entity's newest finished run, if any.
 pub async fn last_finished_run(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     entity: EntityRef,
 ) -> Result<Option<RunRow>, Error> {
-    let rows: Vec<RunRow> = prepared(concat!(
-        "SELECT ",
-        run_columns!(),
-        " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
-         AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1"
-    ))
-    .bind_uuid(entity.uuid)
-    .bind_text(entity.kind.as_str())
-    .load(&mut conn)
-    .await?;
+    entity_run(
+        conn,
+        entity,
+        concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
+             AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1"
+        ),
+    )
+    .await
+}
+
+/// The first run `sql` (constant, so kept prepared) finds for the entity,
+/// bound as `$1` (uuid) and `$2` (type).
+async fn entity_run(
+    mut conn: &AsyncPgConnection,
+    entity: EntityRef,
+    sql: &'static str,
+) -> Result<Option<RunRow>, Error> {
+    let rows: Vec<RunRow> = prepared(sql)
+        .bind_uuid(entity.uuid)
+        .bind_text(entity.kind.as_str())
+        .load(&mut conn)
+        .await?;
     Ok(rows.into_iter().next())
 }
 

@@ -109,12 +109,7 @@ fn column_values(
 /// The conflict target (the key columns) and the `SET` list updating every
 /// other column.
 fn conflict_update(table: &PlannedTable) -> (String, String) {
-    let keys: Vec<String> = table
-        .fixed
-        .iter()
-        .filter(|c| c.key)
-        .map(|c| quote_ident(c.name))
-        .collect();
+    let keys = table.quoted_keys();
     let updates: Vec<String> = table
         .fixed
         .iter()

@@ -83,12 +83,7 @@ fn create_statements(
         .iter()
         .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type.sql()))
         .collect();
-    let keys: Vec<String> = table
-        .fixed
-        .iter()
-        .filter(|c| c.key)
-        .map(|c| quote_ident(c.name))
-        .collect();
+    let keys = table.quoted_keys();
     definitions.push(format!(
         "CONSTRAINT {} PRIMARY KEY ({})",
         quote_ident(&index_name(&table.name, "pkey", &format!("#{id}"))),

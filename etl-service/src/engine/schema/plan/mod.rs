@@ -61,6 +61,16 @@ pub struct PlannedTable {
 }
 
 impl PlannedTable {
+    /// The key columns (the primary key and the upsert's conflict target),
+    /// quoted.
+    pub fn quoted_keys(&self) -> Vec<String> {
+        self.fixed
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| service_kit::sql::quote_ident(c.name))
+            .collect()
+    }
+
     /// Every column name in table order.
     pub fn column_names(&self) -> Vec<&str> {
         self.fixed
