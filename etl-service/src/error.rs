@@ -38,6 +38,16 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A query of the Avni source failed; `what` names what it reads (and
+    /// its tables), so a NULL the engine did not expect or a column a
+    /// release of Avni lacks can be traced.
+    #[error("reading the source's {what} failed: {source}")]
+    SourceRead {
+        what: &'static str,
+        #[source]
+        source: diesel::result::Error,
+    },
+
     /// The run took longer than `etl.run_timeout_seconds`; its statement
     /// was cancelled in PostgreSQL.
     #[error("{0}")]
@@ -82,6 +92,13 @@ impl From<Error> for Status {
             Error::Cancelled(m) => Status::cancelled(m),
             Error::Unavailable(m) => status::unavailable(&m),
             Error::Database(e) => status::database(&e),
+            Error::SourceRead { what, source } => {
+                let status = status::database(&source);
+                Status::new(
+                    status.code(),
+                    format!("reading the source's {what}: {}", status.message()),
+                )
+            }
             Error::Kit(e) => status::kit(&e),
         }
     }

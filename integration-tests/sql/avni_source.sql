@@ -76,8 +76,10 @@ CREATE TABLE subject_type (
     id                 serial PRIMARY KEY,
     uuid               varchar(255) NOT NULL,
     name               varchar(255) NOT NULL,
-    type               varchar(255) NOT NULL,
-    allow_middle_name  boolean NOT NULL DEFAULT false,
+    -- Both nullable, as in avni-server's schema (its own organisation-1
+    -- "Individual" row has no type).
+    type               varchar(255),
+    allow_middle_name  boolean DEFAULT false,
     is_voided          boolean NOT NULL DEFAULT false,
     organisation_id    integer NOT NULL REFERENCES organisation (id)
 );
@@ -168,6 +170,17 @@ CREATE TABLE form_element (
     group_id               integer REFERENCES form_element (id),
     is_voided              boolean NOT NULL DEFAULT false,
     organisation_id        integer NOT NULL REFERENCES organisation (id)
+);
+
+-- Questions an organisation switched off (usually a child organisation
+-- hiding its parent's question); both references nullable, as in
+-- avni-server's schema.
+CREATE TABLE non_applicable_form_element (
+    id               serial PRIMARY KEY,
+    uuid             varchar(255) NOT NULL,
+    organisation_id  bigint REFERENCES organisation (id),
+    form_element_id  bigint REFERENCES form_element (id),
+    is_voided        boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE address_level_type (

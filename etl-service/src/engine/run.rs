@@ -262,7 +262,8 @@ async fn apply_schema(
     target: &Target,
     progress: &dyn ProgressSink,
 ) -> Result<(SchemaPlan, Vec<AppliedTable>), Error> {
-    let model = source::load_model(conn, &target.member_ids()).await?;
+    let visibility = source::load_visibility(conn, target).await?;
+    let model = source::load_model(conn, &visibility).await?;
     let existing = metadata::load_existing(conn, &target.schema_name).await?;
     let plan = plan::plan_schema(&model, &existing);
     let diffs = schema_diff::diff(&plan);
@@ -477,7 +478,8 @@ pub async fn plan_entity(
 ) -> Result<(Target, SchemaPlan), Error> {
     let mut conn = ctx.pool.get().await?;
     let target = source::load_target(&conn, entity).await?;
-    let model = source::load_model(&mut conn, &target.member_ids()).await?;
+    let visibility = source::load_visibility(&mut conn, &target).await?;
+    let model = source::load_model(&mut conn, &visibility).await?;
     let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
     Ok((target, plan::plan_schema(&model, &existing)))
 }

@@ -4,10 +4,14 @@
 //! and concepts, address level types).
 //!
 //! - `target`: the organisation or group, its schema, role and members;
+//! - `visibility`: whose metadata each member sees (its own and its
+//!   ancestors', as Avni shares it);
 //! - `model`: the metadata, merged over the members.
 
 mod model;
 mod target;
+mod visibility;
 
 pub use model::{FormElement, FormMapping, NamedEntity, SourceModel, SubjectType, load_model};
 pub use target::{Member, Target, load_target, unusable_role, unusable_schema};
+pub use visibility::{Visibility, load_visibility};

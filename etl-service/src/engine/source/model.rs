@@ -2,7 +2,15 @@
 //! source tables and merged over the member organisations: subject types,
 //! programs, encounter types, form mappings, form elements and concepts,
 //! address level types.
+//!
+//! Read as Avni shows it to each member ([`Visibility`]): its own and its
+//! ancestors' rows, the nearest organisation's winning; questions an
+//! organisation switched off (`non_applicable_form_element`) left out;
+//! columns avni-server leaves NULL read as Avni reads them (a subject type
+//! with no `type` is an `Individual`, with no `allow_middle_name` allows
+//! none; one with no uuid cannot be told apart and is left out).
 
+use crate::engine::source::Visibility;
 use crate::error::Error;
 use diesel::QueryableByName;
 use diesel::pg::Pg;
@@ -109,27 +117,43 @@ struct LevelType {
 const REPEATABLE: &str = "(coalesce(x.key_values @> '[{\"key\": \"repeatable\", \"value\": true}]'::jsonb, false) \
      OR coalesce(x.key_values @> '{\"key\": \"repeatable\", \"value\": true}'::jsonb, false))";
 
-/// Reads the metadata of the given organisations.
+/// Reads the metadata the organisations of `visibility` see.
 pub async fn load_model(
     conn: &mut AsyncPgConnection,
-    organisation_ids: &[i32],
+    visibility: &Visibility,
 ) -> Result<SourceModel, Error> {
-    let ids = organisation_ids;
+    let ids = &visibility.ids;
     let subject_types: Vec<SubjectType> = load_operational(
         conn,
         ids,
         "subject_type",
         "st",
-        ", st.type AS kind, st.allow_middle_name",
+        ", coalesce(st.type, 'Individual') AS kind, coalesce(st.allow_middle_name, false) AS allow_middle_name",
     )
-    .await?;
-    let programs: Vec<NamedEntity> = load_operational(conn, ids, "program", "p", "").await?;
-    let encounter_types: Vec<NamedEntity> =
-        load_operational(conn, ids, "encounter_type", "et", "").await?;
-    let mappings = load_mappings(conn, ids).await?;
-    let form_elements = load_form_elements(conn, ids, &mappings).await?;
-    let address_level_types = load_address_level_types(conn, ids).await?;
-    let answers = load_answers(conn, ids, &form_elements).await?;
+    .await
+    .map_err(reading("subject types (subject_type, operational_subject_type)"))?;
+    let programs: Vec<NamedEntity> = load_operational(conn, ids, "program", "p", "")
+        .await
+        .map_err(reading("programs (program, operational_program)"))?;
+    let encounter_types: Vec<NamedEntity> = load_operational(conn, ids, "encounter_type", "et", "")
+        .await
+        .map_err(reading(
+            "encounter types (encounter_type, operational_encounter_type)",
+        ))?;
+    let mappings = load_mappings(conn, ids)
+        .await
+        .map_err(reading("form mappings (form_mapping, form)"))?;
+    let form_elements = load_form_elements(conn, visibility, &mappings)
+        .await
+        .map_err(reading(
+            "form elements (form_element, concept, non_applicable_form_element)",
+        ))?;
+    let address_level_types = load_address_level_types(conn, ids)
+        .await
+        .map_err(reading("address level types (address_level_type)"))?;
+    let answers = load_answers(conn, ids, &form_elements)
+        .await
+        .map_err(reading("coded answers (concept_answer, concept)"))?;
     Ok(SourceModel {
         answers,
         subject_types,
@@ -141,33 +165,41 @@ pub async fn load_model(
     })
 }
 
+/// Names what was being read when a query of the source failed (a NULL
+/// where the engine expects a value, a column a release of Avni lacks).
+fn reading(what: &'static str) -> impl FnOnce(diesel::result::Error) -> Error {
+    move |source| Error::SourceRead { what, source }
+}
+
 /// The entities of `table` (aliased `alias`, with the `extra` columns)
 /// that the organisations define, each named as its organisation shows it.
 ///
 /// The organisation's display name (operational_*) wins over the base
-/// name; the same entity in two members is read once.
+/// name, the nearest organisation's over its ancestors'; the same entity in
+/// two members is read once, the nearest organisation's row winning.
 async fn load_operational<T>(
     conn: &mut AsyncPgConnection,
     ids: &[i32],
     table: &str,
     alias: &str,
     extra: &str,
-) -> Result<Vec<T>, Error>
+) -> Result<Vec<T>, diesel::result::Error>
 where
     T: QueryableByName<Pg> + Send + 'static,
 {
     let a = alias;
-    Ok(diesel::sql_query(format!(
+    diesel::sql_query(format!(
         "SELECT DISTINCT ON ({a}.uuid) {a}.uuid, coalesce(nullif(o{a}.name, ''), {a}.name) AS name{extra} \
          FROM public.{table} {a} \
          LEFT JOIN public.operational_{table} o{a} \
            ON o{a}.{table}_id = {a}.id AND NOT o{a}.is_voided AND o{a}.organisation_id = ANY($1) \
-         WHERE {a}.organisation_id = ANY($1) AND NOT {a}.is_voided \
-         ORDER BY {a}.uuid, {a}.organisation_id, {a}.id"
+         WHERE {a}.organisation_id = ANY($1) AND NOT {a}.is_voided AND {a}.uuid IS NOT NULL \
+         ORDER BY {a}.uuid, array_position($1, {a}.organisation_id::int), \
+                  array_position($1, o{a}.organisation_id::int), {a}.id"
     ))
     .bind::<Array<Integer>, _>(ids)
     .load(conn)
-    .await?)
+    .await
 }
 
 /// Which forms fill which tables: each form mapped to a subject type and,
@@ -175,13 +207,14 @@ where
 async fn load_mappings(
     conn: &mut AsyncPgConnection,
     ids: &[i32],
-) -> Result<Vec<FormMapping>, Error> {
-    Ok(diesel::sql_query(
+) -> Result<Vec<FormMapping>, diesel::result::Error> {
+    diesel::sql_query(
         "SELECT DISTINCT f.uuid AS form_uuid, f.form_type, st.uuid AS subject_type_uuid, \
                 p.uuid AS program_uuid, et.uuid AS encounter_type_uuid \
          FROM public.form_mapping fm \
          JOIN public.form f ON f.id = fm.form_id AND NOT f.is_voided \
          JOIN public.subject_type st ON st.id = fm.subject_type_id AND NOT st.is_voided \
+           AND st.uuid IS NOT NULL \
          LEFT JOIN public.program p ON p.id = fm.entity_id \
          LEFT JOIN public.encounter_type et ON et.id = fm.observations_type_entity_id \
          WHERE fm.organisation_id = ANY($1) AND NOT fm.is_voided \
@@ -191,15 +224,25 @@ async fn load_mappings(
     )
     .bind::<Array<Integer>, _>(ids)
     .load(conn)
-    .await?)
+    .await
 }
 
-/// The questions of the mapped forms, by form uuid, in form order.
+/// A question as read, with the organisations that switched it off.
+#[derive(QueryableByName)]
+struct ElementRow {
+    #[diesel(embed)]
+    element: FormElement,
+    #[diesel(sql_type = Array<Integer>)]
+    switched_off_by: Vec<i32>,
+}
+
+/// The questions of the mapped forms, by form uuid, in form order, less
+/// those the run's organisations switched off.
 async fn load_form_elements(
     conn: &mut AsyncPgConnection,
-    ids: &[i32],
+    visibility: &Visibility,
     mappings: &[FormMapping],
-) -> Result<BTreeMap<String, Vec<FormElement>>, Error> {
+) -> Result<BTreeMap<String, Vec<FormElement>>, diesel::result::Error> {
     let form_uuids: Vec<String> = mappings
         .iter()
         .map(|m| m.form_uuid.clone())
@@ -210,7 +253,10 @@ async fn load_form_elements(
         "SELECT f.uuid AS form_uuid, c.uuid AS concept_uuid, c.name AS concept_name, c.data_type, \
                 fe.type AS element_type, {own} AS repeatable, \
                 pc.uuid AS parent_concept_uuid, pc.name AS parent_concept_name, \
-                coalesce({parent}, false) AS parent_repeatable \
+                coalesce({parent}, false) AS parent_repeatable, \
+                ARRAY(SELECT n.organisation_id::int FROM public.non_applicable_form_element n \
+                      WHERE n.form_element_id = fe.id AND NOT n.is_voided \
+                        AND n.organisation_id = ANY($2)) AS switched_off_by \
          FROM public.form f \
          JOIN public.form_element_group feg ON feg.form_id = f.id AND NOT feg.is_voided \
          JOIN public.form_element fe ON fe.form_element_group_id = feg.id AND NOT fe.is_voided \
@@ -218,17 +264,24 @@ async fn load_form_elements(
          LEFT JOIN public.form_element pfe ON pfe.id = fe.group_id \
          LEFT JOIN public.concept pc ON pc.id = pfe.concept_id \
          WHERE f.uuid = ANY($1) AND f.organisation_id = ANY($2) \
-         ORDER BY f.uuid, f.organisation_id, feg.display_order, fe.display_order, fe.id",
+         ORDER BY f.uuid, array_position($2, f.organisation_id::int), feg.display_order, fe.display_order, fe.id",
         own = REPEATABLE.replace("x.", "fe."),
         parent = REPEATABLE.replace("x.", "pfe."),
     );
-    let elements: Vec<FormElement> = diesel::sql_query(element_sql)
+    let rows: Vec<ElementRow> = diesel::sql_query(element_sql)
         .bind::<Array<Text>, _>(&form_uuids)
-        .bind::<Array<Integer>, _>(ids)
+        .bind::<Array<Integer>, _>(&visibility.ids)
         .load(conn)
         .await?;
     let mut form_elements: BTreeMap<String, Vec<FormElement>> = BTreeMap::new();
-    for e in elements {
+    for ElementRow {
+        element: e,
+        switched_off_by,
+    } in rows
+    {
+        if visibility.hides(&switched_off_by) {
+            continue;
+        }
         let list = form_elements.entry(e.form_uuid.clone()).or_default();
         // A form shared by two members appears twice; its first copy counts.
         if !list.iter().any(|x| {
@@ -244,11 +297,11 @@ async fn load_form_elements(
 async fn load_address_level_types(
     conn: &mut AsyncPgConnection,
     ids: &[i32],
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<String>, diesel::result::Error> {
     let levels: Vec<LevelType> = diesel::sql_query(
-        "SELECT name, max(level) AS level FROM public.address_level_type \
+        "SELECT name, coalesce(max(level), 0)::float8 AS level FROM public.address_level_type \
          WHERE organisation_id = ANY($1) AND NOT is_voided \
-         GROUP BY name ORDER BY max(level) DESC, name",
+         GROUP BY name ORDER BY max(level) DESC NULLS LAST, name",
     )
     .bind::<Array<Integer>, _>(ids)
     .load(conn)
@@ -262,7 +315,7 @@ async fn load_answers(
     conn: &mut AsyncPgConnection,
     ids: &[i32],
     form_elements: &BTreeMap<String, Vec<FormElement>>,
-) -> Result<BTreeMap<String, Vec<(String, String)>>, Error> {
+) -> Result<BTreeMap<String, Vec<(String, String)>>, diesel::result::Error> {
     let coded: Vec<String> = form_elements
         .values()
         .flatten()
@@ -280,7 +333,7 @@ async fn load_answers(
          JOIN public.concept_answer ca ON ca.concept_id = c.id AND NOT ca.is_voided \
          JOIN public.concept a ON a.id = ca.answer_concept_id \
          WHERE c.uuid = ANY($1) AND c.organisation_id = ANY($2) \
-         ORDER BY c.uuid, a.uuid, c.organisation_id",
+         ORDER BY c.uuid, a.uuid, array_position($2, c.organisation_id::int)",
     )
     .bind::<Array<Text>, _>(&coded)
     .bind::<Array<Integer>, _>(ids)

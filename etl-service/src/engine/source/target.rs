@@ -117,10 +117,9 @@ async fn load_organisation(
     .bind_text(uuid)
     .load(&mut conn)
     .await?;
-    let org = found
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::NotFound(format!("organisation {uuid} does not exist")))?;
+    let Some(org) = found.into_iter().next() else {
+        return Err(not_found(conn, "organisation", uuid).await);
+    };
     let members = vec![org.member.clone()];
     Ok((org, members))
 }
@@ -148,10 +147,9 @@ async fn load_group(
     .bind_text(uuid)
     .load::<Member>(&mut conn);
     let (found, members) = tokio::try_join!(group, members)?;
-    let group = found
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::NotFound(format!("organisation group {uuid} does not exist")))?;
+    let Some(group) = found.into_iter().next() else {
+        return Err(not_found(conn, "organisation_group", uuid).await);
+    };
     if members.is_empty() {
         return Err(Error::FailedPrecondition(format!(
             "organisation group {uuid} ({}) has no member organisations",
@@ -159,6 +157,36 @@ async fn load_group(
         )));
     }
     Ok((group, members))
+}
+
+/// Why `table` has no row for `uuid`: it does not exist, or, when the
+/// service's role is subject to the table's row-level security (on a real
+/// Avni database a role sees only its own organisation there), it may be
+/// hidden from that role.
+async fn not_found(mut conn: &AsyncPgConnection, table: &str, uuid: &str) -> Error {
+    let what = table.replace('_', " ");
+    let hidden: Result<Vec<RlsHides>, _> = prepared(
+        "SELECT current_user::text AS role FROM pg_class c JOIN pg_roles r ON r.rolname = current_user \
+         WHERE c.oid = to_regclass('public.' || $1) AND c.relrowsecurity \
+           AND NOT (r.rolsuper OR r.rolbypassrls OR pg_has_role(current_user, c.relowner, 'USAGE'))",
+    )
+    .bind_text(table)
+    .load(&mut conn)
+    .await;
+    match hidden.ok().and_then(|rows| rows.into_iter().next()) {
+        Some(RlsHides { role }) => Error::NotFound(format!(
+            "{what} {uuid} does not exist or is not visible to role {role}: row-level security on \
+             public.{table} shows a role only its own organisation; connect as the owner of the Avni \
+             tables (openchs) or as a role with BYPASSRLS"
+        )),
+        None => Error::NotFound(format!("{what} {uuid} does not exist")),
+    }
+}
+
+#[derive(QueryableByName)]
+struct RlsHides {
+    #[diesel(sql_type = Text)]
+    role: String,
 }
 
 /// Refuses a target whose schema or roles a run could not call its own:
