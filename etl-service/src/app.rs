@@ -53,6 +53,10 @@ impl Service for Etl {
             ..
         } = base;
         let engine = engine_on(&pool, &config);
+        let checked = pool.clone();
+        tokio::spawn(
+            async move { crate::engine::source::indexes::warn_if_missing(&checked).await },
+        );
         let scheduler = match worker_pool {
             Some(worker_pool) => Some(spawn_scheduler(worker_pool, &config, &shutdown)),
             None => {

@@ -24,6 +24,7 @@ pub async fn run_once(config: &Config, entity: EntityRef) -> Result<RunReport, E
         database_url: database.url.clone(),
         settings: config.etl.clone(),
     };
+    crate::engine::source::indexes::warn_if_missing(&ctx.pool).await;
     let progress = TerminalProgress::new();
     let started_at = chrono::Utc::now();
     let options = RunOptions {

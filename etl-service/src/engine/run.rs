@@ -364,10 +364,18 @@ impl TableSync<'_> {
 }
 
 /// Whether a table's source has changed since its watermark, asking
-/// PostgreSQL once per source table and organisation in a run.
+/// PostgreSQL once per source table and organisation in a run (again only
+/// for a table whose watermark is older than the one first asked about).
 #[derive(Default)]
 struct ChangeProbe {
-    latest: HashMap<(i32, &'static str), Option<DateTime<Utc>>>,
+    latest: HashMap<(i32, &'static str), Probed>,
+}
+
+/// What the probe asked of one organisation's source table: its latest
+/// change after `since`, if any.
+struct Probed {
+    since: DateTime<Utc>,
+    latest: Option<DateTime<Utc>>,
 }
 
 impl ChangeProbe {
@@ -383,11 +391,15 @@ impl ChangeProbe {
         };
         let source = sync::source_table(table);
         let latest = match self.latest.get(&(organisation_id, source)) {
-            Some(known) => *known,
-            None => {
-                let found = sync::latest_change(conn, source, organisation_id).await?;
-                self.latest.insert((organisation_id, source), found);
-                found
+            Some(probed) if probed.since <= *mark => probed.latest,
+            _ => {
+                let latest = sync::latest_change(conn, source, organisation_id, mark).await?;
+                let probed = Probed {
+                    since: *mark,
+                    latest,
+                };
+                self.latest.insert((organisation_id, source), probed);
+                latest
             }
         };
         Ok(latest.is_some_and(|changed| changed > *mark))

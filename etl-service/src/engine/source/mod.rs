@@ -6,8 +6,10 @@
 //! - `target`: the organisation or group, its schema, role and members;
 //! - `visibility`: whose metadata each member sees (its own and its
 //!   ancestors', as Avni shares it);
-//! - `model`: the metadata, merged over the members.
+//! - `model`: the metadata, merged over the members;
+//! - [`indexes`]: whether the source tables have the index runs rely on.
 
+pub mod indexes;
 mod model;
 mod target;
 mod visibility;

@@ -3,8 +3,9 @@
 //! upserted inside PostgreSQL with one `INSERT ... SELECT ... ON CONFLICT`,
 //! rows that stopped being cancelled or exited are deleted, and the table's
 //! watermark advances, all in one transaction. The cost grows with the
-//! number of changed rows: every statement is driven by the source's
-//! `(organisation_id, last_modified_date_time)` index.
+//! number of changed rows: every statement is bounded by the window on
+//! `last_modified_date_time`, which avni-server indexes on every source
+//! table (`engine::source::indexes` warns when such an index is missing).
 //!
 //! - `table`: a table's transaction, its pipelined statements and the
 //!   retry with tolerant casts;
@@ -25,7 +26,7 @@ mod watermarks;
 
 use crate::engine::schema::plan::PlannedTable;
 
-pub use source_rows::source_table;
+pub use source_rows::{SOURCE_TABLES, source_table};
 pub use statements::{delete_statements, upsert_statement};
 pub use table::sync_table;
 pub use watermarks::{epoch, latest_change, watermarks};

@@ -8,7 +8,17 @@ use crate::engine::sync::SyncTarget;
 use crate::engine::sync::sql_text::{Statement, Value};
 use chrono::{DateTime, Utc};
 
-/// The source table whose rows drive a reporting table.
+/// Every source table a run asks for changes.
+pub const SOURCE_TABLES: [&str; 5] = [
+    "individual",
+    "program_enrolment",
+    "program_encounter",
+    "encounter",
+    "address_level",
+];
+
+/// The source table whose change times drive a reporting table (one of
+/// [`SOURCE_TABLES`]).
 pub fn source_table(table: &PlannedTable) -> &'static str {
     match row_kind(table) {
         TableKind::Subject | TableKind::RepeatableQuestionGroup => "individual",

@@ -42,23 +42,30 @@ struct Latest {
     latest: Option<DateTime<Utc>>,
 }
 
-/// When a row of `source` (one of [`source_table`]'s names) of the
-/// organisation last changed: one backward step on the
-/// `(organisation_id, last_modified_date_time)` index. A table whose
-/// watermark is at or past it has nothing to sync, so a run with no changes
-/// costs one such query per source table, not one per reporting table.
+/// The latest change time of the organisation's rows of `source` (one of
+/// [`source_table`]'s names) after `since`, or `None` when none changed
+/// since. Bounded below by the watermark, it reads only what changed since
+/// then: on a real Avni database, which indexes `last_modified_date_time`
+/// and `organisation_id` separately (no composite index), an unbounded
+/// `max(...) WHERE organisation_id = $1` walks back through every other
+/// organisation's newer rows, or reads all of this one's (RELIABILITY.md,
+/// "Source indexes"). A run with no changes costs one such query per source
+/// table, not one per reporting table.
 ///
 /// [`source_table`]: crate::engine::sync::source_table
 pub async fn latest_change(
     conn: &mut AsyncPgConnection,
     source: &'static str,
     organisation_id: i32,
+    since: &DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, Error> {
     Ok(diesel::sql_query(format!(
-        "SELECT max(last_modified_date_time) AS latest FROM public.{} WHERE organisation_id = $1",
+        "SELECT max(last_modified_date_time) AS latest FROM public.{} \
+         WHERE organisation_id = $1 AND last_modified_date_time > $2",
         quote_ident(source)
     ))
     .bind::<Integer, _>(organisation_id)
+    .bind::<Timestamptz, _>(since)
     .get_result::<Latest>(conn)
     .await?
     .latest)
