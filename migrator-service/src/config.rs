@@ -27,14 +27,16 @@ pub struct Config {
     /// API (audits, errors) over the repository.
     pub sources: Vec<SourceSettings>,
     /// Renames for forms whose names do not fit the naming convention, keyed
-    /// by `formName` (or by sub-form name). Forms not listed follow the
-    /// convention: table = form name, column = field name in snake_case, the
-    /// field `id` -> `<bind_type>_id`.
+    /// by `formName`; a form's sub-forms are mapped under it
+    /// (`sub_forms:`), apart from the forms, since a sub-form may share its
+    /// name with a form (`child_registration_oa`). Forms and sub-forms not
+    /// listed follow the convention: table = form (or sub-form) name,
+    /// column = field name in snake_case, the field `id` ->
+    /// `<bind_type>_id`.
     pub form_mapping: BTreeMap<String, FormMapping>,
 }
 
-/// How one form (or sub-form) maps onto the repository when the convention
-/// does not fit.
+/// How one form maps onto the repository when the convention does not fit.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FormMapping {
@@ -42,6 +44,20 @@ pub struct FormMapping {
     pub table: Option<String>,
     /// Field name (as sent, e.g. `wifeAge`) -> column name, for fields whose
     /// column is not the snake_case of the field name.
+    pub columns: BTreeMap<String, String>,
+    /// This form's sub-forms, by sub-form name (as sent in
+    /// `sub_forms[].name`).
+    pub sub_forms: BTreeMap<String, SubFormMapping>,
+}
+
+/// How one sub-form of a form maps onto its child table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubFormMapping {
+    /// The child table (default: the sub-form's name); it has a foreign key
+    /// to the parent form's table.
+    pub table: Option<String>,
+    /// Field name -> column name, as for forms.
     pub columns: BTreeMap<String, String>,
 }
 
@@ -246,13 +262,20 @@ impl ServiceConfig for Config {
             }
             source.validate()?;
         }
+        let empty = |s: &str| s.trim().is_empty();
+        let blank = |table: &Option<String>, columns: &BTreeMap<String, String>| {
+            table.as_deref().is_some_and(empty) || columns.iter().any(|(k, v)| empty(k) || empty(v))
+        };
         for (form, mapping) in &self.form_mapping {
-            let empty = |s: &str| s.trim().is_empty();
-            if empty(form)
-                || mapping.table.as_deref().is_some_and(empty)
-                || mapping.columns.iter().any(|(k, v)| empty(k) || empty(v))
-            {
+            if empty(form) || blank(&mapping.table, &mapping.columns) {
                 return Err(format!("form_mapping[{form}]: names must not be empty"));
+            }
+            for (sub_form, sub) in &mapping.sub_forms {
+                if empty(sub_form) || blank(&sub.table, &sub.columns) {
+                    return Err(format!(
+                        "form_mapping[{form}].sub_forms[{sub_form}]: names must not be empty"
+                    ));
+                }
             }
         }
         Ok(())

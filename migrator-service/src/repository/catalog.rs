@@ -6,7 +6,7 @@
 //! `instance_id` column; a sub-form table is a table with a one-column
 //! foreign key to a form table. The bookkeeping tables are never forms.
 
-use crate::config::FormMapping;
+use crate::config::{FormMapping, SubFormMapping};
 use crate::repository::convert::ColumnKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Text};
@@ -248,7 +248,7 @@ impl Naming {
         Self { mapping }
     }
 
-    /// The table of a form (or sub-form) name.
+    /// The table of a form.
     pub fn table<'a>(&'a self, form_name: &'a str) -> &'a str {
         self.mapping
             .get(form_name)
@@ -259,21 +259,56 @@ impl Naming {
     /// The column of a field of `form_name`: the mapping's, else `id` ->
     /// `<bind_type>_id`, else the field name in snake_case.
     pub fn column(&self, form_name: &str, bind_type: Option<&str>, field: &str) -> String {
-        if let Some(c) = self
+        let renamed = self
             .mapping
             .get(form_name)
-            .and_then(|m| m.columns.get(field))
-        {
-            return c.clone();
-        }
-        if field == "id" {
-            return match bind_type {
-                Some(b) if !b.trim().is_empty() => format!("{}_id", snake_case(b)),
-                _ => "id".to_string(),
-            };
-        }
-        snake_case(field)
+            .and_then(|m| m.columns.get(field));
+        conventional_column(renamed, bind_type, field)
     }
+
+    fn sub_form_mapping(&self, form_name: &str, sub_form: &str) -> Option<&SubFormMapping> {
+        self.mapping
+            .get(form_name)
+            .and_then(|m| m.sub_forms.get(sub_form))
+    }
+
+    /// The child table of sub-form `sub_form` of form `form_name`: the
+    /// parent's `sub_forms:` mapping, else the sub-form's name. A form of
+    /// the same name (and its mapping) has nothing to do with it.
+    pub fn sub_form_table<'a>(&'a self, form_name: &str, sub_form: &'a str) -> &'a str {
+        self.sub_form_mapping(form_name, sub_form)
+            .and_then(|m| m.table.as_deref())
+            .unwrap_or(sub_form)
+    }
+
+    /// The column of a field of sub-form `sub_form` of form `form_name`.
+    pub fn sub_form_column(
+        &self,
+        form_name: &str,
+        sub_form: &str,
+        bind_type: Option<&str>,
+        field: &str,
+    ) -> String {
+        let renamed = self
+            .sub_form_mapping(form_name, sub_form)
+            .and_then(|m| m.columns.get(field));
+        conventional_column(renamed, bind_type, field)
+    }
+}
+
+/// The mapping's column if there is one, else `id` -> `<bind_type>_id`,
+/// else the field name in snake_case.
+fn conventional_column(renamed: Option<&String>, bind_type: Option<&str>, field: &str) -> String {
+    if let Some(c) = renamed {
+        return c.clone();
+    }
+    if field == "id" {
+        return match bind_type {
+            Some(b) if !b.trim().is_empty() => format!("{}_id", snake_case(b)),
+            _ => "id".to_string(),
+        };
+    }
+    snake_case(field)
 }
 
 /// `wifeAge` -> `wife_age`, `HBLevel` -> `hb_level`, `lmp` -> `lmp`.
@@ -330,6 +365,7 @@ mod tests {
             FormMapping {
                 table: Some("ec_registration".into()),
                 columns: [("wifeName".to_string(), "name_of_wife".to_string())].into(),
+                sub_forms: BTreeMap::new(),
             },
         );
         let naming = Naming::new(mapping);
@@ -344,5 +380,65 @@ mod tests {
             "eligible_couple_id"
         );
         assert_eq!(naming.column("x", Some("mother"), "wifeAge"), "wife_age");
+    }
+
+    #[test]
+    fn sub_forms_are_named_under_their_parent_apart_from_forms() {
+        let mut mapping = BTreeMap::new();
+        mapping.insert(
+            "child_registration_oa".to_string(),
+            FormMapping {
+                table: Some("child_form".into()),
+                ..FormMapping::default()
+            },
+        );
+        mapping.insert(
+            "pnc_registration_oa".to_string(),
+            FormMapping {
+                sub_forms: [(
+                    "child_registration_oa".to_string(),
+                    SubFormMapping {
+                        table: Some("pnc_registration_oa_child".into()),
+                        columns: [("w".to_string(), "weight".to_string())].into(),
+                    },
+                )]
+                .into(),
+                ..FormMapping::default()
+            },
+        );
+        let naming = Naming::new(mapping);
+        assert_eq!(naming.table("child_registration_oa"), "child_form");
+        assert_eq!(
+            naming.sub_form_table("pnc_registration_oa", "child_registration_oa"),
+            "pnc_registration_oa_child"
+        );
+        assert_eq!(
+            naming.sub_form_table("pnc_visit", "child_pnc_visit"),
+            "child_pnc_visit",
+            "the default is the sub-form's name"
+        );
+        assert_eq!(
+            naming.sub_form_table("anc_visit", "child_registration_oa"),
+            "child_registration_oa",
+            "another parent's mapping, or the form's, does not apply"
+        );
+        assert_eq!(
+            naming.sub_form_column(
+                "pnc_registration_oa",
+                "child_registration_oa",
+                Some("child"),
+                "w"
+            ),
+            "weight"
+        );
+        assert_eq!(
+            naming.sub_form_column(
+                "pnc_registration_oa",
+                "child_registration_oa",
+                Some("child"),
+                "id"
+            ),
+            "child_id"
+        );
     }
 }
