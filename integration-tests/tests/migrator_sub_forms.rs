@@ -136,8 +136,10 @@ fn an_empty_name_in_a_sub_form_mapping_is_refused() {
         "pnc_registration_oa:\n  sub_forms:\n    child_registration_oa:\n      table: ''\n",
     );
     let mapping = mapping.expect("parses");
-    let mut config = migrator_service::Config::default();
-    config.form_mapping = mapping;
+    let config = migrator_service::Config {
+        form_mapping: mapping,
+        ..Default::default()
+    };
     let err = service_kit::config::ServiceConfig::validate(&config).expect_err("refused");
     assert!(
         err.contains("form_mapping[pnc_registration_oa].sub_forms[child_registration_oa]"),
