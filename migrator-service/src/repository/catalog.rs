@@ -191,10 +191,52 @@ impl Catalog {
     }
 }
 
-/// The catalog shared by every source and the API; reloaded when a form
-/// name appears that it does not know (a migration may have added it).
+/// What changes whenever a table, column, index or constraint of the
+/// current schema is created, altered or dropped: the number of catalog
+/// rows of the schema and the sum of their `xmin` (the transaction that
+/// last wrote each row): `pg_class` (tables and indexes made or dropped,
+/// a column added), `pg_attribute` (a column dropped, renamed or retyped,
+/// which leaves `pg_class` alone) and `pg_constraint` (foreign keys).
+/// About 0.9 ms on a repository of 35 form tables, where loading the
+/// catalog takes over 4 ms (RELIABILITY.md). An event trigger would cost
+/// nothing per batch but needs a superuser to create.
+const FINGERPRINT_SQL: &str = "\
+WITH s AS (SELECT to_regnamespace(current_schema()) AS oid)
+SELECT concat_ws('/',
+  (SELECT count(*) || ':' || coalesce(sum(c.xmin::text::int8), 0)
+     FROM pg_catalog.pg_class c, s WHERE c.relnamespace = s.oid),
+  (SELECT count(*) || ':' || coalesce(sum(a.xmin::text::int8), 0)
+     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid, s
+    WHERE c.relnamespace = s.oid AND c.relkind IN ('r', 'p') AND a.attnum > 0),
+  (SELECT count(*) || ':' || coalesce(sum(k.xmin::text::int8), 0)
+     FROM pg_catalog.pg_constraint k, s WHERE k.connamespace = s.oid)
+) AS fingerprint";
+
+#[derive(QueryableByName)]
+struct FingerprintRow {
+    #[diesel(sql_type = Text)]
+    fingerprint: String,
+}
+
+/// The schema's catalog fingerprint (see [`FINGERPRINT_SQL`]).
+pub async fn fingerprint(conn: &mut AsyncPgConnection) -> Result<String, diesel::result::Error> {
+    let row: FingerprintRow = diesel::sql_query(FINGERPRINT_SQL).get_result(conn).await?;
+    Ok(row.fingerprint)
+}
+
+/// A loaded catalog and the fingerprint read just before it.
+struct Loaded {
+    catalog: Arc<Catalog>,
+    fingerprint: String,
+}
+
+/// The catalog shared by every source and the API. Before each batch the
+/// schema's fingerprint is compared with the one the catalog was loaded
+/// under; the catalog is read again only when they differ, so a migration
+/// run while the service runs (a new table, a new column) is seen by the
+/// next batch, and a batch with nothing changed pays one small query.
 pub struct SharedCatalog {
-    current: RwLock<Option<Arc<Catalog>>>,
+    current: RwLock<Option<Loaded>>,
     mapping: Naming,
 }
 
@@ -210,26 +252,47 @@ impl SharedCatalog {
         &self.mapping
     }
 
-    /// The catalog, loaded on first use.
+    /// The catalog as the schema stands: the one in hand when the schema's
+    /// fingerprint has not changed, else read again.
     pub async fn get(
         &self,
         conn: &mut AsyncPgConnection,
     ) -> Result<Arc<Catalog>, diesel::result::Error> {
-        let cached = self.current.read().ok().and_then(|c| c.clone());
+        let now = fingerprint(conn).await?;
+        let cached = self.current.read().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|l| l.fingerprint == now)
+                .map(|l| l.catalog.clone())
+        });
         match cached {
             Some(c) => Ok(c),
-            None => self.refresh(conn).await,
+            None => self.load(conn, now).await,
         }
     }
 
-    /// Reads the catalog again.
+    /// Reads the catalog again, whatever the fingerprint says.
     pub async fn refresh(
         &self,
         conn: &mut AsyncPgConnection,
     ) -> Result<Arc<Catalog>, diesel::result::Error> {
+        let now = fingerprint(conn).await?;
+        self.load(conn, now).await
+    }
+
+    /// Loads the catalog; `fingerprint` was read before it, so a change
+    /// made during the load is seen by the next call.
+    async fn load(
+        &self,
+        conn: &mut AsyncPgConnection,
+        fingerprint: String,
+    ) -> Result<Arc<Catalog>, diesel::result::Error> {
         let fresh = Arc::new(Catalog::load(conn).await?);
+        crate::metrics::record_catalog_load();
         if let Ok(mut slot) = self.current.write() {
-            *slot = Some(fresh.clone());
+            *slot = Some(Loaded {
+                catalog: fresh.clone(),
+                fingerprint,
+            });
         }
         tracing::debug!(tables = fresh.len(), "catalog loaded");
         Ok(fresh)
