@@ -10,7 +10,7 @@
 //! hundreds of thousands costs no memory.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -307,6 +307,9 @@ pub enum Fault {
     CutConnection,
     /// Send exactly these bytes as a 200 (for bodies that are not UTF-8).
     Body(Vec<u8>),
+    /// A 200 of this many bytes, streamed in 64 KiB chunks made on the fly
+    /// (no length announced, nothing held in memory): a runaway page.
+    Huge(usize),
 }
 
 impl Fault {
@@ -323,6 +326,7 @@ impl Fault {
             Fault::Overlap(_) => "overlapping page",
             Fault::CutConnection => "connection cut mid-body",
             Fault::Body(_) => "fixed body",
+            Fault::Huge(_) => "huge body",
         }
     }
 }
@@ -393,6 +397,7 @@ struct Inner {
     /// `(timestamp, batch-size)` the last body answered.
     last_request: Option<(i64, usize)>,
     requests: Vec<(i64, usize)>,
+    queries: Vec<String>,
     arrivals: Vec<std::time::Instant>,
     chaos: Option<ChaosState>,
     injected: BTreeMap<&'static str, usize>,
@@ -436,6 +441,7 @@ impl FakeUpstream {
                 last_body: None,
                 last_request: None,
                 requests: Vec::new(),
+                queries: Vec::new(),
                 arrivals: Vec::new(),
                 chaos: None,
                 injected: BTreeMap::new(),
@@ -532,6 +538,11 @@ impl FakeUpstream {
     pub fn requests(&self) -> Vec<(i64, usize)> {
         self.with(|i| i.requests.clone())
     }
+
+    /// The query string of every request so far, as received.
+    pub fn queries(&self) -> Vec<String> {
+        self.with(|i| i.queries.clone())
+    }
 }
 
 impl Drop for FakeUpstream {
@@ -618,15 +629,52 @@ fn json_response(body: String) -> Response {
     r
 }
 
+/// The first value of each query parameter, as the real server (Spring
+/// 3.1's `@RequestParam`) takes it when a parameter is repeated.
+fn first_values(query: &str) -> HashMap<String, String> {
+    let mut first = HashMap::new();
+    let Ok(url) = reqwest::Url::parse(&format!("http://fake/?{query}")) else {
+        return first;
+    };
+    for (k, v) in url.query_pairs() {
+        first
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    first
+}
+
+/// A 200 of `size` bytes (`[` and spaces), streamed in chunks made on the fly.
+fn huge_response(size: usize) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = (0..size.div_ceil(CHUNK)).map(move |i| {
+        let len = CHUNK.min(size - i * CHUNK);
+        let mut chunk = vec![b' '; len];
+        if i == 0 {
+            chunk[0] = b'[';
+        }
+        Ok::<bytes::Bytes, std::io::Error>(bytes::Bytes::from(chunk))
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(futures::stream::iter(chunks)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     shared.count.fetch_add(1, Ordering::SeqCst);
+    let raw_query = raw_query.unwrap_or_default();
+    let query = first_values(&raw_query);
     let (credentials, fault) = {
         let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.arrivals.push(std::time::Instant::now());
+        inner.queries.push(raw_query);
         let fault = match inner.queued.pop_front().or_else(|| inner.always.clone()) {
             Some(f) => Some(f),
             None => inner.chaos.as_mut().and_then(ChaosState::draw),
@@ -671,6 +719,7 @@ async fn handle(
         Some(Fault::NotJson) => {
             return (StatusCode::OK, "<html><body>502 Bad Gateway</body></html>").into_response();
         }
+        Some(Fault::Huge(size)) => return huge_response(size),
         Some(Fault::Body(bytes)) => {
             let mut r = (StatusCode::OK, bytes).into_response();
             r.headers_mut().insert(

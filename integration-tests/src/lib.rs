@@ -7,6 +7,7 @@ pub mod avni;
 pub mod bench;
 pub mod binaries;
 pub mod demo;
+pub mod drishti_forms;
 pub mod etl;
 pub mod etl_crash_loop;
 pub mod etl_faults;

@@ -867,6 +867,7 @@ async fn form_mapping_renames_and_too_long_text_fails_instead_of_being_cut() {
             migrator_service::config::FormMapping {
                 table: Some("EC Edits".into()),
                 columns: [("id".to_string(), "couple id".to_string())].into(),
+                ..Default::default()
             },
         );
     })

@@ -27,14 +27,16 @@ pub struct Config {
     /// API (audits, errors) over the repository.
     pub sources: Vec<SourceSettings>,
     /// Renames for forms whose names do not fit the naming convention, keyed
-    /// by `formName` (or by sub-form name). Forms not listed follow the
-    /// convention: table = form name, column = field name in snake_case, the
-    /// field `id` -> `<bind_type>_id`.
+    /// by `formName`; a form's sub-forms are mapped under it
+    /// (`sub_forms:`), apart from the forms, since a sub-form may share its
+    /// name with a form (`child_registration_oa`). Forms and sub-forms not
+    /// listed follow the convention: table = form (or sub-form) name,
+    /// column = field name in snake_case, the field `id` ->
+    /// `<bind_type>_id`.
     pub form_mapping: BTreeMap<String, FormMapping>,
 }
 
-/// How one form (or sub-form) maps onto the repository when the convention
-/// does not fit.
+/// How one form maps onto the repository when the convention does not fit.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FormMapping {
@@ -42,6 +44,20 @@ pub struct FormMapping {
     pub table: Option<String>,
     /// Field name (as sent, e.g. `wifeAge`) -> column name, for fields whose
     /// column is not the snake_case of the field name.
+    pub columns: BTreeMap<String, String>,
+    /// This form's sub-forms, by sub-form name (as sent in
+    /// `sub_forms[].name`).
+    pub sub_forms: BTreeMap<String, SubFormMapping>,
+}
+
+/// How one sub-form of a form maps onto its child table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubFormMapping {
+    /// The child table (default: the sub-form's name); it has a foreign key
+    /// to the parent form's table.
+    pub table: Option<String>,
+    /// Field name -> column name, as for forms.
     pub columns: BTreeMap<String, String>,
 }
 
@@ -75,7 +91,9 @@ pub struct SourceSettings {
     /// A short name, used in audits, logs and the API.
     pub name: String,
     /// The `all-form-submissions` URL (`https://host/all-form-submissions`);
-    /// the service adds `timestamp` and `batch-size`.
+    /// the service sets `timestamp` and `batch-size`, replacing any the URL
+    /// carries itself (the original configuration's
+    /// `?timestamp=0&batch-size=100`); its other query parameters are kept.
     pub url: String,
     /// HTTP Basic auth user name; none sends no credentials.
     #[serde(default)]
@@ -101,7 +119,14 @@ pub struct SourceSettings {
     /// always verified.
     #[serde(default)]
     pub ca_certificate: Option<PathBuf>,
-    /// Retries of one request on connection errors, timeouts, 5xx and 429.
+    /// Largest response body accepted, in bytes. The body is read in
+    /// chunks and the request stops as soon as it passes the limit, so a
+    /// runaway page costs at most this much memory. Default 32 MiB (a page
+    /// of 100 real submissions is well under 1 MiB).
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Retries of one request on connection errors, timeouts, 5xx, 429 and
+    /// a 200 whose body is not a JSON array (a page cut short by a proxy).
     #[serde(default)]
     pub retry: RetrySettings,
 }
@@ -147,6 +172,7 @@ impl SourceSettings {
             connect_timeout_seconds: default_connect_timeout(),
             request_timeout_seconds: default_request_timeout(),
             ca_certificate: None,
+            max_response_bytes: default_max_response_bytes(),
             retry: RetrySettings::default(),
         }
     }
@@ -192,6 +218,13 @@ fn default_connect_timeout() -> f64 {
 fn default_request_timeout() -> f64 {
     60.0
 }
+fn default_max_response_bytes() -> u64 {
+    32 * 1024 * 1024
+}
+
+/// Bounds of `sources[].max_response_bytes`.
+pub const MIN_RESPONSE_BYTES: u64 = 1024;
+pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Largest `batch-size` asked for; bounds memory per batch.
 pub const MAX_BATCH_SIZE: u32 = 10_000;
@@ -229,13 +262,20 @@ impl ServiceConfig for Config {
             }
             source.validate()?;
         }
+        let empty = |s: &str| s.trim().is_empty();
+        let blank = |table: &Option<String>, columns: &BTreeMap<String, String>| {
+            table.as_deref().is_some_and(empty) || columns.iter().any(|(k, v)| empty(k) || empty(v))
+        };
         for (form, mapping) in &self.form_mapping {
-            let empty = |s: &str| s.trim().is_empty();
-            if empty(form)
-                || mapping.table.as_deref().is_some_and(empty)
-                || mapping.columns.iter().any(|(k, v)| empty(k) || empty(v))
-            {
+            if empty(form) || blank(&mapping.table, &mapping.columns) {
                 return Err(format!("form_mapping[{form}]: names must not be empty"));
+            }
+            for (sub_form, sub) in &mapping.sub_forms {
+                if empty(sub_form) || blank(&sub.table, &sub.columns) {
+                    return Err(format!(
+                        "form_mapping[{form}].sub_forms[{sub_form}]: names must not be empty"
+                    ));
+                }
             }
         }
         Ok(())
@@ -257,6 +297,11 @@ impl SourceSettings {
         if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
             return Err(format!(
                 "sources[{name}].batch_size must be between 1 and {MAX_BATCH_SIZE}"
+            ));
+        }
+        if !(MIN_RESPONSE_BYTES..=MAX_RESPONSE_BYTES).contains(&self.max_response_bytes) {
+            return Err(format!(
+                "sources[{name}].max_response_bytes must be between {MIN_RESPONSE_BYTES} and {MAX_RESPONSE_BYTES}"
             ));
         }
         if self.password.is_some() && self.username.is_none() {
@@ -333,6 +378,7 @@ mod tests {
         assert_eq!(s.batch_size, 100);
         assert_eq!(s.poll_interval(), Duration::from_secs(180));
         assert_eq!(s.retry.max_retries, 5);
+        assert_eq!(s.max_response_bytes, 32 * 1024 * 1024);
         assert_eq!(s.password.as_ref().map(Secret::expose), Some("hunter2"));
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "password leaked: {shown}");
@@ -361,6 +407,10 @@ mod tests {
             (
                 "sources:\n  - name: a\n    url: http://x\n    password: p\n",
                 "username",
+            ),
+            (
+                "sources:\n  - name: a\n    url: http://x\n    max_response_bytes: 10\n",
+                "max_response_bytes",
             ),
         ] {
             let err = load(yaml).expect_err(yaml);

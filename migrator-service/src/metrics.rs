@@ -5,6 +5,8 @@
 //! - `migrator_batches_total{source}`
 //! - `migrator_watermark_lag_ms{source}`: how far the committed watermark is
 //!   behind the newest `serverVersion` seen from the source.
+//! - `migrator_catalog_loads_total`: how often the repository's catalog
+//!   was read (once at the first batch, then once per schema change).
 
 use crate::poll::batch::BatchReport;
 
@@ -33,4 +35,9 @@ pub fn record_batch(source: &str, report: &BatchReport) {
 pub fn record_lag(source: &str, newest_seen: i64, watermark: i64) {
     metrics::gauge!("migrator_watermark_lag_ms", "source" => source.to_string())
         .set((newest_seen - watermark).max(0) as f64);
+}
+
+/// Counts a read of the repository's catalog.
+pub fn record_catalog_load() {
+    metrics::counter!("migrator_catalog_loads_total").increment(1);
 }

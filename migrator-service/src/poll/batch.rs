@@ -22,7 +22,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::value::RawValue;
 use service_kit::db::Pool;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 /// Where a source stands: the committed watermark and where the next poll
 /// starts (one millisecond earlier after a full batch).
@@ -175,7 +174,8 @@ pub async fn process_page(
 ) -> Result<BatchOutcome, Error> {
     let max_server_version = page.max_server_version;
     let mut conn = pool.get().await?;
-    let known = catalog_for(&mut conn, catalog, page).await?;
+    // A migration run since the last batch is seen here.
+    let known = catalog.get(&mut conn).await?;
     let full = page.len() >= request.batch_size as usize;
     let source = source.to_string();
     let naming = catalog.naming().clone();
@@ -203,28 +203,6 @@ pub async fn process_page(
         Ok(BatchOutcome::Committed(report))
     })
     .await
-}
-
-/// The catalog to write the page with, read again when the page names a
-/// form it does not know.
-async fn catalog_for(
-    conn: &mut AsyncPgConnection,
-    catalog: &SharedCatalog,
-    page: &DecodedPage<'_>,
-) -> Result<Arc<Catalog>, Error> {
-    let known = catalog.get(conn).await?;
-    let unknown = page.items.iter().any(|(_, d)| {
-        d.as_ref().is_ok_and(|s| {
-            known
-                .form_table(catalog.naming().table(&s.form_name))
-                .is_none()
-        })
-    });
-    if unknown {
-        // A migration may have added the form since the catalog was read.
-        return Ok(catalog.refresh(conn).await?);
-    }
-    Ok(known)
 }
 
 /// The first statements of a page's transaction.

@@ -119,9 +119,13 @@ impl Source {
         &self.settings.name
     }
 
-    /// The URL polled, without credentials.
+    /// The URL polled (without its own `timestamp` and `batch-size`),
+    /// without credentials.
     pub fn url(&self) -> String {
-        crate::poll::upstream::display_url(&self.settings.url)
+        match &self.upstream {
+            Ok(upstream) => upstream.url(),
+            Err(_) => crate::poll::upstream::display_url(&self.settings.url),
+        }
     }
 
     pub fn live(&self) -> Live {
@@ -190,6 +194,8 @@ struct Pacing {
     base: u32,
     batch_size: u32,
     stalls: u32,
+    /// Pages in a row with nothing after the timestamp asked for.
+    behind: u32,
 }
 
 impl Pacing {
@@ -198,7 +204,36 @@ impl Pacing {
             base,
             batch_size: base,
             stalls: 0,
+            behind: 0,
         }
+    }
+
+    /// Checks a non-empty page against what was asked: the real server
+    /// sends only submissions after the timestamp, so a page with nothing
+    /// after it is a stale one (tolerated once or twice: a retrying proxy
+    /// serves one) or an upstream that ignores the timestamp (stopped,
+    /// before it fills the archive with repeats for ever).
+    fn check_page(
+        &mut self,
+        upstream: &Upstream,
+        request: &PageRequest,
+        max_server_version: Option<i64>,
+    ) -> Result<(), Error> {
+        match max_server_version {
+            Some(newest) if newest <= request.timestamp => {
+                self.behind += 1;
+                if self.behind >= MAX_STALLS {
+                    return Err(Error::Upstream(UpstreamError::IgnoresTimestamp {
+                        url: upstream.url(),
+                        pages: self.behind,
+                        timestamp: request.timestamp,
+                        newest,
+                    }));
+                }
+            }
+            _ => self.behind = 0,
+        }
+        Ok(())
     }
 
     /// The page after `request`, which returned `page_len` elements up to
@@ -307,6 +342,7 @@ impl Migrator {
                 break;
             }
             let decoded = decode_page(&page);
+            pacing.check_page(upstream, &request, decoded.max_server_version)?;
             source.batch_started(page.len(), &decoded);
             // Ask for the next page while this one is written: where it
             // starts follows from this page alone (the same rule the

@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 // `decode` is where callers meet them.
 pub use crate::repository::model::{Failure, Form, SubForm, Submission};
 
-/// A page that is not a JSON array: the whole response is retried later.
+/// A page that is not a JSON array (cut short, an error page): the request
+/// is retried with backoff like a 5xx.
 #[derive(Debug, thiserror::Error)]
 #[error("the response is not a JSON array of submissions: {0}")]
 pub struct BadPage(pub String);

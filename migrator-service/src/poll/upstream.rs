@@ -1,12 +1,19 @@
 //! The HTTP client of one upstream source: `GET <url>?timestamp=T&batch-size=N`
 //! with Basic auth, connect and request timeouts, verified TLS (plus an
-//! optional private CA), and retries with exponential backoff and jitter on
-//! connection errors, timeouts, 5xx and 429 (honouring `Retry-After`). A
-//! 401, 403 or 404 stops at once: retrying cannot fix it, and a retry storm
-//! against a server that refuses us helps nobody.
+//! optional private CA), a bound on the body's size, and retries with
+//! exponential backoff and jitter on connection errors, timeouts, 5xx, 429
+//! (honouring `Retry-After`) and a 200 whose body is not a JSON array (a
+//! page cut short by a proxy). A 401, 403 or 404 stops at once: retrying
+//! cannot fix it, and a retry storm against a server that refuses us helps
+//! nobody. So does a body past `max_response_bytes`: it would be as large
+//! the next time.
+//!
+//! The URL's own `timestamp` and `batch-size` (the original migrator's
+//! configuration carried `?timestamp=0&batch-size=100`) are taken out, so
+//! the server, which reads the first of a repeated parameter, sees ours.
 
 use crate::config::{RetrySettings, Secret, SourceSettings};
-use crate::poll::submission::{BadPage, split_page};
+use crate::poll::submission::split_page;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::{StatusCode, Url, header};
 use serde_json::value::RawValue;
@@ -43,9 +50,26 @@ pub enum UpstreamError {
         "the upstream asked to retry after {seconds}s, more than retry.max_retry_after_seconds; polling again at the next interval"
     )]
     RetryAfterTooLong { seconds: u64 },
-    /// The body is not a JSON array: retried at the next poll.
-    #[error(transparent)]
-    BadPage(#[from] BadPage),
+    /// The body is larger than the source's `max_response_bytes`.
+    #[error(
+        "the upstream's response at {url} is larger than sources[{source_name}].max_response_bytes ({limit} bytes): lower batch_size or raise max_response_bytes, then restart"
+    )]
+    TooLarge {
+        source_name: String,
+        url: String,
+        limit: u64,
+    },
+    /// Page after page holds nothing after the timestamp asked for: the
+    /// upstream (or a proxy before it) does not page by our `timestamp`.
+    #[error(
+        "the upstream ignores the timestamp: {pages} pages in a row asked after {timestamp} held only submissions up to serverVersion {newest}, so the watermark cannot move; check the source's url {url} (a proxy that drops the query?), then call RunNow"
+    )]
+    IgnoresTimestamp {
+        url: String,
+        pages: u32,
+        timestamp: i64,
+        newest: i64,
+    },
     /// The client cannot be built (a bad CA file).
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
@@ -58,6 +82,8 @@ impl UpstreamError {
             self,
             UpstreamError::Refused { .. }
                 | UpstreamError::NotFound { .. }
+                | UpstreamError::TooLarge { .. }
+                | UpstreamError::IgnoresTimestamp { .. }
                 | UpstreamError::Setup(_)
         )
     }
@@ -77,7 +103,10 @@ enum Attempt {
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
+    source: String,
+    /// The configured URL without its own `timestamp` and `batch-size`.
     url: Url,
+    max_response_bytes: u64,
     username: Option<String>,
     password: Option<Secret>,
     retry: RetrySettings,
@@ -95,11 +124,44 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
+/// The query parameters the service sets on every request.
+const CURSOR_PARAMETERS: [&str; 2] = ["timestamp", "batch-size"];
+
+/// `url` without its own `timestamp` and `batch-size` (every occurrence),
+/// its other parameters kept in order; whether it had any.
+pub fn without_cursor_parameters(mut url: Url) -> (Url, bool) {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let kept: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !CURSOR_PARAMETERS.contains(&k.as_str()))
+        .collect();
+    if kept.len() == pairs.len() {
+        return (url, false);
+    }
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    (url, true)
+}
+
 impl Upstream {
     pub fn new(settings: &SourceSettings) -> Result<Self, UpstreamError> {
         let url = Url::parse(&settings.url).map_err(|e| {
             UpstreamError::Setup(format!("url {}: {e}", display_url(&settings.url)))
         })?;
+        let (url, replaced) = without_cursor_parameters(url);
+        if replaced {
+            tracing::warn!(
+                source = %settings.name,
+                url = %display_url(url.as_str()),
+                "the source's url carries its own timestamp or batch-size; the service sets them itself on each request"
+            );
+        }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
@@ -126,7 +188,9 @@ impl Upstream {
             .map_err(|e| UpstreamError::Setup(error_chain(&e)))?;
         Ok(Self {
             client,
+            source: settings.name.clone(),
             url,
+            max_response_bytes: settings.max_response_bytes,
             username: settings.username.clone(),
             password: settings.password.clone(),
             retry: settings.retry.clone(),
@@ -151,9 +215,15 @@ impl Upstream {
             .with_jitter()
             .with_max_times(self.retry.max_retries as usize);
         let url = self.url();
-        let body = (|| async {
+        let page = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(timestamp, batch_size).await
+            let body = self.attempt(timestamp, batch_size).await?;
+            // A 200 cut short (by a proxy, a restart) is as transient as
+            // a 502: the same request soon after gets the whole page.
+            split_page(&body).map_err(|e| Attempt::Transient {
+                message: e.to_string(),
+                retry_after: None,
+            })
         })
         .retry(backoff)
         .when(|e| matches!(e, Attempt::Transient { .. }))
@@ -168,8 +238,8 @@ impl Upstream {
             }
         })
         .await;
-        match body {
-            Ok(bytes) => Ok(split_page(&bytes)?),
+        match page {
+            Ok(elements) => Ok(elements),
             Err(Attempt::Final(e)) => Err(e),
             Err(Attempt::Transient { message, .. }) => Err(UpstreamError::Exhausted {
                 attempts: attempts.load(Ordering::Relaxed),
@@ -198,10 +268,7 @@ impl Upstream {
         let status = response.status();
         let url = self.url();
         if status.is_success() {
-            return response.bytes().await.map_err(|e| Attempt::Transient {
-                message: format!("reading the body: {}", error_chain(&e)),
-                retry_after: None,
-            });
+            return self.read_body(response).await;
         }
         let retry_after = response
             .headers()
@@ -240,6 +307,37 @@ impl Upstream {
                 body,
             })),
         }
+    }
+}
+
+impl Upstream {
+    /// The body, read chunk by chunk and given up as soon as it passes
+    /// `max_response_bytes` (or announces that it will).
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<bytes::Bytes, Attempt> {
+        let limit = self.max_response_bytes;
+        let too_large = || {
+            Attempt::Final(UpstreamError::TooLarge {
+                source_name: self.source.clone(),
+                url: self.url(),
+                limit,
+            })
+        };
+        let announced = response.content_length();
+        if announced.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let capacity = announced.unwrap_or(0).min(limit);
+        let mut body = bytes::BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        while let Some(chunk) = response.chunk().await.map_err(|e| Attempt::Transient {
+            message: format!("reading the body: {}", error_chain(&e)),
+            retry_after: None,
+        })? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 }
 
@@ -298,6 +396,23 @@ mod tests {
         assert!(err.stops_the_source());
         settings.ca_certificate = None;
         assert!(Upstream::new(&settings).is_ok());
+    }
+
+    #[test]
+    fn the_urls_own_cursor_parameters_are_taken_out_and_the_rest_kept() {
+        let parse = |u: &str| Url::parse(u).expect("url");
+        let (url, replaced) = without_cursor_parameters(parse(
+            "https://h/all-form-submissions?timestamp=0&district=n%20e&batch-size=100&timestamp=5",
+        ));
+        assert!(replaced);
+        assert_eq!(url.as_str(), "https://h/all-form-submissions?district=n+e");
+        let (url, replaced) =
+            without_cursor_parameters(parse("https://h/all-form-submissions?timestamp=0"));
+        assert!(replaced);
+        assert_eq!(url.as_str(), "https://h/all-form-submissions");
+        let (url, replaced) = without_cursor_parameters(parse("https://h/x?a=1"));
+        assert!(!replaced);
+        assert_eq!(url.as_str(), "https://h/x?a=1");
     }
 
     #[test]

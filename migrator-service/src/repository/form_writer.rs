@@ -13,6 +13,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use service_kit::sql::quote_ident;
 use std::collections::{BTreeSet, HashMap};
 
+/// The column of the original sub-form tables that holds the sub-form's
+/// name (`child_registration_oa`), filled where a child table has it.
+pub const SUB_FORM_NAME_COLUMN: &str = "sub_form_name";
+
 /// Column index in its table -> canonical text (`None` = NULL).
 pub type RowValues = Vec<(usize, Option<String>)>;
 
@@ -175,7 +179,7 @@ fn child_rows(
     catalog: &Catalog,
     naming: &Naming,
 ) -> Result<ChildRows, Failure> {
-    let child_name = naming.table(&sub_form.name);
+    let child_name = naming.sub_form_table(&sub.form_name, &sub_form.name);
     let (Some(fk_column), Some(child)) =
         (table.children.get(child_name), catalog.table(child_name))
     else {
@@ -193,8 +197,13 @@ fn child_rows(
         let mut row: RowValues = Vec::with_capacity(instance.len());
         for (field, value) in instance {
             let Some(value) = value else { continue };
-            let column = naming.column(&sub_form.name, sub_form.bind_type.as_deref(), field);
-            if column == "id" || column == *fk_column {
+            let column = naming.sub_form_column(
+                &sub.form_name,
+                &sub_form.name,
+                sub_form.bind_type.as_deref(),
+                field,
+            );
+            if column == "id" || column == *fk_column || column == SUB_FORM_NAME_COLUMN {
                 return Err(Failure::new(
                     format!("Field {field} maps to reserved column {column}"),
                     format!(
@@ -206,6 +215,9 @@ fn child_rows(
             }
             let label = format!("{}.{field}", sub_form.name);
             row.push(value_for(child, &column, &label, value).map_err(|f| f.of(sub))?);
+        }
+        if let Some((index, _)) = child.column(SUB_FORM_NAME_COLUMN) {
+            row.push((index, Some(sub_form.name.clone())));
         }
         rows.push(row);
     }
