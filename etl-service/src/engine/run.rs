@@ -206,7 +206,7 @@ async fn work_under_lock(
     let token = conn.cancel_token();
     let work = async {
         let dropped = if options.recreate {
-            ddl::drop_schema(&mut conn, &target.schema_name).await?
+            ddl::drop_schema(&mut conn, target).await?
         } else {
             0
         };
@@ -274,6 +274,7 @@ async fn apply_schema(
 
     check_time_zone(conn, &ctx.settings.time_zone).await?;
     roles::ensure_roles(conn, &target.reader_roles()).await?;
+    roles::ensure_member_of(conn, &target.db_user).await?;
     let applied = ddl::apply(conn, target, &plan, &diffs).await?;
     let created = applied
         .iter()
@@ -460,7 +461,7 @@ pub async fn drop_schema(
     };
     let held = take_lock(ctx, &target, lock, &RunStop::default()).await?;
     let result = match ctx.pool.get().await {
-        Ok(mut conn) => ddl::drop_schema(&mut conn, &target.schema_name).await,
+        Ok(mut conn) => ddl::drop_schema(&mut conn, &target).await,
         Err(e) => Err(e.into()),
     };
     release(held).await;
