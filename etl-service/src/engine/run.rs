@@ -10,8 +10,8 @@ use crate::engine::entity::EntityRef;
 use crate::engine::faults;
 use crate::engine::lock::EntityLock;
 use crate::engine::schema::ddl::{self, AppliedTable};
+use crate::engine::schema::implementers;
 use crate::engine::schema::layout::TableKind;
-use crate::engine::schema::metadata;
 use crate::engine::schema::plan::{self, SchemaPlan};
 use crate::engine::schema::roles;
 use crate::engine::schema::schema_diff::{self, TableChange};
@@ -264,7 +264,7 @@ async fn apply_schema(
 ) -> Result<(SchemaPlan, Vec<AppliedTable>), Error> {
     let visibility = source::load_visibility(conn, target).await?;
     let model = source::load_model(conn, &visibility).await?;
-    let existing = metadata::load_existing(conn, &target.schema_name).await?;
+    let existing = implementers::load_existing(conn, &target.schema_name).await?;
     let plan = plan::plan_schema(&model, &existing);
     let diffs = schema_diff::diff(&plan);
     progress.event(ProgressEvent::Started {
@@ -481,6 +481,6 @@ pub async fn plan_entity(
     let target = source::load_target(&conn, entity).await?;
     let visibility = source::load_visibility(&mut conn, &target).await?;
     let model = source::load_model(&mut conn, &visibility).await?;
-    let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
+    let existing = implementers::load_existing(&mut conn, &target.schema_name).await?;
     Ok((target, plan::plan_schema(&model, &existing)))
 }
