@@ -140,3 +140,83 @@ async fn a_groups_schema_is_owned_by_the_groups_role_and_open_to_its_members() {
         );
     }
 }
+
+/// The service's role cannot make itself a member of the organisation's
+/// role (no CREATEROLE, not granted it): the run fails with a message
+/// naming the grant to make, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_role_that_cannot_own_the_schema_as_the_organisation_is_told_why() {
+    let role = format!("etl_norole_{}", uuid::Uuid::new_v4().simple());
+    let org_role = format!("etl_org_norole_{}", uuid::Uuid::new_v4().simple());
+    let _drop_roles = integration_tests::postgres::DropRoles {
+        names: vec![role.clone(), org_role.clone()],
+        ending_with: None,
+    };
+    let db = integration_tests::postgres::TestDatabase::new().await;
+    let su = db.client().await;
+    su.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEROLE; CREATE ROLE {org_role} NOLOGIN; \
+         ALTER DATABASE {} OWNER TO {role};",
+        quote_ident(&db.name)
+    ))
+    .await
+    .expect("roles");
+    let url = integration_tests::avni_server::with_user(&db.url, &role);
+    service_kit::db::run_pending_migrations(&url, etl_service::migrations::migrations)
+        .await
+        .expect("migrations as the service's role");
+    let world = integration_tests::avni::generate(&su, &spec(0)).await;
+    let org = world.organisations[0].clone();
+    su.execute(
+        "UPDATE organisation SET db_user = $1 WHERE id = $2",
+        &[&org_role, &org.id],
+    )
+    .await
+    .expect("db_user");
+    let tables: Vec<String> = su
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' AND tableowner <> $1",
+            &[&role],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for t in tables {
+        su.batch_execute(&format!(
+            "GRANT SELECT ON public.{} TO {}",
+            quote_ident(&t),
+            quote_ident(&role)
+        ))
+        .await
+        .expect("grant");
+    }
+    let ctx = integration_tests::etl::context(&url);
+    let err = engine::run_entity(
+        &ctx,
+        org_ref(&org),
+        &RunOptions::default(),
+        &engine::NoProgress,
+    )
+    .await
+    .expect_err("the service's role is not a member of the organisation's");
+    let message = err.to_string();
+    eprintln!("refused: {message}");
+    assert!(
+        matches!(err, etl_service::Error::FailedPrecondition(_)),
+        "{err:?}"
+    );
+    assert!(
+        message.contains(&org_role) && message.contains("grant"),
+        "{message}"
+    );
+    let schema = su
+        .query_opt(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+            &[&org.schema_name],
+        )
+        .await
+        .expect("namespace");
+    assert!(schema.is_none(), "no schema was made");
+}

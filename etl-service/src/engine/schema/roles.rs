@@ -86,7 +86,9 @@ pub async fn ensure_member_of(conn: &mut AsyncPgConnection, owner: &str) -> Resu
     let now = membership(conn, owner).await?;
     match granted {
         Err(e) if !now.member => Err(Error::FailedPrecondition(format!(
-            "role {} cannot own the reporting schema as role {owner:?}: {e}; grant {owner:?} to it              (avni-server's create_db_user() grants every organisation's role to openchs) or give it              CREATEROLE",
+            "role {} cannot create the reporting schema owned by role {owner:?}, as Avni makes it: \
+             {e}; grant {owner:?} to it (avni-server's create_db_user() grants every organisation's \
+             role to openchs) or give it CREATEROLE",
             now.me
         ))),
         _ => Ok(()),
