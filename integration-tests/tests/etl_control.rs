@@ -322,7 +322,8 @@ async fn recreate_schema_rebuilds_what_a_fresh_build_gives() {
         "the rebuilt schema differs from the fresh build"
     );
 
-    // skip_rebuild drops everything and leaves it dropped.
+    // skip_rebuild drops everything and leaves the schema empty, still
+    // the organisation's as Avni made it (issue 14.7).
     let dropped = client
         .recreate_schema(pb::RecreateSchemaRequest {
             entity: Some(entity.clone()),
@@ -336,13 +337,23 @@ async fn recreate_schema_rebuilds_what_a_fresh_build_gives() {
         .query_one(
             "SELECT (SELECT count(*) FROM table_metadata WHERE schema_name = $1) \
                   + (SELECT count(*) FROM entity_sync_status WHERE schema_name = $1) \
-                  + (SELECT count(*) FROM pg_namespace WHERE nspname = $1)",
+                  + (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1)",
             &[&org.schema_name],
         )
         .await
         .expect("left")
         .get(0);
-    assert_eq!(left, 0, "schema, metadata and sync status must all be gone");
+    assert_eq!(left, 0, "tables, metadata and sync status must all be gone");
+    let owner: String = db
+        .query_one(
+            "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = $1",
+            &[&org.schema_name],
+        )
+        .await
+        .expect("the empty schema")
+        .get(0);
+    assert_eq!(owner, org.db_user);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -60,6 +60,7 @@ pub(super) fn name_report_message(
                     K::ReferenceNonAscii => pb::ProblemKind::ReferenceNonAscii,
                     K::MissingName => pb::ProblemKind::MissingName,
                     K::UnknownReference => pb::ProblemKind::UnknownReference,
+                    K::ExistingRelation => pb::ProblemKind::ExistingRelation,
                 } as i32,
                 message: p.message.clone(),
                 table_name: p.table_name.clone(),

@@ -10,8 +10,8 @@ use crate::engine::entity::EntityRef;
 use crate::engine::faults;
 use crate::engine::lock::EntityLock;
 use crate::engine::schema::ddl::{self, AppliedTable};
+use crate::engine::schema::implementers;
 use crate::engine::schema::layout::TableKind;
-use crate::engine::schema::metadata;
 use crate::engine::schema::plan::{self, SchemaPlan};
 use crate::engine::schema::roles;
 use crate::engine::schema::schema_diff::{self, TableChange};
@@ -206,7 +206,7 @@ async fn work_under_lock(
     let token = conn.cancel_token();
     let work = async {
         let dropped = if options.recreate {
-            ddl::drop_schema(&mut conn, &target.schema_name).await?
+            ddl::drop_schema(&mut conn, target).await?
         } else {
             0
         };
@@ -264,7 +264,7 @@ async fn apply_schema(
 ) -> Result<(SchemaPlan, Vec<AppliedTable>), Error> {
     let visibility = source::load_visibility(conn, target).await?;
     let model = source::load_model(conn, &visibility).await?;
-    let existing = metadata::load_existing(conn, &target.schema_name).await?;
+    let existing = implementers::load_existing(conn, &target.schema_name).await?;
     let plan = plan::plan_schema(&model, &existing);
     let diffs = schema_diff::diff(&plan);
     progress.event(ProgressEvent::Started {
@@ -274,6 +274,7 @@ async fn apply_schema(
 
     check_time_zone(conn, &ctx.settings.time_zone).await?;
     roles::ensure_roles(conn, &target.reader_roles()).await?;
+    roles::ensure_member_of(conn, &target.db_user).await?;
     let applied = ddl::apply(conn, target, &plan, &diffs).await?;
     let created = applied
         .iter()
@@ -472,7 +473,7 @@ pub async fn drop_schema(
     };
     let held = take_lock(ctx, &target, lock, &RunStop::default()).await?;
     let result = match ctx.pool.get().await {
-        Ok(mut conn) => ddl::drop_schema(&mut conn, &target.schema_name).await,
+        Ok(mut conn) => ddl::drop_schema(&mut conn, &target).await,
         Err(e) => Err(e.into()),
     };
     release(held).await;
@@ -492,6 +493,6 @@ pub async fn plan_entity(
     let target = source::load_target(&conn, entity).await?;
     let visibility = source::load_visibility(&mut conn, &target).await?;
     let model = source::load_model(&mut conn, &visibility).await?;
-    let existing = metadata::load_existing(&mut conn, &target.schema_name).await?;
+    let existing = implementers::load_existing(&mut conn, &target.schema_name).await?;
     Ok((target, plan::plan_schema(&model, &existing)))
 }

@@ -5,9 +5,12 @@
 //! fixed columns); [`metadata`] reads what exists; [`schema_diff`] names
 //! each table's change; [`ddl`] applies it with the metadata in one
 //! transaction, rebuilding [`views`] and granting [`roles`];
-//! [`name_check`] is what ValidateNames reports of a plan.
+//! [`name_check`] is what ValidateNames reports of a plan; [`implementers`]
+//! finds the relations in a schema that are not the service's, which it
+//! leaves alone.
 
 pub mod ddl;
+pub mod implementers;
 pub mod layout;
 pub mod metadata;
 pub mod name_check;

@@ -37,6 +37,9 @@ pub enum ProblemKind {
     /// A program or encounter type names a subject type or program not in
     /// the set.
     UnknownReference,
+    /// The name is taken in the schema by a relation this service did not
+    /// make (an implementer's table or view); the table is named otherwise.
+    ExistingRelation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +112,10 @@ pub fn check_plan(plan: &SchemaPlan) -> Vec<NameProblem> {
             problems.push(shortened(t, &who));
         }
         if t.disambiguated {
-            problems.push(collision(plan, t, &who));
+            problems.push(match taken_by_other(plan, t) {
+                Some(other) => existing_relation(t, &who, other),
+                None => collision(plan, t, &who),
+            });
         }
         if t.raw_parts
             .iter()
@@ -174,6 +180,30 @@ fn collision(plan: &SchemaPlan, t: &PlannedTable, who: &str) -> NameProblem {
         ),
         table_name: t.name.clone(),
         names,
+    }
+}
+
+/// The name of an implementer's relation the table would have had.
+fn taken_by_other<'a>(plan: &'a SchemaPlan, t: &PlannedTable) -> Option<&'a str> {
+    let generated = generated_name(t);
+    plan.others
+        .iter()
+        .find(|o| **o == generated)
+        .map(String::as_str)
+}
+
+fn existing_relation(t: &PlannedTable, who: &str, other: &str) -> NameProblem {
+    NameProblem {
+        severity: Severity::Warning,
+        kind: ProblemKind::ExistingRelation,
+        message: format!(
+            "{other} is already a table or view in the schema that the ETL did not make (an \
+             implementer's own); it is left as it is and {who}'s table is named {} instead — rename \
+             one of them to give the table its usual name",
+            t.name
+        ),
+        table_name: t.name.clone(),
+        names: vec![who.to_string(), other.to_string()],
     }
 }
 
@@ -517,5 +547,40 @@ mod tests {
             .expect("ANC and anc! collide");
         assert_eq!(collision.names.len(), 2, "{collision:?}");
         assert!(!report.valid());
+    }
+
+    #[test]
+    fn a_name_an_implementers_relation_holds_is_reported_as_such() {
+        let proposed = ProposedSchema {
+            subject_types: vec!["Person".into()],
+            ..ProposedSchema::default()
+        };
+        let (model, _) = model_from_proposed(&proposed);
+        let existing = ExistingSchema {
+            others: vec!["person".into()],
+            ..ExistingSchema::default()
+        };
+        let plan = plan_schema(&model, &existing);
+        let person = plan
+            .tables
+            .iter()
+            .find(|t| t.raw_parts == ["Person"])
+            .expect("the subject table");
+        assert_ne!(person.name, "person");
+        let problems = check_plan(&plan);
+        let clash: Vec<_> = problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::ExistingRelation)
+            .collect();
+        assert_eq!(clash.len(), 1, "{problems:?}");
+        assert_eq!(clash[0].table_name, person.name);
+        assert_eq!(
+            clash[0].names,
+            vec!["Person".to_string(), "person".to_string()]
+        );
+        assert!(
+            !problems.iter().any(|p| p.kind == ProblemKind::Collision),
+            "not a collision between two entities: {problems:?}"
+        );
     }
 }

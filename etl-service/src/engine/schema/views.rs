@@ -48,7 +48,7 @@ use crate::engine::schema::plan::{PlannedTable, SchemaPlan};
 use crate::error::Error;
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use service_kit::sql::{quote_ident, quote_literal, quote_qualified};
 use std::collections::HashMap;
 
@@ -293,49 +293,111 @@ fn definition(schema: &str, plan: &SchemaPlan, spec: &ViewSpec) -> String {
     branches.join(" UNION ALL ")
 }
 
+/// How this service's views are tagged (`COMMENT ON VIEW`): a relation
+/// with one of [`VIEW_NAMES`] without it is an implementer's.
+pub const TAG_PREFIX: &str = "etl-service view ";
+
+/// A relation of the schema with one of the views' names.
 #[derive(QueryableByName)]
-struct ViewComment {
+struct Present {
     #[diesel(sql_type = Text)]
     name: String,
+    /// `pg_class.relkind`.
+    #[diesel(sql_type = Text)]
+    kind: String,
     #[diesel(sql_type = Text)]
     comment: String,
+    /// Whether another view (an implementer's) selects from it.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    depended_on: bool,
 }
 
 /// Creates each view of `schema` whose definition differs from the plan's
 /// (or that is missing). Run inside the schema transaction, after the DDL.
+/// Implementers' relations are never dropped: a view name one holds is
+/// left to it, and a view of ours another view depends on is replaced in
+/// place (`CREATE OR REPLACE`), or kept as it was when PostgreSQL cannot
+/// replace it (a column of it removed or retyped).
 pub async fn recreate(
     conn: &mut AsyncPgConnection,
     schema: &str,
     plan: &SchemaPlan,
 ) -> Result<(), Error> {
-    let current: HashMap<String, String> = diesel::sql_query(
-        "SELECT c.relname::text AS name, coalesce(obj_description(c.oid, 'pg_class'), '') AS comment \
+    let names: Vec<String> = VIEW_NAMES.iter().map(|v| v.to_string()).collect();
+    let present: HashMap<String, Present> = diesel::sql_query(
+        "SELECT c.relname::text AS name, c.relkind::text AS kind, \
+                coalesce(obj_description(c.oid, 'pg_class'), '') AS comment, \
+                EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+                        WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = c.oid \
+                          AND r.ev_class <> c.oid) AS depended_on \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relkind = 'v'",
+         WHERE n.nspname = $1 AND c.relname = ANY($2)",
     )
     .bind::<Text, _>(schema)
-    .load::<ViewComment>(conn)
+    .bind::<diesel::sql_types::Array<Text>, _>(&names)
+    .load::<Present>(conn)
     .await?
     .into_iter()
-    .map(|v| (v.name, v.comment))
+    .map(|v| (v.name.clone(), v))
     .collect();
     for spec in specs() {
         let select = definition(schema, plan, &spec);
-        let tag = format!(
-            "etl-service view v{VERSION} {}",
-            naming::stable_hash(&select)
-        );
-        if current.get(spec.name) == Some(&tag) {
-            continue;
-        }
+        let tag = format!("{TAG_PREFIX}v{VERSION} {}", naming::stable_hash(&select));
         let view = quote_qualified(schema, spec.name);
-        for statement in [
-            format!("DROP VIEW IF EXISTS {view}"),
-            format!("CREATE VIEW {view} AS {select}"),
-            format!("COMMENT ON VIEW {view} IS {}", quote_literal(&tag)),
-        ] {
-            diesel::sql_query(statement).execute(conn).await?;
+        let comment = format!("COMMENT ON VIEW {view} IS {}", quote_literal(&tag));
+        match present.get(spec.name) {
+            Some(p) if p.kind != "v" || !p.comment.starts_with(TAG_PREFIX) => {
+                tracing::warn!(
+                    schema,
+                    view = spec.name,
+                    "a relation the ETL did not make holds the view's name; the view is not made"
+                );
+            }
+            Some(p) if p.comment == tag => {}
+            Some(p) if p.depended_on => {
+                replace_in_place(conn, schema, &view, &select, &comment).await?
+            }
+            _ => {
+                for statement in [
+                    format!("DROP VIEW IF EXISTS {view}"),
+                    format!("CREATE VIEW {view} AS {select}"),
+                    comment,
+                ] {
+                    diesel::sql_query(statement).execute(conn).await?;
+                }
+            }
         }
+    }
+    Ok(())
+}
+
+/// Replaces a view other views depend on without dropping it, in a
+/// savepoint: when PostgreSQL refuses (the new definition removes, renames
+/// or retypes one of its columns), the view stays as it was and the run
+/// goes on.
+async fn replace_in_place(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    view: &str,
+    select: &str,
+    comment: &str,
+) -> Result<(), Error> {
+    let replaced = conn
+        .transaction::<_, Error, _>(async |conn| {
+            diesel::sql_query(format!("CREATE OR REPLACE VIEW {view} AS {select}"))
+                .execute(conn)
+                .await?;
+            diesel::sql_query(comment.to_string()).execute(conn).await?;
+            Ok(())
+        })
+        .await;
+    if let Err(e) = replaced {
+        tracing::warn!(
+            schema,
+            view,
+            error = %e,
+            "other views depend on this view and it cannot be replaced in place; it is kept as it was"
+        );
     }
     Ok(())
 }

@@ -32,8 +32,14 @@ pub struct AppliedTable {
 
 /// Drops a reporting schema with every table in it, and its metadata and
 /// watermarks, in one transaction: the reference system's manual recovery
-/// steps. Returns how many tables the metadata described.
-pub async fn drop_schema(conn: &mut AsyncPgConnection, schema: &str) -> Result<usize, Error> {
+/// steps. The schema comes back empty in the same transaction, made as
+/// Avni makes it ([`roles::schema_statements`]), so its owner (the
+/// organisation's role) keeps it. Returns how many tables the metadata
+/// described.
+pub async fn drop_schema(conn: &mut AsyncPgConnection, target: &Target) -> Result<usize, Error> {
+    let schema = target.schema_name.as_str();
+    roles::ensure_roles(conn, &target.reader_roles()).await?;
+    roles::ensure_member_of(conn, &target.db_user).await?;
     conn.transaction::<_, Error, _>(async |conn| {
         diesel::sql_query(format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
@@ -47,13 +53,24 @@ pub async fn drop_schema(conn: &mut AsyncPgConnection, schema: &str) -> Result<u
             .bind::<Text, _>(schema)
             .execute(conn)
             .await?;
+        make_schema(conn, target).await?;
         Ok(tables)
     })
     .await
 }
 
-/// Creates the schema if needed, applies every diff and its metadata, and
-/// grants the readers' roles access, in one transaction. Returns one entry
+/// Creates the target's schema as Avni makes it if it is missing.
+async fn make_schema(conn: &mut AsyncPgConnection, target: &Target) -> Result<(), Error> {
+    for statement in
+        roles::schema_statements(&target.schema_name, &target.db_user, &target.reader_roles())
+    {
+        diesel::sql_query(statement).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Creates the schema as Avni makes it if needed, applies every diff and
+/// its metadata, and grants the readers' roles access, in one transaction. Returns one entry
 /// per planned table, in plan order.
 pub async fn apply(
     conn: &mut AsyncPgConnection,
@@ -64,13 +81,7 @@ pub async fn apply(
     let schema = target.schema_name.as_str();
     let readers = target.reader_roles();
     conn.transaction::<_, Error, _>(async |conn| {
-        let q_schema = quote_ident(schema);
-        diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {q_schema}"))
-            .execute(conn)
-            .await?;
-        diesel::sql_query(format!("REVOKE ALL ON SCHEMA {q_schema} FROM PUBLIC"))
-            .execute(conn)
-            .await?;
+        make_schema(conn, target).await?;
         retire_tables(conn, plan).await?;
         rename_tables(conn, schema, plan, diffs).await?;
         let mut applied = Vec::with_capacity(diffs.len());

@@ -81,9 +81,10 @@ pub(super) fn table_names(
     existing: &ExistingSchema,
     planned_ids: &HashSet<i32>,
 ) -> Vec<String> {
-    // Names that stay: the views', tables no longer planned, and planned
-    // ones whose entities kept their names.
+    // Names that stay: the views', implementers' own relations', tables
+    // no longer planned, and planned ones whose entities kept their names.
     let mut used: HashSet<String> = VIEW_NAMES.iter().map(|v| v.to_string()).collect();
+    used.extend(existing.others.iter().cloned());
     used.extend(
         existing
             .tables

@@ -9,6 +9,10 @@ use crate::engine::schema::plan::TableIdentity;
 #[derive(Debug, Clone, Default)]
 pub struct ExistingSchema {
     pub tables: Vec<ExistingTable>,
+    /// The names of the relations in the schema this service did not make
+    /// and the metadata does not describe (implementers' own tables and
+    /// views): taken, never touched.
+    pub others: Vec<String>,
 }
 
 impl ExistingSchema {

@@ -90,6 +90,9 @@ pub struct SchemaPlan {
     /// mapping or entity was voided): kept with their rows and names,
     /// marked voided, no longer synced.
     pub retired: Vec<RetiredTable>,
+    /// The names implementers' own relations hold in the schema
+    /// ([`ExistingSchema::others`]), which no planned table takes.
+    pub others: Vec<String>,
 }
 
 /// An existing table the plan no longer has.
@@ -148,7 +151,11 @@ pub fn plan_schema(model: &SourceModel, existing: &ExistingSchema) -> SchemaPlan
             name: t.name.clone(),
         })
         .collect();
-    SchemaPlan { tables, retired }
+    SchemaPlan {
+        tables,
+        retired,
+        others: existing.others.clone(),
+    }
 }
 
 /// The planned table of a named draft, with its columns and how it
@@ -626,6 +633,7 @@ mod tests {
 
     fn existing_of(plan: &SchemaPlan) -> ExistingSchema {
         ExistingSchema {
+            others: Vec::new(),
             tables: plan
                 .tables
                 .iter()
