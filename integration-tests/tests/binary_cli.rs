@@ -122,3 +122,40 @@ async fn migrate_twice_then_serve_refusal_names_pending_migrations() {
         assert!(!lines.iter().any(|l| l.contains("applied")), "{lines:#?}");
     }
 }
+
+/// Logs to a pipe (`migrate`, captured) and to a file (`serve`, as the demo
+/// and a container's log driver write them) carry no ANSI colour codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_to_a_pipe_or_a_file_carry_no_colour_codes() {
+    use integration_tests::binaries::{ServiceProcess, free_addr};
+    for (package, name) in SERVICES {
+        let db = TestDatabase::new().await;
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("GRPC_LISTEN", "127.0.0.1:0"),
+        ];
+        let out = run_binary(&binary(package, name), &["migrate"], &env);
+        let piped = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name} migrate failed: {piped}");
+        assert!(piped.contains("INFO"), "{name} logged nothing: {piped}");
+        assert!(
+            !piped.contains('\u{1b}'),
+            "{name} coloured a pipe: {piped:?}"
+        );
+
+        let addr = free_addr();
+        let listen = addr.to_string();
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("GRPC_LISTEN", listen.as_str()),
+        ];
+        let process = ServiceProcess::start(&binary(package, name), &["serve"], &env, addr);
+        let logged = process.log();
+        process.terminate();
+        assert!(logged.contains("INFO"), "{name} logged nothing: {logged}");
+        assert!(
+            !logged.contains('\u{1b}'),
+            "{name} coloured a file: {logged:?}"
+        );
+    }
+}

@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::str::FromStr;
 
-/// `database:`: where PostgreSQL is and how to talk to it.
-#[derive(Debug, Clone, Deserialize)]
+/// `database:`: where PostgreSQL is and how to talk to it. Its `Debug`
+/// shows the URL with the password redacted.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/database`. Overridden by
@@ -38,6 +39,20 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: Option<u64>,
 }
 
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("startup_wait_seconds", &self.startup_wait_seconds)
+            .field("health_check_interval_ms", &self.health_check_interval_ms)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
@@ -52,8 +67,9 @@ impl Default for DatabaseSettings {
     }
 }
 
-/// `server:`: the gRPC listener and its authentication.
-#[derive(Debug, Clone, Deserialize)]
+/// `server:`: the gRPC listener and its authentication. Its `Debug` shows
+/// how many tokens there are, not the tokens.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// `host:port` to listen on. Overridden by `GRPC_LISTEN`. Empty means the
@@ -69,6 +85,24 @@ pub struct ServerSettings {
     pub max_message_bytes: usize,
     /// How long shutdown waits for in-flight calls, in seconds.
     pub shutdown_grace_seconds: u64,
+}
+
+impl std::fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSettings")
+            .field("listen", &self.listen)
+            .field(
+                "auth_tokens",
+                &format_args!("[{} redacted]", self.auth_tokens.len()),
+            )
+            .field(
+                "auth_for_health_and_reflection",
+                &self.auth_for_health_and_reflection,
+            )
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .finish()
+    }
 }
 
 impl Default for ServerSettings {
@@ -381,7 +415,9 @@ fn is_host_port(value: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A database URL with its password replaced by `***`, for logs and errors.
+/// A database URL with its password replaced by `***`, for logs and errors:
+/// the one in the authority (`user:password@`) and a `password=` query
+/// parameter.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -390,13 +426,30 @@ pub fn redact_url(url: &str) -> String {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
         },
-        None => url.to_string(),
-    }
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{}", redact_password_parameter(tail))
+}
+
+/// `path?a=1&password=x` with the password's value replaced by `***`.
+fn redact_password_parameter(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{path}?{query}")
 }
 
 /// Folds a multi-line message onto one line.
@@ -541,5 +594,50 @@ mod tests {
             "postgres://u:***@h:5432/db?sslmode=disable"
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=pw"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+    }
+
+    #[test]
+    fn database_settings_debug_hides_the_password() {
+        let settings = DatabaseSettings {
+            url: "postgres://etl:hunter2@db:5432/etl?sslmode=require".to_string(),
+            ..DatabaseSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "password leaked: {shown}");
+        assert!(
+            shown.contains("postgres://etl:***@db:5432/etl?sslmode=require"),
+            "{shown}"
+        );
+        assert!(shown.contains("pool_size: 10"), "{shown}");
+    }
+
+    #[test]
+    fn server_settings_debug_hides_the_tokens() {
+        let settings = ServerSettings {
+            auth_tokens: vec!["s3cret-token".to_string()],
+            ..ServerSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret-token"), "token leaked: {shown}");
+        assert!(shown.contains("[1 redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn a_whole_config_debug_hides_the_secrets() {
+        let env: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://u:hunter2@h:1/x"),
+            ("AUTH_TOKENS", "tok-abc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c: TestConfig = load(None, &env).expect("load");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("tok-abc"), "{shown}");
     }
 }
