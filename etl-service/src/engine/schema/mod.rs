@@ -5,13 +5,15 @@
 //! fixed columns); [`metadata`] reads what exists; [`schema_diff`] names
 //! each table's change; [`ddl`] applies it with the metadata in one
 //! transaction, rebuilding [`views`] and granting [`roles`];
-//! [`name_check`] is what ValidateNames reports of a plan.
+//! [`name_check`] is what ValidateNames reports of a plan; [`ownership`]
+//! refuses a schema someone else made.
 
 pub mod ddl;
 pub mod layout;
 pub mod metadata;
 pub mod name_check;
 pub mod naming;
+pub mod ownership;
 pub mod plan;
 pub mod roles;
 pub mod schema_diff;
