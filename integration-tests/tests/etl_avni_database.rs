@@ -690,3 +690,49 @@ async fn a_previous_release_deployment_keeps_working_after_migrate() {
         .expect("person");
     assert_eq!(person.rows_upserted, 1);
 }
+
+/// The README's minimum for a role that does not own Avni's tables (as on a
+/// real Avni database, where `openchs` owns them and public has no CREATE
+/// for others): `migrate` and a run work with exactly those grants.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_does_not_own_avnis_tables_migrates_and_runs_with_the_readme_grants() {
+    let role = format!("etl_test_service_{}", uuid::Uuid::new_v4().simple());
+    let _drop = DropRoles {
+        names: vec![role.clone()],
+        ending_with: None,
+    };
+    let (db, client, org) = avni_database(84).await;
+    let r = quote_ident(&role);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {r} LOGIN NOSUPERUSER NOCREATEDB CREATEROLE NOREPLICATION BYPASSRLS; \
+             GRANT CREATE ON DATABASE {} TO {r}; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {r}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON public.table_metadata, \
+                 public.column_metadata, public.index_metadata, public.entity_sync_status TO {r}; \
+             GRANT USAGE ON SEQUENCE public.table_metadata_id_seq, public.column_metadata_id_seq, \
+                 public.index_metadata_id_seq, public.entity_sync_status_id_seq TO {r};",
+            quote_ident(&db.name)
+        ))
+        .await
+        .expect("the README's grants");
+    let can_create_in_public: bool = client
+        .query_one(
+            "SELECT has_schema_privilege($1, 'public', 'CREATE')",
+            &[&role],
+        )
+        .await
+        .expect("privilege")
+        .get(0);
+    assert!(
+        !can_create_in_public,
+        "as on PostgreSQL 15+: no CREATE on public"
+    );
+    let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, db.url, "the test server URL names user postgres");
+    assert_eq!(migrate(&url).await.len(), 2);
+    assert!(migrate(&url).await.is_empty());
+    let report = run(&url, &org).await;
+    assert!(report.rows_upserted() > 0);
+    assert_eq!(run(&url, &org).await.rows_upserted(), 0, "incremental");
+}

@@ -18,49 +18,61 @@
 --                        the window of (Avni keys it by db_user, which the
 --                        members of a group may share).
 
-CREATE TABLE IF NOT EXISTS public.table_metadata (
-    id                                      serial PRIMARY KEY,
-    name                                    text,
-    type                                    text,
-    schema_name                             text,
-    subject_type_uuid                       varchar(255),
-    program_uuid                            varchar(255),
-    encounter_type_uuid                     varchar(255),
-    form_uuid                               varchar(255),
-    group_subject_type_uuid                 varchar(255),
-    member_subject_type_uuid                varchar(255),
-    repeatable_question_group_concept_uuid  varchar(255)
-);
-
-CREATE TABLE IF NOT EXISTS public.column_metadata (
-    id                   serial PRIMARY KEY,
-    table_id             integer REFERENCES public.table_metadata (id),
-    name                 text,
-    type                 text,
-    concept_id           integer,
-    concept_type         text,
-    concept_uuid         varchar(255),
-    schema_name          text,
-    parent_concept_uuid  varchar(255),
-    concept_voided       boolean DEFAULT false
-);
-CREATE INDEX IF NOT EXISTS table_metadata_table_id_idx ON public.column_metadata (table_id);
-
-CREATE TABLE IF NOT EXISTS public.index_metadata (
-    id                 serial PRIMARY KEY,
-    table_metadata_id  integer REFERENCES public.table_metadata (id),
-    column_id          integer REFERENCES public.column_metadata (id),
-    name               text
-);
-
-CREATE TABLE IF NOT EXISTS public.entity_sync_status (
-    id                 serial PRIMARY KEY,
-    db_user            text,
-    table_metadata_id  integer REFERENCES public.table_metadata (id),
-    last_sync_time     timestamptz(3),
-    sync_status        text,
-    schema_name        text NOT NULL
-);
+-- Created only where missing, and tested first: on an Avni database the
+-- service's role may be neither their owner nor allowed to CREATE in public,
+-- and CREATE ... IF NOT EXISTS checks those rights before it looks.
+DO $$
+BEGIN
+    IF to_regclass('public.table_metadata') IS NULL THEN
+        CREATE TABLE public.table_metadata (
+            id                                      serial PRIMARY KEY,
+            name                                    text,
+            type                                    text,
+            schema_name                             text,
+            subject_type_uuid                       varchar(255),
+            program_uuid                            varchar(255),
+            encounter_type_uuid                     varchar(255),
+            form_uuid                               varchar(255),
+            group_subject_type_uuid                 varchar(255),
+            member_subject_type_uuid                varchar(255),
+            repeatable_question_group_concept_uuid  varchar(255)
+        );
+    END IF;
+    IF to_regclass('public.column_metadata') IS NULL THEN
+        CREATE TABLE public.column_metadata (
+            id                   serial PRIMARY KEY,
+            table_id             integer REFERENCES public.table_metadata (id),
+            name                 text,
+            type                 text,
+            concept_id           integer,
+            concept_type         text,
+            concept_uuid         varchar(255),
+            schema_name          text,
+            parent_concept_uuid  varchar(255),
+            concept_voided       boolean DEFAULT false
+        );
+        CREATE INDEX table_metadata_table_id_idx ON public.column_metadata (table_id);
+    END IF;
+    IF to_regclass('public.index_metadata') IS NULL THEN
+        CREATE TABLE public.index_metadata (
+            id                 serial PRIMARY KEY,
+            table_metadata_id  integer REFERENCES public.table_metadata (id),
+            column_id          integer REFERENCES public.column_metadata (id),
+            name               text
+        );
+    END IF;
+    IF to_regclass('public.entity_sync_status') IS NULL THEN
+        CREATE TABLE public.entity_sync_status (
+            id                 serial PRIMARY KEY,
+            db_user            text,
+            table_metadata_id  integer REFERENCES public.table_metadata (id),
+            last_sync_time     timestamptz(3),
+            sync_status        text,
+            schema_name        text NOT NULL
+        );
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS etl_service.table_metadata_ext (
     table_metadata_id        integer     PRIMARY KEY REFERENCES public.table_metadata (id) ON DELETE CASCADE,
