@@ -308,6 +308,58 @@ async fn migrate_on_an_avni_database_keeps_avnis_tables_functions_and_rows() {
         .get(0);
     assert_eq!(persons, SMALL.subjects_per_type);
     assert_eq!(run(&db.url, &org).await.rows_upserted(), 0, "incremental");
+
+    // Avni's own recovery function (deleting Avni's rows) clears what the
+    // service keeps beside them; the next run rebuilds from scratch.
+    client
+        .execute(
+            "SELECT public.delete_etl_metadata_for_schema($1, $2, current_user)",
+            &[&org.schema_name, &org.db_user],
+        )
+        .await
+        .expect("Avni's recovery function");
+    client.batch_execute("RESET ROLE").await.expect("reset");
+    let left = text_rows(
+        &client,
+        "SELECT format('%s %s %s', (SELECT count(*) FROM etl_service.table_metadata_ext), \
+                (SELECT count(*) FROM etl_service.column_metadata_ext), \
+                (SELECT count(*) FROM etl_service.watermark))",
+    )
+    .await;
+    assert_eq!(left, ["0 0 0"], "the extension rows went with Avni's");
+    let rebuilt = run(&db.url, &org).await;
+    assert_eq!(
+        rebuilt.rows_upserted(),
+        report.rows_upserted(),
+        "rebuilt in full"
+    );
+    assert_eq!(
+        avni_objects(&client).await,
+        before,
+        "Avni's objects after the recovery"
+    );
+}
+
+/// The project's test source without any metadata tables, then `migrate`
+/// (twice) and a run.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_on_the_test_source_then_run() {
+    let db = TestDatabase::new().await;
+    let client = db.client().await;
+    let world = avni::generate(
+        &client,
+        &Spec {
+            seed: 85,
+            size: SMALL,
+            ..Spec::default()
+        },
+    )
+    .await;
+    assert_eq!(migrate(&db.url).await.len(), 2);
+    assert!(migrate(&db.url).await.is_empty());
+    let org = &world.organisations[0];
+    assert!(run(&db.url, org).await.rows_upserted() > 0);
+    assert_eq!(run(&db.url, org).await.rows_upserted(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
