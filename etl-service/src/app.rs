@@ -35,7 +35,7 @@ impl Service for Etl {
     type Error = Error;
     const NAME: &'static str = SERVICE_NAME;
     const DESCRIPTOR_SETS: &'static [&'static [u8]] = &[FILE_DESCRIPTOR_SET];
-    const MIGRATIONS: MigrationSet = migrations;
+    const MIGRATIONS: MigrationSet = migrations();
 
     async fn serve(base: ServiceBase, config: Config) -> Result<(), Error> {
         let etl = &config.etl;

@@ -45,7 +45,7 @@ pub fn context(database_url: &str) -> EngineContext {
 
 impl EtlFixture {
     pub async fn new(spec: &Spec) -> Self {
-        let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+        let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
         let client = db.client().await;
         let world = avni::generate(&client, spec).await;
         let ctx = context(&db.url);
@@ -204,8 +204,11 @@ pub async fn table_metadata(
 ) -> (bool, std::collections::BTreeMap<String, (String, bool)>) {
     let rows = client
         .query(
-            "SELECT t.is_voided, c.name, c.type, c.concept_voided FROM table_metadata t \
-             JOIN column_metadata c ON c.table_id = t.id WHERE t.schema_name = $1 AND t.name = $2",
+            "SELECT tx.is_voided, c.name, cx.sql_type, c.concept_voided FROM public.table_metadata t \
+             JOIN etl_service.table_metadata_ext tx ON tx.table_metadata_id = t.id \
+             JOIN public.column_metadata c ON c.table_id = t.id \
+             JOIN etl_service.column_metadata_ext cx ON cx.column_metadata_id = c.id \
+             WHERE t.schema_name = $1 AND t.name = $2",
             &[&schema, &table],
         )
         .await
@@ -261,9 +264,12 @@ async fn described(
     let mut all = std::collections::BTreeMap::new();
     for r in client
         .query(
-            "SELECT t.name, t.is_voided, c.name, c.type, c.concept_voided FROM table_metadata t \
-             LEFT JOIN column_metadata c ON c.table_id = t.id WHERE t.schema_name = $1 \
-             ORDER BY t.name, c.name",
+            "SELECT t.name, tx.is_voided, c.name, cx.sql_type, c.concept_voided \
+             FROM public.table_metadata t \
+             JOIN etl_service.table_metadata_ext tx ON tx.table_metadata_id = t.id \
+             LEFT JOIN public.column_metadata c ON c.table_id = t.id \
+             LEFT JOIN etl_service.column_metadata_ext cx ON cx.column_metadata_id = c.id \
+             WHERE t.schema_name = $1 ORDER BY t.name, c.name",
             &[&schema],
         )
         .await
@@ -417,7 +423,7 @@ pub async fn view_rows(client: &Client, schema: &str, view: &str) -> Vec<serde_j
 pub async fn overlapping_runs(client: &Client) -> i64 {
     client
         .query_one(
-            "SELECT count(*) FROM etl_run r1 JOIN etl_run r2 \
+            "SELECT count(*) FROM etl_service.etl_run r1 JOIN etl_service.etl_run r2 \
                ON r1.entity_uuid = r2.entity_uuid AND r1.id < r2.id \
               WHERE r1.started_at IS NOT NULL AND r2.started_at IS NOT NULL \
                 AND tstzrange(r1.started_at, coalesce(r1.finished_at, 'infinity')) \

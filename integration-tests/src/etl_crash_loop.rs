@@ -180,9 +180,9 @@ impl CrashLoopReport {
 async fn phase_of(client: &Client, run: i64) -> Phase {
     let row = client
         .query_one(
-            "SELECT r.status, (SELECT e.kind FROM etl_run_event e WHERE e.run_id = r.id \
+            "SELECT r.status, (SELECT e.kind FROM etl_service.etl_run_event e WHERE e.run_id = r.id \
                  AND e.kind IN ('schema_applied', 'table_started', 'table_finished') LIMIT 1) \
-             FROM etl_run r WHERE r.id = $1",
+             FROM etl_service.etl_run r WHERE r.id = $1",
             &[&run],
         )
         .await
@@ -201,7 +201,7 @@ async fn wait_all_finished(client: &Client, runs: &[i64], limit: Duration) {
     wait_until("the runs to finish", limit, || async {
         let open: i64 = client
             .query_one(
-                "SELECT count(*) FROM etl_run WHERE id = ANY($1) AND status IN ('queued', 'running')",
+                "SELECT count(*) FROM etl_service.etl_run WHERE id = ANY($1) AND status IN ('queued', 'running')",
                 &[&runs],
             )
             .await
@@ -215,7 +215,7 @@ async fn wait_all_finished(client: &Client, runs: &[i64], limit: Duration) {
 /// Runs the crash loop on a fresh database; `say` receives progress lines.
 pub async fn run(spec: &CrashLoopSpec, say: impl Fn(&str)) -> CrashLoopReport {
     let started = Instant::now();
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     let world = avni::generate(
         &client,
@@ -342,7 +342,7 @@ pub async fn run(spec: &CrashLoopSpec, say: impl Fn(&str)) -> CrashLoopReport {
 
     for row in client
         .query(
-            "SELECT status, count(*) FROM etl_run GROUP BY status ORDER BY status",
+            "SELECT status, count(*) FROM etl_service.etl_run GROUP BY status ORDER BY status",
             &[],
         )
         .await
@@ -352,7 +352,7 @@ pub async fn run(spec: &CrashLoopSpec, say: impl Fn(&str)) -> CrashLoopReport {
     }
     report.reaped = client
         .query_one(
-            "SELECT count(*) FROM etl_run WHERE status = 'failed' AND error LIKE '%lease expired%'",
+            "SELECT count(*) FROM etl_service.etl_run WHERE status = 'failed' AND error LIKE '%lease expired%'",
             &[],
         )
         .await

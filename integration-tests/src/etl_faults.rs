@@ -38,7 +38,7 @@ pub async fn queue_run(client: &Client, org: &Org) -> i64 {
     let uuid: uuid::Uuid = org.uuid.parse().expect("organisation uuid");
     let active = client
         .query_opt(
-            "SELECT id FROM etl_run WHERE entity_uuid = $1 AND status IN ('queued', 'running')",
+            "SELECT id FROM etl_service.etl_run WHERE entity_uuid = $1 AND status IN ('queued', 'running')",
             &[&uuid],
         )
         .await
@@ -48,7 +48,7 @@ pub async fn queue_run(client: &Client, org: &Org) -> i64 {
     }
     let id: i64 = client
         .query_one(
-            "INSERT INTO etl_run (entity_uuid, entity_type, trigger, status) \
+            "INSERT INTO etl_service.etl_run (entity_uuid, entity_type, trigger, status) \
              VALUES ($1, 'organisation', 'run_now', 'queued') RETURNING id",
             &[&uuid],
         )
@@ -65,7 +65,10 @@ pub async fn queue_run(client: &Client, org: &Org) -> i64 {
 /// A run's status and error as the history has them.
 pub async fn run_status(client: &Client, run: i64) -> (String, Option<String>) {
     client
-        .query_one("SELECT status, error FROM etl_run WHERE id = $1", &[&run])
+        .query_one(
+            "SELECT status, error FROM etl_service.etl_run WHERE id = $1",
+            &[&run],
+        )
         .await
         .map(|r| (r.get(0), r.get(1)))
         .unwrap_or_else(|e| panic!("run {run}: {e}"))

@@ -195,8 +195,8 @@ impl Stack {
     /// and the migrator has written a batch, so the window that follows
     /// measures the steady state.
     pub async fn start(options: LoadOptions) -> anyhow::Result<Self> {
-        let etl_db = TestDatabase::migrated(etl_service::migrations::migrations).await;
-        let migrator_db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+        let etl_db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
+        let migrator_db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
         let orgs = generate_organisations(&etl_db.url, options.organisations, 11).await?;
 
         // The backlog grows at a steady rate from a head start of 5 s.
@@ -304,7 +304,7 @@ impl Stack {
         loop {
             let ran: i64 = etl
                 .query_one(
-                    "SELECT count(DISTINCT entity_uuid) FROM etl_run WHERE status = 'succeeded'",
+                    "SELECT count(DISTINCT entity_uuid) FROM etl_service.etl_run WHERE status = 'succeeded'",
                     &[],
                 )
                 .await?
@@ -514,7 +514,7 @@ async fn progress(
     let migrator = stack.migrator_db.client().await;
     let runs = etl
         .query(
-            "SELECT id, status, coalesce(error, ''), finished_at FROM etl_run \
+            "SELECT id, status, coalesce(error, ''), finished_at FROM etl_service.etl_run \
              WHERE finished_at BETWEEN $1 AND $2 ORDER BY finished_at",
             &[&from, &to],
         )

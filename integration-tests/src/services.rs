@@ -165,7 +165,7 @@ impl TestEtl {
     /// Starts etl-service on a new database with its migrations applied;
     /// `tweak` adjusts the config first.
     pub async fn start(tweak: impl FnOnce(&mut etl_service::Config)) -> Self {
-        let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+        let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
         let service = start_etl_on(&db.url, tweak).await;
         Self { service, db }
     }
@@ -199,7 +199,7 @@ impl TestMigrator {
     /// Starts migrator-service on a new database with its migrations applied;
     /// `tweak` adjusts the config first (sources, intervals).
     pub async fn start(tweak: impl FnOnce(&mut migrator_service::Config)) -> Self {
-        let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+        let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
         let service = start_migrator_on(&db.url, tweak).await;
         Self { service, db }
     }

@@ -85,7 +85,7 @@ async fn every_etl_rpc_refuses_missing_and_wrong_tokens() {
         .db
         .client()
         .await
-        .query_one("SELECT count(*) FROM etl_job", &[])
+        .query_one("SELECT count(*) FROM etl_service.etl_job", &[])
         .await
         .expect("count")
         .get(0);

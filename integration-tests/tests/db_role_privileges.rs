@@ -15,16 +15,20 @@ use service_kit::sql::{quote_ident, quote_qualified};
 use std::time::Duration;
 use tokio_postgres::Client;
 
-/// Tables the ETL keeps in public.
-const ETL_TABLES: [&str; 8] = [
-    "table_metadata",
-    "column_metadata",
-    "index_metadata",
-    "entity_sync_status",
-    "etl_job",
-    "etl_run",
-    "etl_run_event",
-    "__diesel_schema_migrations",
+/// The metadata tables (Avni's, in public) and the service's own state
+/// (in etl_service).
+const ETL_TABLES: [&str; 11] = [
+    "public.table_metadata",
+    "public.column_metadata",
+    "public.index_metadata",
+    "public.entity_sync_status",
+    "etl_service.etl_job",
+    "etl_service.etl_run",
+    "etl_service.etl_run_event",
+    "etl_service.watermark",
+    "etl_service.table_metadata_ext",
+    "etl_service.column_metadata_ext",
+    "etl_service.__diesel_schema_migrations",
 ];
 
 const SOURCE_TABLES: [&str; 8] = [
@@ -107,18 +111,18 @@ async fn an_organisations_role_reads_only_its_own_schema() {
     c.batch_execute("RESET ROLE").await.expect("reset");
 
     let mut checked = 0;
-    for table in ETL_TABLES.iter().chain(SOURCE_TABLES.iter()) {
-        denied(
-            c,
-            &a.db_user,
-            &format!("SELECT * FROM public.{table} LIMIT 1"),
-        )
-        .await;
+    let source_tables = SOURCE_TABLES.iter().map(|t| format!("public.{t}"));
+    for table in ETL_TABLES
+        .iter()
+        .map(|t| t.to_string())
+        .chain(source_tables)
+    {
+        denied(c, &a.db_user, &format!("SELECT * FROM {table} LIMIT 1")).await;
         checked += 1;
     }
     for write in [
-        "DELETE FROM public.etl_job",
-        "INSERT INTO public.etl_job DEFAULT VALUES",
+        "DELETE FROM etl_service.etl_job",
+        "INSERT INTO etl_service.etl_job DEFAULT VALUES",
         "UPDATE public.entity_sync_status SET last_sync_time = now()",
     ] {
         denied(c, &a.db_user, write).await;
@@ -147,7 +151,7 @@ async fn an_organisations_role_reads_only_its_own_schema() {
     }
 
     // The migrator's repository on the same server.
-    let repo = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let repo = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let rc = repo.client().await;
     for table in MIGRATOR_TABLES {
         denied(
@@ -202,7 +206,7 @@ async fn both_services_run_under_a_role_that_is_not_a_superuser() {
         .await
         .expect("owner");
     let etl_url = as_role(&etl_db.url, &role);
-    service_kit::db::run_pending_migrations(&etl_url, etl_service::migrations::migrations)
+    service_kit::db::run_pending_migrations(&etl_url, etl_service::migrations::migrations())
         .await
         .expect("the ETL's migrations run as a non-superuser");
     let pg = etl_db.client().await;
@@ -298,7 +302,7 @@ async fn both_services_run_under_a_role_that_is_not_a_superuser() {
         .await
         .expect("owner");
     let repo_url = as_role(&repo.url, &role);
-    service_kit::db::run_pending_migrations(&repo_url, migrator_service::migrations::migrations)
+    service_kit::db::run_pending_migrations(&repo_url, migrator_service::migrations::migrations())
         .await
         .expect("the migrator's migrations run as a non-superuser");
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(25))).await;

@@ -72,7 +72,7 @@ async fn every_cookbook_command_works_against_the_real_binary() {
         "one command per RPC (ValidateNames twice): {commands:#?}"
     );
 
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     let world = avni::generate(&client, &Spec::default()).await;
     let org = &world.organisations[0];
@@ -170,7 +170,7 @@ async fn every_migrator_cookbook_command_works_against_the_real_binary() {
     let commands = cookbook("migrator-cookbook");
     assert_eq!(commands.len(), 5, "one command per RPC: {commands:#?}");
     let upstream = FakeUpstream::sample().await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let addr = free_addr();
     let listen = addr.to_string();
     let config = tempfile::NamedTempFile::new().expect("config");

@@ -23,7 +23,7 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_completes() {
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     let world = avni::generate(&client, &Spec::default()).await;
     let org = &world.organisations[0];
@@ -56,7 +56,7 @@ async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_comple
         async move {
             client
                 .execute(
-                    "INSERT INTO etl_run (entity_uuid, entity_type, trigger, status) \
+                    "INSERT INTO etl_service.etl_run (entity_uuid, entity_type, trigger, status) \
                      VALUES ($1, 'organisation', $2, 'queued')",
                     &[&uuid, &trigger],
                 )
@@ -71,7 +71,10 @@ async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_comple
     queue("run_now").await;
     let status_of_last = || async {
         client
-            .query_one("SELECT status FROM etl_run ORDER BY id DESC LIMIT 1", &[])
+            .query_one(
+                "SELECT status FROM etl_service.etl_run ORDER BY id DESC LIMIT 1",
+                &[],
+            )
             .await
             .map(|r| r.get::<_, String>(0))
             .unwrap_or_default()
@@ -137,7 +140,7 @@ async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_comple
     .await;
     let killed_run: (i64, String) = client
         .query_one(
-            "SELECT id, status FROM etl_run ORDER BY id DESC LIMIT 1",
+            "SELECT id, status FROM etl_service.etl_run ORDER BY id DESC LIMIT 1",
             &[],
         )
         .await
@@ -158,7 +161,10 @@ async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_comple
         Duration::from_secs(30),
         || async {
             client
-                .query_one("SELECT status FROM etl_run WHERE id = $1", &[&killed_run.0])
+                .query_one(
+                    "SELECT status FROM etl_service.etl_run WHERE id = $1",
+                    &[&killed_run.0],
+                )
                 .await
                 .map(|r| r.get::<_, String>(0) == "failed")
                 .unwrap_or(false)
@@ -166,7 +172,10 @@ async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_comple
     )
     .await;
     let error: String = client
-        .query_one("SELECT error FROM etl_run WHERE id = $1", &[&killed_run.0])
+        .query_one(
+            "SELECT error FROM etl_service.etl_run WHERE id = $1",
+            &[&killed_run.0],
+        )
         .await
         .expect("error")
         .get(0);
@@ -179,7 +188,7 @@ async fn a_killed_replicas_run_is_failed_after_its_lease_and_the_next_run_comple
     .await;
     let upserted: i64 = client
         .query_one(
-            "SELECT rows_upserted FROM etl_run ORDER BY id DESC LIMIT 1",
+            "SELECT rows_upserted FROM etl_service.etl_run ORDER BY id DESC LIMIT 1",
             &[],
         )
         .await

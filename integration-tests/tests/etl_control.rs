@@ -567,7 +567,7 @@ async fn two_replicas_run_twenty_organisations_without_overlap() {
     loop {
         let ran: i64 = db
             .query_one(
-                "SELECT count(DISTINCT entity_uuid) FROM etl_run WHERE status = 'succeeded'",
+                "SELECT count(DISTINCT entity_uuid) FROM etl_service.etl_run WHERE status = 'succeeded'",
                 &[],
             )
             .await
@@ -590,7 +590,7 @@ async fn two_replicas_run_twenty_organisations_without_overlap() {
     assert_eq!(overlaps, 0, "an organisation ran twice at once");
     let failed: Vec<String> = db
         .query(
-            "SELECT coalesce(error, '') FROM etl_run WHERE status = 'failed'",
+            "SELECT coalesce(error, '') FROM etl_service.etl_run WHERE status = 'failed'",
             &[],
         )
         .await
@@ -601,7 +601,7 @@ async fn two_replicas_run_twenty_organisations_without_overlap() {
     assert!(failed.is_empty(), "runs failed: {failed:?}");
     let workers: i64 = db
         .query_one(
-            "SELECT count(DISTINCT worker) FROM etl_run WHERE status = 'succeeded'",
+            "SELECT count(DISTINCT worker) FROM etl_service.etl_run WHERE status = 'succeeded'",
             &[],
         )
         .await
@@ -779,7 +779,7 @@ async fn get_job_never_answers_from_a_read_that_started_before_the_call() {
 
     let holder = etl.db.client().await;
     holder
-        .batch_execute("BEGIN; LOCK TABLE etl_job IN ACCESS EXCLUSIVE MODE")
+        .batch_execute("BEGIN; LOCK TABLE etl_service.etl_job IN ACCESS EXCLUSIVE MODE")
         .await
         .expect("lock etl_job");
     let held = tokio::spawn({
@@ -792,7 +792,7 @@ async fn get_job_never_answers_from_a_read_that_started_before_the_call() {
         let waiting: i64 = db
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND query LIKE '%FROM etl_job%'",
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%FROM etl_service.etl_job%'",
                 &[],
             )
             .await

@@ -168,3 +168,69 @@ async fn one_schema_holds_both_members_with_separate_windows() {
             .expect("reset role");
     }
 }
+
+/// Two members of a group with one `db_user` (the source allows it) each
+/// keep a window of their own: the second member's rows are synced too, on
+/// the first run and after an edit (issue #18.1: watermarks keyed by
+/// db_user lost the second member's rows while the run reported success).
+#[tokio::test(flavor = "multi_thread")]
+async fn members_sharing_a_db_user_both_get_their_rows() {
+    let f = EtlFixture::new(&Spec {
+        seed: 37,
+        organisations: 0,
+        group_members: 2,
+        ..Spec::default()
+    })
+    .await;
+    let group = f.world.group.clone().expect("a group");
+    let (a, b) = (&group.members[0], &group.members[1]);
+    let client = &f.client;
+    client
+        .execute(
+            "UPDATE organisation SET db_user = $1 WHERE id = $2",
+            &[&a.db_user, &b.id],
+        )
+        .await
+        .expect("share a's db_user");
+    let schema = group.schema_name.as_str();
+    let entity = group_ref(&group.uuid);
+    let options = Default::default();
+    f.run(entity, &options).await.expect("group run");
+    let person = quote_qualified(schema, "person");
+    let per_member = |sql: String| async move {
+        client
+            .query(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+            .iter()
+            .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+    };
+    let subjects = Size::SMALL.subjects_per_type;
+    let by_org = format!("SELECT organisation_id, count(*) FROM {person} GROUP BY 1 ORDER BY 1");
+    assert_eq!(
+        per_member(by_org.clone()).await,
+        vec![(a.id, subjects), (b.id, subjects)],
+        "both members' subjects after the first run"
+    );
+
+    // An edit in member B arrives although A synced the table after it.
+    client
+        .execute(
+            "UPDATE individual SET first_name = 'Edited in B', last_modified_date_time = clock_timestamp() \
+             WHERE id = (SELECT min(id) FROM individual WHERE organisation_id = $1 AND subject_type_id = $2)",
+            &[&b.id, &b.subject_type_id("person")],
+        )
+        .await
+        .expect("edit in B");
+    f.run(entity, &options).await.expect("second run");
+    let edited = count(
+        client,
+        &format!(
+            "SELECT count(*) FROM {person} WHERE organisation_id = {} AND first_name = 'Edited in B'",
+            b.id
+        ),
+    )
+    .await;
+    assert_eq!(edited, 1, "B's edit synced");
+}

@@ -38,7 +38,8 @@ async fn row_sources(
     };
     client
         .query(
-            "SELECT name, type, parent_table_type FROM table_metadata WHERE schema_name = $1",
+            "SELECT t.name, t.type, x.parent_table_type FROM public.table_metadata t \
+             JOIN etl_service.table_metadata_ext x ON x.table_metadata_id = t.id WHERE t.schema_name = $1",
             &[&schema],
         )
         .await

@@ -24,7 +24,8 @@ async fn described(client: &Client, schema: &str) -> BTreeMap<String, Vec<String
     for r in client
         .query(
             "SELECT t.name, c.name FROM table_metadata t JOIN column_metadata c ON c.table_id = t.id \
-             WHERE t.schema_name = $1 ORDER BY t.name, c.display_order",
+             JOIN etl_service.column_metadata_ext x ON x.column_metadata_id = c.id \
+             WHERE t.schema_name = $1 ORDER BY t.name, x.display_order",
             &[&schema],
         )
         .await

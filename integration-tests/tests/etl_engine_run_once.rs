@@ -67,7 +67,7 @@ async fn run_once_reports_a_summary_or_a_clear_error() {
     assert_eq!(written(&f.client).await, (0, 0, 0), "nothing written");
     let runs: i64 = f
         .client
-        .query_one("SELECT count(*) FROM etl_run", &[])
+        .query_one("SELECT count(*) FROM etl_service.etl_run", &[])
         .await
         .expect("runs")
         .get(0);
@@ -115,7 +115,7 @@ async fn run_once_reports_a_summary_or_a_clear_error() {
     let row = f
         .client
         .query_one(
-            "SELECT trigger, status, rows_upserted > 0 FROM etl_run WHERE entity_uuid = $1::text::uuid",
+            "SELECT trigger, status, rows_upserted > 0 FROM etl_service.etl_run WHERE entity_uuid = $1::text::uuid",
             &[&org.uuid],
         )
         .await

@@ -258,7 +258,7 @@ async fn run_refused(
     }
     let recorded = client
         .query_one(
-            "SELECT status, trigger, coalesce(error, '') FROM etl_run \
+            "SELECT status, trigger, coalesce(error, '') FROM etl_service.etl_run \
               WHERE entity_uuid = $1::text::uuid ORDER BY id DESC LIMIT 1",
             &[&org.uuid],
         )
@@ -287,7 +287,7 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
         names: Vec::new(),
         ending_with: Some(marker.clone()),
     };
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     // Durability is beside the point here: without a WAL flush per
     // statement, setup and runs take a fraction of the time.

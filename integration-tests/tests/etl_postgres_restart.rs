@@ -19,7 +19,7 @@ const NOT_SERVING: i32 = 2;
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
     let (cluster, db) =
-        PrivateCluster::with_migrated_database(etl_service::migrations::migrations).await;
+        PrivateCluster::with_migrated_database(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     let world = integration_tests::avni::generate(
         &client,
@@ -85,7 +85,10 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
         )
         .await;
         if let Some(row) = client
-            .query_opt("SELECT id FROM etl_run WHERE status = 'running'", &[])
+            .query_opt(
+                "SELECT id FROM etl_service.etl_run WHERE status = 'running'",
+                &[],
+            )
             .await
             .expect("running run")
         {
@@ -123,7 +126,10 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
         Duration::from_secs(60),
         || async {
             client
-                .query_one("SELECT status FROM etl_run WHERE id = $1", &[&run])
+                .query_one(
+                    "SELECT status FROM etl_service.etl_run WHERE id = $1",
+                    &[&run],
+                )
                 .await
                 .map(|r| r.get::<_, String>(0) == "failed")
                 .unwrap_or(false)
@@ -131,7 +137,10 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
     )
     .await;
     let error: String = client
-        .query_one("SELECT error FROM etl_run WHERE id = $1", &[&run])
+        .query_one(
+            "SELECT error FROM etl_service.etl_run WHERE id = $1",
+            &[&run],
+        )
         .await
         .expect("error")
         .get(0);
@@ -142,7 +151,7 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
         || async {
             client
                 .query_one(
-                    "SELECT count(*) FROM etl_run WHERE id > $1 AND status = 'succeeded'",
+                    "SELECT count(*) FROM etl_service.etl_run WHERE id > $1 AND status = 'succeeded'",
                     &[&run],
                 )
                 .await
@@ -160,7 +169,7 @@ async fn postgres_stopped_during_a_run_then_restarted_the_next_run_completes() {
     wait_until("no run in progress", Duration::from_secs(60), || async {
         client
             .query_one(
-                "SELECT count(*) FROM etl_run WHERE status IN ('queued', 'running')",
+                "SELECT count(*) FROM etl_service.etl_run WHERE status IN ('queued', 'running')",
                 &[],
             )
             .await

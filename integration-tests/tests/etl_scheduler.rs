@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 async fn setup() -> (TestDatabase, service_kit::db::Pool) {
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let settings = DatabaseSettings {
         url: db.url.clone(),
         pool_size: 8,
@@ -71,7 +71,7 @@ async fn due_jobs_are_queued_once_and_catch_up_with_one_run() {
     let client = db.client().await;
     client
         .execute(
-            "UPDATE etl_job SET next_run_at = now() - interval '1 day'",
+            "UPDATE etl_service.etl_job SET next_run_at = now() - interval '1 day'",
             &[],
         )
         .await
@@ -79,7 +79,7 @@ async fn due_jobs_are_queued_once_and_catch_up_with_one_run() {
     assert_eq!(jobs::queue_due_jobs(&mut conn).await.expect("queue"), 1);
     assert_eq!(jobs::queue_due_jobs(&mut conn).await.expect("queue"), 0);
     let next: DateTime<Utc> = client
-        .query_one("SELECT next_run_at FROM etl_job", &[])
+        .query_one("SELECT next_run_at FROM etl_service.etl_job", &[])
         .await
         .expect("next")
         .get(0);
@@ -93,7 +93,10 @@ async fn due_jobs_are_queued_once_and_catch_up_with_one_run() {
             .expect("disable twice")
     );
     let queued: i64 = client
-        .query_one("SELECT count(*) FROM etl_run WHERE status = 'queued'", &[])
+        .query_one(
+            "SELECT count(*) FROM etl_service.etl_run WHERE status = 'queued'",
+            &[],
+        )
         .await
         .expect("count")
         .get(0);
@@ -143,7 +146,7 @@ async fn two_workers_never_claim_the_same_run_and_expired_leases_are_reaped() {
         .client()
         .await
         .query_one(
-            "SELECT status, error FROM etl_run WHERE id = $1",
+            "SELECT status, error FROM etl_service.etl_run WHERE id = $1",
             &[&expected[0]],
         )
         .await
@@ -235,7 +238,7 @@ async fn two_replicas_run_every_entity_and_never_one_entity_twice_at_once() {
     assert_eq!(overlaps, 0, "an entity ran twice at once");
     let ran: i64 = client
         .query_one(
-            "SELECT count(DISTINCT entity_uuid) FROM etl_run WHERE status = 'succeeded'",
+            "SELECT count(DISTINCT entity_uuid) FROM etl_service.etl_run WHERE status = 'succeeded'",
             &[],
         )
         .await
@@ -244,7 +247,7 @@ async fn two_replicas_run_every_entity_and_never_one_entity_twice_at_once() {
     assert_eq!(ran, 20, "every entity must have run");
     let per_worker: Vec<(String, i64)> = client
         .query(
-            "SELECT worker, count(*) FROM etl_run WHERE status = 'succeeded' GROUP BY worker",
+            "SELECT worker, count(*) FROM etl_service.etl_run WHERE status = 'succeeded' GROUP BY worker",
             &[],
         )
         .await
@@ -260,7 +263,7 @@ async fn two_replicas_run_every_entity_and_never_one_entity_twice_at_once() {
     // Runs are queued every second, so entities ran more than once.
     let total: i64 = client
         .query_one(
-            "SELECT count(*) FROM etl_run WHERE status = 'succeeded'",
+            "SELECT count(*) FROM etl_service.etl_run WHERE status = 'succeeded'",
             &[],
         )
         .await
@@ -270,8 +273,8 @@ async fn two_replicas_run_every_entity_and_never_one_entity_twice_at_once() {
     // Every finished run ended with a run_finished event, the last of its events.
     let bad_streams: i64 = client
         .query_one(
-            "SELECT count(*) FROM etl_run r WHERE r.finished_at IS NOT NULL AND
-               (SELECT kind FROM etl_run_event e WHERE e.run_id = r.id ORDER BY seq DESC LIMIT 1)
+            "SELECT count(*) FROM etl_service.etl_run r WHERE r.finished_at IS NOT NULL AND
+               (SELECT kind FROM etl_service.etl_run_event e WHERE e.run_id = r.id ORDER BY seq DESC LIMIT 1)
                IS DISTINCT FROM 'run_finished'",
             &[],
         )

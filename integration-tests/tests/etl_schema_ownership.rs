@@ -162,7 +162,7 @@ async fn a_service_role_that_cannot_own_the_schema_as_the_organisation_is_told_w
     .await
     .expect("roles");
     let url = integration_tests::avni_server::with_user(&db.url, &role);
-    service_kit::db::run_pending_migrations(&url, etl_service::migrations::migrations)
+    service_kit::db::run_pending_migrations(&url, etl_service::migrations::migrations())
         .await
         .expect("migrations as the service's role");
     let world = integration_tests::avni::generate(&su, &spec(0)).await;

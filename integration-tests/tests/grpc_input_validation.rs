@@ -208,7 +208,7 @@ fn etl_cases() -> Vec<(String, EtlCall, Expect)> {
             ),
             (
                 "SQL in uuid",
-                ent("'; DROP TABLE etl_job; --", org),
+                ent("'; DROP TABLE etl_service.etl_job; --", org),
                 Code::InvalidArgument,
                 format!("{field}.uuid"),
             ),
@@ -536,7 +536,7 @@ async fn every_etl_rpc_rejects_bad_input_naming_the_field() {
         .expect("a huge page_size is clamped, not refused");
     let written: i64 = db
         .query_one(
-            "SELECT (SELECT count(*) FROM etl_job) + (SELECT count(*) FROM etl_run)",
+            "SELECT (SELECT count(*) FROM etl_service.etl_job) + (SELECT count(*) FROM etl_service.etl_run)",
             &[],
         )
         .await

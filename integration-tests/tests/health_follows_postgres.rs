@@ -55,7 +55,7 @@ async fn stop_and_restart_postgres(
 #[tokio::test(flavor = "multi_thread")]
 async fn etl_health_follows_postgres() {
     let (cluster, db) =
-        PrivateCluster::with_migrated_database(etl_service::migrations::migrations).await;
+        PrivateCluster::with_migrated_database(etl_service::migrations::migrations()).await;
     let service = start_etl_on(&db.url, |_| {}).await;
     stop_and_restart_postgres(&cluster, &service, "avni.etl.v1.EtlService").await;
     service.stop().await.expect("still stops cleanly");
@@ -64,7 +64,7 @@ async fn etl_health_follows_postgres() {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrator_health_follows_postgres() {
     let (cluster, db) =
-        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations).await;
+        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations()).await;
     let service = start_migrator_on(&db.url, |_| {}).await;
     stop_and_restart_postgres(&cluster, &service, "avni.migrator.v1.FormsMigrator").await;
     service.stop().await.expect("still stops cleanly");

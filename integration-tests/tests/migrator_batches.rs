@@ -674,7 +674,7 @@ async fn a_page_served_twice_writes_nothing_twice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_before_the_commit_leaves_nothing_and_the_refetch_writes_once() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(30))).await;
-    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let db = db_handle.client().await;
     // Fails every batch at its last statement, after its form rows, errors
     // and archive rows were written in the same transaction.
@@ -754,7 +754,7 @@ async fn a_failure_before_the_commit_leaves_nothing_and_the_refetch_writes_once(
 #[tokio::test(flavor = "multi_thread")]
 async fn poll_once_drains_a_source_and_prints_a_summary() {
     let upstream = FakeUpstream::sample().await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(
@@ -849,7 +849,7 @@ async fn poll_once_drains_a_source_and_prints_a_summary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn form_mapping_renames_and_too_long_text_fails_instead_of_being_cut() {
     let upstream = FakeUpstream::sample().await;
-    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let db = db_handle.client().await;
     db.batch_execute(
         "CREATE TABLE \"EC Edits\" (
@@ -970,7 +970,7 @@ async fn two_replicas_draining_one_source_at_once_write_each_submission_once() {
         ..Generator::new(300)
     };
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let mut config = migrator_service::Config::default();
     config.database.url = db.url.clone();
     config.database.pool_size = 2;

@@ -145,7 +145,7 @@ async fn the_service_killed_mid_drain_resumes_and_writes_each_submission_once() 
 
     let generator = Generator::new(3000);
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(

@@ -19,7 +19,7 @@ const NOT_SERVING: i32 = 2;
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothing() {
     let (cluster, db) =
-        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations).await;
+        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations()).await;
 
     let generator = Generator::new(40);
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
@@ -97,7 +97,7 @@ async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothin
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
     let (cluster, db) =
-        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations).await;
+        PrivateCluster::with_migrated_database(migrator_service::migrations::migrations()).await;
     // Every batch writes anc_visit; holding it stops the first batch there,
     // inside its transaction.
     let holder = connect(&db.url).await.expect("connect");

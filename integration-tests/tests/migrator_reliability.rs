@@ -96,7 +96,7 @@ async fn hostile_payloads_land_in_error_audit_or_their_table_and_the_service_sta
         text: h.text.clone(),
     }));
     let upstream = FakeUpstream::start(Data::Raw(raw)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let sql = db.client().await;
     sql.batch_execute(
         "ALTER TABLE ec_registration ALTER COLUMN family_planning_method TYPE varchar(10)",

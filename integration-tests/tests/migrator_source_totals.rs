@@ -70,7 +70,7 @@ async fn error(db: &tokio_postgres::Client, source: &str, resolved: bool) {
 
 #[tokio::test]
 async fn running_totals_equal_a_direct_count_after_every_kind_of_change() {
-    let repo = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let repo = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let db = repo.client().await;
     let conn = AsyncPgConnection::establish(&repo.url)
         .await

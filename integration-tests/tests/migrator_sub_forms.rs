@@ -34,7 +34,7 @@ async fn original_tables(db: &tokio_postgres::Client) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_form_and_a_sub_form_of_the_same_name_are_both_written_with_sub_form_name() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let sql = db.client().await;
     original_tables(&sql).await;
     let mapping: BTreeMap<String, FormMapping> = serde_yaml::from_str(

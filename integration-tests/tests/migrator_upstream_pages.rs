@@ -51,7 +51,7 @@ fn poll_once_measured(config: &str, database_url: &str) -> (bool, String, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_past_max_response_bytes_fails_naming_the_limit_and_memory_stays_flat() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(3))).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(

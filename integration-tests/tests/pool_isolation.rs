@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_etl_run_finishes_while_every_api_connection_is_taken() {
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     let world = avni::generate(&client, &Spec::default()).await;
     let mut config: etl_service::Config = test_config(&db.url);
@@ -29,7 +29,7 @@ async fn an_etl_run_finishes_while_every_api_connection_is_taken() {
     let uuid: uuid::Uuid = world.organisations[0].uuid.parse().expect("uuid");
     client
         .execute(
-            "INSERT INTO etl_run (entity_uuid, entity_type, trigger, status) \
+            "INSERT INTO etl_service.etl_run (entity_uuid, entity_type, trigger, status) \
              VALUES ($1, 'organisation', 'run_now', 'queued')",
             &[&uuid],
         )
@@ -41,14 +41,17 @@ async fn an_etl_run_finishes_while_every_api_connection_is_taken() {
         .expect("notify");
     wait_for("the run to succeed", Duration::from_secs(60), || async {
         client
-            .query_one("SELECT status FROM etl_run ORDER BY id DESC LIMIT 1", &[])
+            .query_one(
+                "SELECT status FROM etl_service.etl_run ORDER BY id DESC LIMIT 1",
+                &[],
+            )
             .await
             .map(|r| r.get::<_, String>(0) == "succeeded")
             .unwrap_or(false)
     })
     .await;
     let events: i64 = client
-        .query_one("SELECT count(*) FROM etl_run_event", &[])
+        .query_one("SELECT count(*) FROM etl_service.etl_run_event", &[])
         .await
         .expect("events")
         .get(0);
@@ -64,7 +67,7 @@ async fn an_etl_run_finishes_while_every_api_connection_is_taken() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrator_batches_are_written_while_every_api_connection_is_taken() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(300))).await;
     let mut config: migrator_service::Config = test_config(&db.url);
     config.database.pool_size = 1;

@@ -32,7 +32,7 @@ async fn a_generated_python_client_drives_both_services() {
     }
 
     // etl-service over a generated organisation, not yet enabled.
-    let avni_db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let avni_db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let world = avni::generate(&avni_db.client().await, &Spec::default()).await;
     let org = &world.organisations[0];
     let etl_addr = free_addr();
@@ -53,7 +53,7 @@ async fn a_generated_python_client_drives_both_services() {
     // migrator-service polling the sample page: 4 submissions written, 3
     // failed (see integration-tests/fixtures/drishti/README.md).
     let upstream = FakeUpstream::sample().await;
-    let forms_db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let forms_db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let migrator_addr = free_addr();
     let migrator_listen = migrator_addr.to_string();
     let migrator_config = config_file(&format!(

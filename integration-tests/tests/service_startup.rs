@@ -135,22 +135,26 @@ async fn health_and_reflection_can_require_the_token_too() {
 async fn migrations_apply_once_then_do_nothing() {
     let db = TestDatabase::new().await;
     let first =
-        service_kit::db::run_pending_migrations(&db.url, etl_service::migrations::migrations)
+        service_kit::db::run_pending_migrations(&db.url, etl_service::migrations::migrations())
             .await
             .expect("first migrate");
     assert!(first.len() >= 2, "{first:?}");
     assert_eq!(
         first[..2],
-        ["2026-11-21-000001_metadata", "2026-11-21-000002_jobs"]
+        [
+            "2026-12-03-000001_service_state",
+            "2026-12-03-000002_avni_metadata"
+        ]
     );
     let second =
-        service_kit::db::run_pending_migrations(&db.url, etl_service::migrations::migrations)
+        service_kit::db::run_pending_migrations(&db.url, etl_service::migrations::migrations())
             .await
             .expect("second migrate");
     assert!(second.is_empty(), "second migrate applied {second:?}");
-    let pending = service_kit::db::pending_migrations(&db.url, etl_service::migrations::migrations)
-        .await
-        .expect("pending");
+    let pending =
+        service_kit::db::pending_migrations(&db.url, etl_service::migrations::migrations())
+            .await
+            .expect("pending");
     assert!(pending.is_empty());
 
     // The tables the later work needs are there.
@@ -160,8 +164,9 @@ async fn migrations_apply_once_then_do_nothing() {
         "column_metadata",
         "index_metadata",
         "entity_sync_status",
-        "etl_job",
-        "etl_run",
+        "etl_service.etl_job",
+        "etl_service.etl_run",
+        "etl_service.watermark",
     ] {
         let row = client
             .query_one("SELECT to_regclass($1)::text", &[&table])
@@ -180,7 +185,7 @@ async fn serve_refuses_to_start_with_pending_migrations_and_names_them() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("migration(s) pending"), "{err}");
-    assert!(err.contains("2026-11-21-000001_metadata"), "{err}");
+    assert!(err.contains("2026-12-03-000001_service_state"), "{err}");
     assert!(err.contains("etl-service migrate"), "{err}");
 
     // With apply_on_start it migrates and serves.
@@ -190,15 +195,16 @@ async fn serve_refuses_to_start_with_pending_migrations_and_names_them() {
         .await
         .expect("starts with apply_on_start");
     drop(app);
-    let pending = service_kit::db::pending_migrations(&db.url, etl_service::migrations::migrations)
-        .await
-        .expect("pending");
+    let pending =
+        service_kit::db::pending_migrations(&db.url, etl_service::migrations::migrations())
+            .await
+            .expect("pending");
     assert!(pending.is_empty(), "{pending:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrator_repository_tables_exist_after_migration() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let client = db.client().await;
     for table in [
         "form_submission",

@@ -85,7 +85,7 @@ async fn a_run_past_its_timeout_is_cancelled_in_postgres_and_recorded_failed() {
     );
     let finished: String = client
         .query_one(
-            "SELECT message FROM etl_run_event WHERE run_id = $1 AND kind = 'run_finished'",
+            "SELECT message FROM etl_service.etl_run_event WHERE run_id = $1 AND kind = 'run_finished'",
             &[&run],
         )
         .await
@@ -186,7 +186,7 @@ async fn a_statement_past_the_statement_timeout_fails_the_run_clearly_and_the_se
 async fn a_migrator_batch_past_the_statement_timeout_is_retried_and_nothing_is_lost() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(30))).await;
     let db_handle = integration_tests::postgres::TestDatabase::migrated(
-        migrator_service::migrations::migrations,
+        migrator_service::migrations::migrations(),
     )
     .await;
     let db = db_handle.client().await;

@@ -2,10 +2,15 @@
 //! `migrations/migrator/`.
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use service_kit::db::MigrationSet;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/migrator");
 
-/// The embedded migrations, for `service_kit::db`.
-pub fn migrations() -> EmbeddedMigrations {
+fn embedded() -> EmbeddedMigrations {
     MIGRATIONS
+}
+
+/// The embedded migrations, for `service_kit::db`.
+pub const fn migrations() -> MigrationSet {
+    MigrationSet::new(embedded)
 }

@@ -4,6 +4,7 @@
 use crate::KitError;
 use crate::config::{DatabaseSettings, one_line, redact_url};
 use backon::{ExponentialBuilder, Retryable};
+use diesel::migration::MigrationSource;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -17,9 +18,41 @@ pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 pub type PooledConnection<'a> =
     bb8::PooledConnection<'a, AsyncDieselConnectionManager<AsyncPgConnection>>;
 
-/// A service's embedded migrations. A function, because
-/// `EmbeddedMigrations` is a `const` that cannot be cloned.
-pub type MigrationSet = fn() -> EmbeddedMigrations;
+/// A service's embedded migrations, and the schema their history table
+/// (`__diesel_schema_migrations`) lives in.
+#[derive(Clone, Copy)]
+pub struct MigrationSet {
+    /// A function, because `EmbeddedMigrations` is a `const` that cannot be
+    /// cloned.
+    embedded: fn() -> EmbeddedMigrations,
+    /// `None`: the connection's default `search_path` (`public`). `Some`:
+    /// a schema of the service's own, created if missing, where the
+    /// history table is kept and which is the migrations' `search_path`
+    /// (so they name every other schema's objects in full).
+    history_schema: Option<&'static str>,
+}
+
+impl MigrationSet {
+    /// Migrations whose history is kept in the default schema.
+    pub const fn new(embedded: fn() -> EmbeddedMigrations) -> Self {
+        Self {
+            embedded,
+            history_schema: None,
+        }
+    }
+
+    /// Migrations whose history is kept in `schema`, the service's own.
+    pub const fn in_schema(embedded: fn() -> EmbeddedMigrations, schema: &'static str) -> Self {
+        Self {
+            embedded,
+            history_schema: Some(schema),
+        }
+    }
+
+    fn embedded(&self) -> EmbeddedMigrations {
+        (self.embedded)()
+    }
+}
 
 /// A short description of where a URL points (`user@host:port/db`), safe to log.
 pub fn describe(url: &str) -> String {
@@ -250,8 +283,15 @@ pub async fn pending_migrations(
     migrations: MigrationSet,
 ) -> Result<Vec<String>, KitError> {
     with_migration_connection(url, move |conn| {
+        if !enter_history_schema(conn, migrations, false)? {
+            // The service's schema does not exist yet: nothing was applied
+            // (and a check creates nothing).
+            let all = MigrationSource::<diesel::pg::Pg>::migrations(&migrations.embedded())
+                .map_err(|e| KitError::Migration(one_line(&e.to_string())))?;
+            return Ok(all.iter().map(|m| m.name().to_string()).collect());
+        }
         let pending = conn
-            .pending_migrations(migrations())
+            .pending_migrations(migrations.embedded())
             .map_err(|e| KitError::Migration(one_line(&e.to_string())))?;
         Ok(pending.iter().map(|m| m.name().to_string()).collect())
     })
@@ -269,7 +309,8 @@ pub async fn run_pending_migrations(
         use diesel::connection::SimpleConnection;
         conn.batch_execute("SELECT pg_advisory_lock(7283940012)")
             .map_err(|e| KitError::Migration(e.to_string()))?;
-        let result = apply_all(conn, migrations);
+        let result =
+            enter_history_schema(conn, migrations, true).and_then(|_| apply_all(conn, migrations));
         let _ = conn.batch_execute("SELECT pg_advisory_unlock(7283940012)");
         let names = result?;
         Ok(names)
@@ -282,14 +323,50 @@ fn apply_all(
     migrations: MigrationSet,
 ) -> Result<Vec<String>, KitError> {
     let pending: Vec<String> = conn
-        .pending_migrations(migrations())
+        .pending_migrations(migrations.embedded())
         .map_err(|e| KitError::Migration(one_line(&e.to_string())))?
         .iter()
         .map(|m| m.name().to_string())
         .collect();
-    conn.run_pending_migrations(migrations())
+    conn.run_pending_migrations(migrations.embedded())
         .map_err(|e| KitError::Migration(one_line(&e.to_string())))?;
     Ok(pending)
+}
+
+/// Points the migration connection at the set's history schema (creating
+/// it first when `create`); returns false if it does not exist. A set with
+/// no schema of its own keeps the default `search_path`.
+fn enter_history_schema(
+    conn: &mut AsyncConnectionWrapper<AsyncPgConnection>,
+    migrations: MigrationSet,
+    create: bool,
+) -> Result<bool, KitError> {
+    use diesel::RunQueryDsl;
+    use diesel::connection::SimpleConnection;
+    let Some(schema) = migrations.history_schema else {
+        return Ok(true);
+    };
+    let fail = |e: diesel::result::Error| {
+        KitError::Migration(format!("schema {schema}: {}", one_line(&e.to_string())))
+    };
+    let q = crate::sql::quote_ident(schema);
+    if create {
+        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}"))
+            .map_err(fail)?;
+    } else {
+        let exists = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {})",
+            crate::sql::quote_literal(schema)
+        )))
+        .get_result::<bool>(conn)
+        .map_err(fail)?;
+        if !exists {
+            return Ok(false);
+        }
+    }
+    conn.batch_execute(&format!("SET search_path TO {q}"))
+        .map_err(fail)?;
+    Ok(true)
 }
 
 /// Runs sync diesel migration code on a blocking thread over an async

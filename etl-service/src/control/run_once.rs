@@ -18,7 +18,7 @@ use std::time::Duration;
 pub async fn run_once(config: &Config, entity: EntityRef) -> Result<RunReport, Error> {
     let database = &config.database;
     service_kit::db::wait_for_database(database).await?;
-    service_kit::base::settle_migrations(config, crate::migrations::migrations).await?;
+    service_kit::base::settle_migrations(config, crate::migrations::migrations()).await?;
     let ctx = EngineContext {
         pool: service_kit::db::build_pool(database),
         database_url: database.url.clone(),

@@ -12,6 +12,7 @@ use crate::engine::lock::EntityLock;
 use crate::engine::schema::ddl::{self, AppliedTable};
 use crate::engine::schema::implementers;
 use crate::engine::schema::layout::TableKind;
+use crate::engine::schema::ownership;
 use crate::engine::schema::plan::{self, SchemaPlan};
 use crate::engine::schema::roles;
 use crate::engine::schema::schema_diff::{self, TableChange};
@@ -205,6 +206,7 @@ async fn work_under_lock(
     let mut conn = ctx.pool.get().await?;
     let token = conn.cancel_token();
     let work = async {
+        ownership::ensure_ours(&mut conn, &target.schema_name).await?;
         let dropped = if options.recreate {
             ddl::drop_schema(&mut conn, target).await?
         } else {
@@ -296,11 +298,16 @@ async fn sync_boundary(
 ) -> Result<DateTime<Utc>, Error> {
     let offset = i32::try_from(offset_seconds).unwrap_or(i32::MAX);
     Ok(
-        diesel::sql_query("SELECT now() - $1 * interval '1 second' AS boundary")
-            .bind::<Integer, _>(offset)
-            .get_result::<Boundary>(conn)
-            .await?
-            .boundary,
+        // Whole milliseconds: Avni's entity_sync_status keeps the
+        // watermark as timestamptz(3), and a boundary rounded up there
+        // would skip the rows of its last millisecond.
+        diesel::sql_query(
+            "SELECT date_trunc('milliseconds', now() - $1 * interval '1 second') AS boundary",
+        )
+        .bind::<Integer, _>(offset)
+        .get_result::<Boundary>(conn)
+        .await?
+        .boundary,
     )
 }
 
@@ -310,7 +317,7 @@ struct TableSync<'a> {
     ctx: &'a EngineContext,
     target: &'a Target,
     boundary: DateTime<Utc>,
-    marks: HashMap<(i32, String), DateTime<Utc>>,
+    marks: HashMap<(i32, i32), DateTime<Utc>>,
     probe: ChangeProbe,
 }
 
@@ -337,7 +344,7 @@ impl TableSync<'_> {
                 time_zone: &self.ctx.settings.time_zone,
             };
             let last_member = m + 1 == target.members.len();
-            let watermark = self.marks.get(&(applied.table_id, member.db_user.clone()));
+            let watermark = self.marks.get(&(applied.table_id, member.id));
             if !fail
                 && !self
                     .probe
@@ -473,7 +480,10 @@ pub async fn drop_schema(
     };
     let held = take_lock(ctx, &target, lock, &RunStop::default()).await?;
     let result = match ctx.pool.get().await {
-        Ok(mut conn) => ddl::drop_schema(&mut conn, &target).await,
+        Ok(mut conn) => match ownership::ensure_ours(&mut conn, &target.schema_name).await {
+            Ok(()) => ddl::drop_schema(&mut conn, &target).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e.into()),
     };
     release(held).await;

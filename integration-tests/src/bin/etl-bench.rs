@@ -646,7 +646,7 @@ async fn main() -> anyhow::Result<()> {
         ((args.encounters as f64) * args.small_fraction) as i64,
     );
     let extra = args.questions.saturating_sub(BASE_QUESTIONS);
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     eprintln!("generating: {big:?} and {small:?}, {extra} extra questions per form...");
     let generated = Instant::now();

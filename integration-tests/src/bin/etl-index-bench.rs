@@ -133,7 +133,7 @@ struct Measured {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     let per_type = (args.subjects / 4).max(1);
     let k = (args.encounters / (5 * per_type)).max(1);

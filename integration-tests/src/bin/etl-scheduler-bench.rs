@@ -34,7 +34,7 @@ struct Args {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     let client = db.client().await;
     eprintln!("generating {} organisations...", args.organisations);
     let generated = Instant::now();
@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         let row = client
             .query_one(
                 "SELECT count(DISTINCT entity_uuid), count(*) FILTER (WHERE status = 'failed') \
-                 FROM etl_run WHERE finished_at IS NOT NULL",
+                 FROM etl_service.etl_run WHERE finished_at IS NOT NULL",
                 &[],
             )
             .await?;
@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
             "SELECT sum(extract(epoch FROM finished_at - started_at))::float8, \
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))::float8, \
                     avg(extract(epoch FROM started_at - queued_at))::float8 \
-             FROM etl_run WHERE status = 'succeeded'",
+             FROM etl_service.etl_run WHERE status = 'succeeded'",
             &[],
         )
         .await?;

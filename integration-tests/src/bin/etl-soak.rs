@@ -67,7 +67,7 @@ fn loadavg() -> String {
 }
 
 async fn run(args: &Args) -> anyhow::Result<bool> {
-    let db = TestDatabase::migrated(etl_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
     eprintln!("generating {} organisations...", args.organisations);
     let orgs = generate_organisations(&db.url, args.organisations, 23).await?;
     let client = db.client().await;
@@ -128,7 +128,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 "SELECT count(*) FILTER (WHERE status = 'succeeded'), \
                         count(*) FILTER (WHERE status IN ('failed', 'cancelled')), \
                         count(DISTINCT entity_uuid) FILTER (WHERE status = 'succeeded') \
-                 FROM etl_run",
+                 FROM etl_service.etl_run",
                 &[],
             )
             .await?;
@@ -168,7 +168,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let per_org: Vec<i64> = client
         .query(
             "SELECT count(r.id) FROM organisation o \
-             LEFT JOIN etl_run r ON r.entity_uuid = o.uuid::uuid AND r.status = 'succeeded' \
+             LEFT JOIN etl_service.etl_run r ON r.entity_uuid = o.uuid::uuid AND r.status = 'succeeded' \
              GROUP BY o.id ORDER BY 1",
             &[],
         )
@@ -178,7 +178,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .collect();
     let by_status: Vec<(String, i64)> = client
         .query(
-            "SELECT status, count(*) FROM etl_run GROUP BY status ORDER BY status",
+            "SELECT status, count(*) FROM etl_service.etl_run GROUP BY status ORDER BY status",
             &[],
         )
         .await?
@@ -187,7 +187,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .collect();
     let per_worker: Vec<(String, i64)> = client
         .query(
-            "SELECT coalesce(worker, '(none)'), count(*) FROM etl_run WHERE status = 'succeeded' \
+            "SELECT coalesce(worker, '(none)'), count(*) FROM etl_service.etl_run WHERE status = 'succeeded' \
              GROUP BY 1 ORDER BY 1",
             &[],
         )
@@ -198,7 +198,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let ended: Vec<(i64, String, String, bool)> = client
         .query(
             "SELECT id, status, coalesce(error, ''), \
-                    status = 'cancelled' AND coalesce(finished_at >= $1, true) FROM etl_run \
+                    status = 'cancelled' AND coalesce(finished_at >= $1, true) FROM etl_service.etl_run \
              WHERE status IN ('failed', 'cancelled') ORDER BY id",
             &[&stopping_at],
         )
@@ -211,7 +211,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .query_one(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))::float8, \
                     max(extract(epoch FROM finished_at - started_at))::float8 \
-             FROM etl_run WHERE status = 'succeeded'",
+             FROM etl_service.etl_run WHERE status = 'succeeded'",
             &[],
         )
         .await?;

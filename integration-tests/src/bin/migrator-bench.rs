@@ -143,7 +143,7 @@ async fn drain(
     upstream_url: &str,
     batch_size: u32,
 ) -> Result<(Duration, u64, Vec<(usize, u64)>), String> {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let mut config = Config::default();
     config.database.url = db.url.clone();
     config.database.pool_size = 2;
@@ -329,7 +329,7 @@ fn push_row(out: &mut String, values: &[Option<String>]) {
 }
 
 async fn copy_baseline(generator: &Generator) -> Result<Duration, String> {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
     let catalog = {
         let mut conn = AsyncPgConnection::establish(&db.url)
             .await

@@ -17,7 +17,7 @@ pub async fn enable(
     interval_seconds: i32,
 ) -> Result<(JobRow, bool), Error> {
     let created: Vec<JobRow> = diesel::sql_query(format!(
-        "INSERT INTO etl_job (entity_uuid, entity_type, interval_seconds, next_run_at) \
+        "INSERT INTO etl_service.etl_job (entity_uuid, entity_type, interval_seconds, next_run_at) \
          VALUES ($1, $2, $3, now()) ON CONFLICT (entity_uuid, entity_type) DO NOTHING \
          RETURNING {JOB_COLUMNS}"
     ))
@@ -39,14 +39,15 @@ pub async fn enable(
 /// Removes the entity's job; true if there was one. Runs in progress finish;
 /// queued scheduled runs are cancelled.
 pub async fn disable(conn: &mut AsyncPgConnection, entity: EntityRef) -> Result<bool, Error> {
-    let removed =
-        diesel::sql_query("DELETE FROM etl_job WHERE entity_uuid = $1 AND entity_type = $2")
-            .bind::<Uuid, _>(entity.uuid)
-            .bind::<Text, _>(entity.kind.as_str())
-            .execute(conn)
-            .await?;
+    let removed = diesel::sql_query(
+        "DELETE FROM etl_service.etl_job WHERE entity_uuid = $1 AND entity_type = $2",
+    )
+    .bind::<Uuid, _>(entity.uuid)
+    .bind::<Text, _>(entity.kind.as_str())
+    .execute(conn)
+    .await?;
     diesel::sql_query(
-        "UPDATE etl_run SET status = 'cancelled', finished_at = now(), \
+        "UPDATE etl_service.etl_run SET status = 'cancelled', finished_at = now(), \
                 error = 'cancelled: analytics was disabled before the run started' \
           WHERE entity_uuid = $1 AND entity_type = $2 AND status = 'queued' AND trigger = 'schedule'",
     )
@@ -64,7 +65,7 @@ pub async fn find_job(
     let rows: Vec<JobRow> = prepared(concat!(
         "SELECT ",
         job_columns!(),
-        " FROM etl_job WHERE entity_uuid = $1 AND entity_type = $2"
+        " FROM etl_service.etl_job WHERE entity_uuid = $1 AND entity_type = $2"
     ))
     .bind_uuid(entity.uuid)
     .bind_text(entity.kind.as_str())
@@ -75,11 +76,11 @@ pub async fn find_job(
 
 /// Every enabled job, oldest first.
 pub async fn all_jobs(conn: &mut AsyncPgConnection) -> Result<Vec<JobRow>, Error> {
-    Ok(
-        diesel::sql_query(format!("SELECT {JOB_COLUMNS} FROM etl_job ORDER BY id"))
-            .load(conn)
-            .await?,
-    )
+    Ok(diesel::sql_query(format!(
+        "SELECT {JOB_COLUMNS} FROM etl_service.etl_job ORDER BY id"
+    ))
+    .load(conn)
+    .await?)
 }
 
 /// Enabled jobs and queued runs, for the scheduler's gauges.
@@ -92,8 +93,8 @@ pub async fn counts(conn: &mut AsyncPgConnection) -> Result<(i64, i64), Error> {
         queued: i64,
     }
     let c: Counts = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM etl_job) AS enabled, \
-                (SELECT count(*) FROM etl_run WHERE status = 'queued') AS queued",
+        "SELECT (SELECT count(*) FROM etl_service.etl_job) AS enabled, \
+                (SELECT count(*) FROM etl_service.etl_run WHERE status = 'queued') AS queued",
     )
     .get_result(conn)
     .await?;

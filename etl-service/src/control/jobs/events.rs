@@ -15,8 +15,8 @@ pub async fn append_event(
     message: Option<&str>,
 ) -> Result<(), Error> {
     diesel::sql_query(
-        "INSERT INTO etl_run_event (run_id, seq, kind, table_name, rows_upserted, message) \
-         SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5 FROM etl_run_event WHERE run_id = $1",
+        "INSERT INTO etl_service.etl_run_event (run_id, seq, kind, table_name, rows_upserted, message) \
+         SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5 FROM etl_service.etl_run_event WHERE run_id = $1",
     )
     .bind::<BigInt, _>(run_id)
     .bind::<Text, _>(kind)
@@ -36,7 +36,7 @@ pub async fn events_after(
 ) -> Result<Vec<RunEventRow>, Error> {
     Ok(diesel::sql_query(
         "SELECT run_id, seq, kind, event_time, table_name, rows_upserted, message \
-           FROM etl_run_event WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+           FROM etl_service.etl_run_event WHERE run_id = $1 AND seq > $2 ORDER BY seq",
     )
     .bind::<BigInt, _>(run_id)
     .bind::<Integer, _>(after)

@@ -21,7 +21,7 @@ pub async fn active_run(
         concat!(
             "SELECT ",
             run_columns!(),
-            " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
+            " FROM etl_service.etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
              AND status IN ('queued', 'running')"
         ),
     )
@@ -39,7 +39,7 @@ pub async fn last_finished_run(
         concat!(
             "SELECT ",
             run_columns!(),
-            " FROM etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
+            " FROM etl_service.etl_run WHERE entity_uuid = $1 AND entity_type = $2 \
              AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1"
         ),
     )
@@ -62,11 +62,12 @@ async fn entity_run(
 }
 
 pub async fn find_run(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<RunRow>, Error> {
-    let rows: Vec<RunRow> =
-        diesel::sql_query(format!("SELECT {RUN_COLUMNS} FROM etl_run WHERE id = $1"))
-            .bind::<BigInt, _>(id)
-            .load(conn)
-            .await?;
+    let rows: Vec<RunRow> = diesel::sql_query(format!(
+        "SELECT {RUN_COLUMNS} FROM etl_service.etl_run WHERE id = $1"
+    ))
+    .bind::<BigInt, _>(id)
+    .load(conn)
+    .await?;
     Ok(rows.into_iter().next())
 }
 
@@ -83,7 +84,7 @@ pub async fn list_runs(
         None => (None, None),
     };
     Ok(diesel::sql_query(format!(
-        "SELECT {RUN_COLUMNS} FROM etl_run \
+        "SELECT {RUN_COLUMNS} FROM etl_service.etl_run \
           WHERE ($1::uuid IS NULL OR (entity_uuid = $1 AND entity_type = $2)) \
             AND ($3::bigint IS NULL OR id < $3) \
           ORDER BY id DESC LIMIT $4"
@@ -107,7 +108,7 @@ pub async fn record_progress(
     rows_deleted: i64,
 ) -> Result<(), Error> {
     diesel::sql_query(
-        "UPDATE etl_run SET tables_total = $2, tables_done = $3, current_table = $4, \
+        "UPDATE etl_service.etl_run SET tables_total = $2, tables_done = $3, current_table = $4, \
                 rows_upserted = $5, rows_deleted = $6 WHERE id = $1",
     )
     .bind::<BigInt, _>(run_id)
@@ -140,7 +141,7 @@ pub async fn finish_run(
     });
     conn.transaction::<_, Error, _>(async |conn| {
         let updated = diesel::sql_query(
-            "UPDATE etl_run SET status = $3, finished_at = clock_timestamp(), error = $4, \
+            "UPDATE etl_service.etl_run SET status = $3, finished_at = clock_timestamp(), error = $4, \
                     error_detail = $5, table_results = $6, current_table = NULL, \
                     rows_upserted = GREATEST(rows_upserted, $7), rows_deleted = GREATEST(rows_deleted, $8), \
                     started_at = coalesce(started_at, clock_timestamp()) \
@@ -194,7 +195,7 @@ pub async fn record_finished_run(
     });
     let done = i32::try_from(tables.len()).unwrap_or(i32::MAX);
     let id = diesel::sql_query(
-        "INSERT INTO etl_run (entity_uuid, entity_type, trigger, status, queued_at, started_at, \
+        "INSERT INTO etl_service.etl_run (entity_uuid, entity_type, trigger, status, queued_at, started_at, \
                 finished_at, worker, error, error_detail, table_results, rows_upserted, rows_deleted, \
                 tables_total, tables_done) \
          VALUES ($1, $2, $3, $4, $5, $5, clock_timestamp(), $6, $7, $8, $9, $10, $11, $12, $12) \

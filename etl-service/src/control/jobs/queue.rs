@@ -18,7 +18,7 @@ pub async fn queue_run(
 ) -> Result<(RunRow, bool), Error> {
     // The partial unique index decides races between replicas and callers.
     let inserted: Vec<RunRow> = diesel::sql_query(format!(
-        "INSERT INTO etl_run (entity_uuid, entity_type, trigger, status) VALUES ($1, $2, $3, 'queued') \
+        "INSERT INTO etl_service.etl_run (entity_uuid, entity_type, trigger, status) VALUES ($1, $2, $3, 'queued') \
          ON CONFLICT (entity_uuid, entity_type) WHERE status IN ('queued', 'running') DO NOTHING \
          RETURNING {RUN_COLUMNS}"
     ))
@@ -51,14 +51,14 @@ pub async fn queue_due_jobs(conn: &mut AsyncPgConnection) -> Result<usize, Error
     }
     let queued: Vec<Queued> = diesel::sql_query(
         "WITH due AS ( \
-             SELECT id, entity_uuid, entity_type FROM etl_job \
+             SELECT id, entity_uuid, entity_type FROM etl_service.etl_job \
               WHERE next_run_at <= now() ORDER BY next_run_at \
               FOR UPDATE SKIP LOCKED LIMIT 500 \
          ), moved AS ( \
-             UPDATE etl_job j SET next_run_at = now() + make_interval(secs => j.interval_seconds) \
+             UPDATE etl_service.etl_job j SET next_run_at = now() + make_interval(secs => j.interval_seconds) \
                FROM due WHERE j.id = due.id \
          ) \
-         INSERT INTO etl_run (entity_uuid, entity_type, trigger, status) \
+         INSERT INTO etl_service.etl_run (entity_uuid, entity_type, trigger, status) \
          SELECT entity_uuid, entity_type, 'schedule', 'queued' FROM due \
          ON CONFLICT (entity_uuid, entity_type) WHERE status IN ('queued', 'running') DO NOTHING \
          RETURNING id",
@@ -88,9 +88,9 @@ pub async fn claim_runs(
     lease_seconds: i32,
 ) -> Result<Vec<RunRow>, Error> {
     Ok(diesel::sql_query(format!(
-        "UPDATE etl_run SET status = 'running', worker = $1, \
+        "UPDATE etl_service.etl_run SET status = 'running', worker = $1, \
                 lease_expires_at = now() + make_interval(secs => $3) \
-          WHERE id IN (SELECT id FROM etl_run WHERE status = 'queued' \
+          WHERE id IN (SELECT id FROM etl_service.etl_run WHERE status = 'queued' \
                         ORDER BY queued_at, id FOR UPDATE SKIP LOCKED LIMIT $2) \
           RETURNING {RUN_COLUMNS}"
     ))
@@ -103,10 +103,12 @@ pub async fn claim_runs(
 
 /// Marks a claimed run as started (after it took the entity's lock).
 pub async fn mark_started(conn: &mut AsyncPgConnection, run_id: i64) -> Result<(), Error> {
-    diesel::sql_query("UPDATE etl_run SET started_at = clock_timestamp() WHERE id = $1")
-        .bind::<BigInt, _>(run_id)
-        .execute(conn)
-        .await?;
+    diesel::sql_query(
+        "UPDATE etl_service.etl_run SET started_at = clock_timestamp() WHERE id = $1",
+    )
+    .bind::<BigInt, _>(run_id)
+    .execute(conn)
+    .await?;
     append_event(conn, run_id, "run_started", None, 0, Some("started")).await
 }
 
@@ -124,7 +126,7 @@ pub async fn renew_leases(
         id: i64,
     }
     let held: Vec<Held> = diesel::sql_query(
-        "UPDATE etl_run SET lease_expires_at = now() + make_interval(secs => $3) \
+        "UPDATE etl_service.etl_run SET lease_expires_at = now() + make_interval(secs => $3) \
           WHERE worker = $1 AND status = 'running' AND id = ANY($2) RETURNING id",
     )
     .bind::<Text, _>(worker)
@@ -150,7 +152,7 @@ pub async fn reap_expired(conn: &mut AsyncPgConnection) -> Result<Vec<i64>, Erro
     // The failure and its run_finished event commit together.
     conn.transaction::<_, Error, _>(async |conn| {
         let reaped: Vec<Reaped> = diesel::sql_query(
-            "UPDATE etl_run SET status = 'failed', finished_at = now(), current_table = NULL, \
+            "UPDATE etl_service.etl_run SET status = 'failed', finished_at = now(), current_table = NULL, \
                     error = 'the replica running it stopped (' || coalesce(worker, '?') || '): its lease expired', \
                     error_detail = 'lease expired at ' || lease_expires_at::text || '; tables already synced keep their rows, the others their previous state' \
               WHERE status = 'running' AND lease_expires_at < now() RETURNING id",

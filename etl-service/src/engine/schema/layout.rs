@@ -156,6 +156,22 @@ impl ColumnType {
         }
     }
 
+    /// The type in avni-etl's `column_metadata.type` vocabulary (its
+    /// `Column.Type`), which has no `bigint`: ids are `integer` there.
+    pub fn avni_name(self) -> &'static str {
+        match self {
+            ColumnType::Bigint | ColumnType::Integer => "integer",
+            ColumnType::Boolean => "bool",
+            ColumnType::Numeric => "numeric",
+            ColumnType::Date => "date",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Timestamptz => "timestampWithTimezone",
+            ColumnType::Time => "time",
+            ColumnType::Text => "text",
+            ColumnType::Jsonb => "jsonb",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value {
             "bigint" => ColumnType::Bigint,

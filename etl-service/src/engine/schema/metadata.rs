@@ -1,5 +1,7 @@
 //! The metadata tables (design/etl.md §4) as they stand: which reporting
 //! tables and columns a schema has, under which identities, voided or not.
+//! Avni's rows in `public` (`table_metadata`, `column_metadata`), with what
+//! the service keeps beside them in `etl_service` (`*_ext`) where it has.
 
 use crate::engine::schema::layout::TableKind;
 pub use crate::engine::schema::plan::{ExistingColumn, ExistingSchema, ExistingTable};
@@ -64,19 +66,26 @@ pub async fn load_existing(
     schema: &str,
 ) -> Result<ExistingSchema, Error> {
     let tables: Vec<TableRow> = diesel::sql_query(
-        "SELECT id, name, type AS type_, subject_type_uuid, program_uuid, encounter_type_uuid, \
-                repeatable_question_group_concept_uuid AS group_concept_uuid, parent_table_type, \
-                full_name, is_voided \
-         FROM public.table_metadata WHERE schema_name = $1 ORDER BY id",
+        "SELECT t.id, coalesce(t.name, '') AS name, coalesce(t.type, '') AS type_, \
+                t.subject_type_uuid, t.program_uuid, t.encounter_type_uuid, \
+                t.repeatable_question_group_concept_uuid AS group_concept_uuid, x.parent_table_type, \
+                x.full_name, coalesce(x.is_voided, false) AS is_voided \
+         FROM public.table_metadata t \
+         LEFT JOIN etl_service.table_metadata_ext x ON x.table_metadata_id = t.id \
+         WHERE t.schema_name = $1 ORDER BY t.id",
     )
     .bind::<Text, _>(schema)
     .load(conn)
     .await?;
     let columns: Vec<ColumnRow> = diesel::sql_query(
-        "SELECT c.id, c.table_id, c.name, c.type AS type_, c.concept_uuid, c.concept_type, \
-                c.parent_concept_uuid, c.source_key, c.base_name, c.concept_voided \
+        "SELECT c.id, c.table_id, coalesce(c.name, '') AS name, \
+                coalesce(x.sql_type, c.type, '') AS type_, c.concept_uuid, \
+                coalesce(x.concept_type, c.concept_type) AS concept_type, \
+                c.parent_concept_uuid, x.source_key, x.base_name, \
+                coalesce(c.concept_voided, false) AS concept_voided \
          FROM public.column_metadata c JOIN public.table_metadata t ON t.id = c.table_id \
-         WHERE t.schema_name = $1 ORDER BY c.table_id, c.display_order, c.id",
+         LEFT JOIN etl_service.column_metadata_ext x ON x.column_metadata_id = c.id \
+         WHERE t.schema_name = $1 ORDER BY c.table_id, x.display_order, c.id",
     )
     .bind::<Text, _>(schema)
     .load(conn)

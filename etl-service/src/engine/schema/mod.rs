@@ -7,7 +7,7 @@
 //! transaction, rebuilding [`views`] and granting [`roles`];
 //! [`name_check`] is what ValidateNames reports of a plan; [`implementers`]
 //! finds the relations in a schema that are not the service's, which it
-//! leaves alone.
+//! leaves alone; [`ownership`] refuses a schema someone else made.
 
 pub mod ddl;
 pub mod implementers;
@@ -15,6 +15,7 @@ pub mod layout;
 pub mod metadata;
 pub mod name_check;
 pub mod naming;
+pub mod ownership;
 pub mod plan;
 pub mod roles;
 pub mod schema_diff;

@@ -31,7 +31,7 @@ pub enum Casting {
     /// Every answer PostgreSQL cannot read becomes NULL: strings that match
     /// a strict pattern (every calendar date but 29 February, times of day,
     /// numbers of bounded size) are cast directly, the rest go through
-    /// `etl_try_*` (migration `evolution`), which returns NULL where the cast
+    /// `etl_service.etl_try_*` (migration `service_state`), which returns NULL where the cast
     /// fails: a subtransaction per value, paid only for the odd ones.
     Tolerant,
 }
@@ -141,7 +141,7 @@ fn numeric(node: &str, text: &str, casting: Casting) -> String {
     match casting {
         Casting::Tolerant => format!(
             "CASE WHEN jsonb_typeof({node}) = 'number' OR {text} ~ {NUMBER_STRICT} \
-             THEN {text}::numeric ELSE public.etl_try_numeric({text}) END"
+             THEN {text}::numeric ELSE etl_service.etl_try_numeric({text}) END"
         ),
         Casting::Direct => format!("{text}::numeric"),
     }
@@ -157,7 +157,7 @@ fn local_time(s: &mut Statement, text: &str, time_zone: &str, casting: Casting) 
 fn time_of_day(text: &str, casting: Casting) -> String {
     let cast = match casting {
         Casting::Tolerant => format!(
-            "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time ELSE public.etl_try_time({text}) END"
+            "CASE WHEN {text} ~ {TIME_STRICT} THEN {text}::time ELSE etl_service.etl_try_time({text}) END"
         ),
         Casting::Direct => format!("{text}::time"),
     };
@@ -215,7 +215,7 @@ fn timestamptz(text: &str, casting: Casting) -> String {
         Casting::Direct => format!("{text}::timestamptz"),
         Casting::Tolerant => format!(
             "(CASE WHEN {text} ~ {DATE_STRICT} THEN {text}::timestamptz \
-             ELSE public.etl_try_timestamptz({text}) END)"
+             ELSE etl_service.etl_try_timestamptz({text}) END)"
         ),
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Integer, Text, Timestamptz};
+use diesel::sql_types::{Integer, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use service_kit::sql::quote_qualified;
 
@@ -132,11 +132,13 @@ async fn settings_and_watermark(
                 set_config('synchronous_commit', 'off', true)",
     );
     let watermark = diesel::sql_query(
-        "SELECT last_sync_time FROM public.entity_sync_status \
-         WHERE table_metadata_id = $1 AND db_user = $2 FOR UPDATE",
+        "SELECT s.last_sync_time FROM etl_service.watermark w \
+         JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
+         WHERE w.table_metadata_id = $1 AND w.organisation_id = $2 AND s.last_sync_time IS NOT NULL \
+         FOR UPDATE OF s",
     )
     .bind::<Integer, _>(target.table_id)
-    .bind::<Text, _>(target.db_user);
+    .bind::<Integer, _>(target.organisation_id);
     let shared: &AsyncPgConnection = conn;
     let (mut first, mut second) = (shared, shared);
     let (set, marks) = futures::join!(

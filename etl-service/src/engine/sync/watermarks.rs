@@ -1,5 +1,7 @@
-//! How far each table is synced (its watermark in
-//! `public.entity_sync_status`, per table and source organisation), and when
+//! How far each table is synced (its watermark: Avni's
+//! `public.entity_sync_status` row of the table and source organisation,
+//! which `etl_service.watermark` names, since members of a group may share
+//! a db_user), and when
 //! a table's source last changed: together they tell a run which tables have
 //! nothing to sync.
 
@@ -17,21 +19,30 @@ pub fn epoch() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(-2_208_988_800, 0).unwrap_or_default()
 }
 
-/// The statement advancing `target`'s watermark to `synced_to`.
+/// The statement advancing `target`'s watermark to `synced_to`: the
+/// organisation's `entity_sync_status` row (Avni's, with the member's
+/// db_user), found through `etl_service.watermark`, or both made.
 pub(super) fn mark_statement(target: &SyncTarget<'_>, synced_to: DateTime<Utc>) -> Statement {
     let mut mark = Statement::new();
-    let (user, table, time, schema) = (
+    let (user, table, time, schema, org) = (
         mark.bind_text(target.db_user),
         mark.bind(Value::Int(target.table_id)),
         mark.bind(Value::Time(synced_to)),
         mark.bind_text(target.schema),
+        mark.bind(Value::Int(target.organisation_id)),
     );
     mark.push(&format!(
-        "INSERT INTO public.entity_sync_status \
-             (db_user, table_metadata_id, last_sync_time, sync_status, schema_name) \
-         VALUES ({user}, {table}, {time}, 'Success', {schema}) \
-         ON CONFLICT (table_metadata_id, db_user) DO UPDATE \
-         SET last_sync_time = EXCLUDED.last_sync_time, sync_status = EXCLUDED.sync_status"
+        "WITH existing AS (SELECT entity_sync_status_id AS id FROM etl_service.watermark \
+             WHERE table_metadata_id = {table} AND organisation_id = {org}), \
+         updated AS (UPDATE public.entity_sync_status s \
+             SET last_sync_time = {time}, sync_status = 'Success', db_user = {user} \
+             FROM existing e WHERE s.id = e.id RETURNING s.id), \
+         inserted AS (INSERT INTO public.entity_sync_status \
+                 (db_user, table_metadata_id, last_sync_time, sync_status, schema_name) \
+             SELECT {user}, {table}, {time}, 'Success', {schema} \
+             WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id) \
+         INSERT INTO etl_service.watermark (entity_sync_status_id, table_metadata_id, organisation_id) \
+         SELECT id, {table}, {org} FROM inserted"
     ));
     mark
 }
@@ -75,26 +86,30 @@ pub async fn latest_change(
 struct StoredWatermark {
     #[diesel(sql_type = Integer)]
     table_metadata_id: i32,
-    #[diesel(sql_type = Text)]
-    db_user: String,
+    #[diesel(sql_type = Integer)]
+    organisation_id: i32,
     #[diesel(sql_type = Timestamptz)]
     last_sync_time: DateTime<Utc>,
 }
 
-/// Every watermark of a schema: (table id, db_user) -> last sync time.
+/// Every watermark of a schema: (table id, organisation id) -> last sync
+/// time.
 pub async fn watermarks(
     conn: &mut AsyncPgConnection,
     schema: &str,
-) -> Result<std::collections::HashMap<(i32, String), DateTime<Utc>>, Error> {
+) -> Result<std::collections::HashMap<(i32, i32), DateTime<Utc>>, Error> {
     let rows: Vec<StoredWatermark> = diesel::sql_query(
-        "SELECT s.table_metadata_id, s.db_user, s.last_sync_time FROM public.entity_sync_status s \
-         JOIN public.table_metadata t ON t.id = s.table_metadata_id WHERE t.schema_name = $1",
+        "SELECT w.table_metadata_id, w.organisation_id, s.last_sync_time \
+         FROM etl_service.watermark w \
+         JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
+         JOIN public.table_metadata t ON t.id = w.table_metadata_id \
+         WHERE t.schema_name = $1 AND s.last_sync_time IS NOT NULL",
     )
     .bind::<Text, _>(schema)
     .load(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|w| ((w.table_metadata_id, w.db_user), w.last_sync_time))
+        .map(|w| ((w.table_metadata_id, w.organisation_id), w.last_sync_time))
         .collect())
 }

@@ -27,7 +27,9 @@ pub(super) async fn alter_table(
     let table_id = evolution.table_id;
     let qualified = quote_qualified(schema, &table.name);
     if evolution.revived {
-        diesel::sql_query("UPDATE public.table_metadata SET is_voided = false WHERE id = $1")
+        diesel::sql_query(
+            "UPDATE etl_service.table_metadata_ext SET is_voided = false WHERE table_metadata_id = $1",
+        )
             .bind::<Integer, _>(table_id)
             .execute(conn)
             .await?;
@@ -53,14 +55,7 @@ pub(super) async fn alter_table(
         .execute(conn)
         .await?;
     }
-    diesel::sql_query(
-        "UPDATE public.table_metadata SET full_name = $2, last_modified_date_time = now() WHERE id = $1",
-    )
-    .bind::<Integer, _>(table_id)
-    .bind::<Text, _>(&table.full_name)
-    .execute(conn)
-    .await?;
-    Ok(())
+    super::update_extension(conn, table_id, Some(&table.full_name)).await
 }
 
 /// Renames the columns whose name changes (all parked first, then each to
@@ -94,9 +89,11 @@ async fn update_columns(
     .execute(conn)
     .await?;
     diesel::sql_query(
-        "UPDATE public.column_metadata m SET name = u.name, base_name = u.base_name, \
-             concept_voided = u.voided \
-         FROM unnest($1, $2, $3, $4) AS u(id, name, base_name, voided) WHERE m.id = u.id",
+        "WITH u AS (SELECT * FROM unnest($1, $2, $3, $4) AS u(id, name, base_name, voided)), \
+         ext AS (UPDATE etl_service.column_metadata_ext x SET base_name = u.base_name \
+                 FROM u WHERE x.column_metadata_id = u.id) \
+         UPDATE public.column_metadata m SET name = u.name, concept_voided = u.voided \
+         FROM u WHERE m.id = u.id",
     )
     .bind::<Array<Integer>, _>(ids)
     .bind::<Array<Text>, _>(updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>())
@@ -137,7 +134,8 @@ async fn add_columns(
         .execute(conn)
         .await?;
     let next_order = diesel::sql_query(
-        "SELECT coalesce(max(display_order) + 1, 0) AS id FROM public.column_metadata WHERE table_id = $1",
+        "SELECT coalesce(max(x.display_order) + 1, 0) AS id FROM public.column_metadata c \
+         JOIN etl_service.column_metadata_ext x ON x.column_metadata_id = c.id WHERE c.table_id = $1",
     )
     .bind::<Integer, _>(table_id)
     .get_result::<Id>(conn)

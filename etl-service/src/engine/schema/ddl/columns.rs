@@ -19,9 +19,20 @@ pub(super) struct ColumnSpec {
     concept_uuid: Option<String>,
     concept_type: Option<String>,
     parent_concept_uuid: Option<String>,
+    multi_select: bool,
     source_key: String,
     base_name: String,
     indexed: bool,
+}
+
+/// A concept data type in avni-etl's `column_metadata.concept_type`
+/// vocabulary: a coded question is a single or a multiple select there.
+fn avni_concept_type(data_type: &str, multi_select: bool) -> &str {
+    match (data_type, multi_select) {
+        ("Coded", true) => "MultiSelect",
+        ("Coded", false) => "SingleSelect",
+        (other, _) => other,
+    }
 }
 
 #[derive(QueryableByName)]
@@ -51,6 +62,7 @@ pub(super) fn fixed_spec(c: &FixedColumn) -> ColumnSpec {
         concept_uuid: None,
         concept_type: None,
         parent_concept_uuid: None,
+        multi_select: false,
         source_key: fixed_key(c.name),
         base_name: c.name.to_string(),
         indexed: c.indexed,
@@ -58,18 +70,20 @@ pub(super) fn fixed_spec(c: &FixedColumn) -> ColumnSpec {
 }
 
 pub(super) fn planned_spec(c: &PlannedColumn) -> ColumnSpec {
-    let (concept_uuid, concept_type, parent) = match &c.source {
+    let (concept_uuid, concept_type, parent, multi_select) = match &c.source {
         ColumnSource::Concept {
             concept_uuid,
             data_type,
             parent_concept_uuid,
+            multi_select,
             ..
         } => (
             Some(concept_uuid.clone()),
             Some(data_type.clone()),
             parent_concept_uuid.clone(),
+            *multi_select,
         ),
-        ColumnSource::AddressLevel { .. } => (None, None, None),
+        ColumnSource::AddressLevel { .. } => (None, None, None, false),
     };
     ColumnSpec {
         name: c.name.clone(),
@@ -77,6 +91,7 @@ pub(super) fn planned_spec(c: &PlannedColumn) -> ColumnSpec {
         concept_uuid,
         concept_type,
         parent_concept_uuid: parent,
+        multi_select,
         source_key: c.key(),
         base_name: c.base_name.clone(),
         indexed: false,
@@ -181,14 +196,31 @@ pub(super) async fn insert_column_metadata(
     let orders: Vec<i32> = (0..specs.len())
         .map(|i| first_order + i32::try_from(i).unwrap_or(i32::MAX))
         .collect();
+    let avni_types: Vec<&str> = specs.iter().map(|c| c.sql_type.avni_name()).collect();
+    let avni_concept_types: Vec<Option<&str>> = specs
+        .iter()
+        .map(|c| {
+            c.concept_type
+                .as_deref()
+                .map(|t| avni_concept_type(t, c.multi_select))
+        })
+        .collect();
+    // Avni's row in its vocabulary; the exact type, order and identity
+    // beside it in etl_service.
     let rows = diesel::sql_query(
-        "INSERT INTO public.column_metadata (table_id, name, type, concept_uuid, concept_type, \
-             parent_concept_uuid, schema_name, display_order, source_key, base_name) \
-         SELECT $1, c.name, c.type, c.concept_uuid, c.concept_type, c.parent_concept_uuid, $2, c.ord, \
-             c.source_key, c.base_name \
-         FROM unnest($3, $4, $5, $6, $7, $8, $9, $10) \
-             AS c(name, type, concept_uuid, concept_type, parent_concept_uuid, ord, source_key, base_name) \
-         RETURNING id, name",
+        "WITH c AS (SELECT * FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 AS c(name, type, concept_uuid, concept_type, parent_concept_uuid, ord, source_key, \
+                      base_name, avni_type, avni_concept_type)), \
+         m AS (INSERT INTO public.column_metadata (table_id, name, type, concept_uuid, concept_type, \
+                   parent_concept_uuid, schema_name) \
+               SELECT $1, c.name, c.avni_type, c.concept_uuid, c.avni_concept_type, \
+                   c.parent_concept_uuid, $2 FROM c ORDER BY c.ord \
+               RETURNING id, name), \
+         x AS (INSERT INTO etl_service.column_metadata_ext (column_metadata_id, sql_type, concept_type, \
+                   display_order, source_key, base_name) \
+               SELECT m.id, c.type, c.concept_type, c.ord, c.source_key, c.base_name \
+               FROM m JOIN c ON c.name = m.name) \
+         SELECT id, name FROM m",
     )
     .bind::<Integer, _>(table_id)
     .bind::<Text, _>(schema)
@@ -200,6 +232,8 @@ pub(super) async fn insert_column_metadata(
     .bind::<Array<Integer>, _>(orders)
     .bind::<Array<Text>, _>(keys)
     .bind::<Array<Text>, _>(bases)
+    .bind::<Array<Text>, _>(avni_types)
+    .bind::<Array<Nullable<Text>>, _>(avni_concept_types)
     .load::<NamedId>(conn)
     .await?;
     Ok(rows)

@@ -37,17 +37,19 @@ pub(super) async fn create_table(
     Ok(id)
 }
 
-/// Describes a new table in `table_metadata`; returns its id.
+/// Describes a new table in `table_metadata` (Avni's row) and
+/// `etl_service.table_metadata_ext` (the service's); returns its id.
 async fn insert_table_metadata(
     conn: &mut AsyncPgConnection,
     schema: &str,
     table: &PlannedTable,
 ) -> Result<i32, Error> {
     let id = diesel::sql_query(
-        "INSERT INTO public.table_metadata (name, type, schema_name, subject_type_uuid, program_uuid, \
-             encounter_type_uuid, form_uuid, repeatable_question_group_concept_uuid, \
-             parent_table_type, full_name) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        "WITH t AS (INSERT INTO public.table_metadata (name, type, schema_name, subject_type_uuid, \
+                 program_uuid, encounter_type_uuid, form_uuid, repeatable_question_group_concept_uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id) \
+         INSERT INTO etl_service.table_metadata_ext (table_metadata_id, parent_table_type, full_name) \
+         SELECT id, $9, $10 FROM t RETURNING table_metadata_id AS id",
     )
     .bind::<Text, _>(&table.name)
     .bind::<Text, _>(table.identity.kind.metadata_type(&table.subject_kind))

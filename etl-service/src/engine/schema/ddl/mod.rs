@@ -47,8 +47,21 @@ pub async fn drop_schema(conn: &mut AsyncPgConnection, target: &Target) -> Resul
         ))
         .execute(conn)
         .await?;
-        // Column, index and sync-status rows go with their table's row
-        // (ON DELETE CASCADE).
+        // Avni's tables reference each other without cascades: children
+        // first. What etl_service keeps beside them goes with them.
+        for statement in [
+            "DELETE FROM public.entity_sync_status WHERE schema_name = $1 \
+             OR table_metadata_id IN (SELECT id FROM public.table_metadata WHERE schema_name = $1)",
+            "DELETE FROM public.index_metadata WHERE table_metadata_id IN \
+             (SELECT id FROM public.table_metadata WHERE schema_name = $1)",
+            "DELETE FROM public.column_metadata WHERE table_id IN \
+             (SELECT id FROM public.table_metadata WHERE schema_name = $1)",
+        ] {
+            diesel::sql_query(statement)
+                .bind::<Text, _>(schema)
+                .execute(conn)
+                .await?;
+        }
         let tables = diesel::sql_query("DELETE FROM public.table_metadata WHERE schema_name = $1")
             .bind::<Text, _>(schema)
             .execute(conn)
@@ -123,8 +136,8 @@ async fn retire_tables(conn: &mut AsyncPgConnection, plan: &SchemaPlan) -> Resul
     }
     let ids: Vec<i32> = plan.retired.iter().map(|t| t.table_id).collect();
     diesel::sql_query(
-        "UPDATE public.table_metadata SET is_voided = true, last_modified_date_time = now() \
-         WHERE id = ANY($1)",
+        "UPDATE etl_service.table_metadata_ext SET is_voided = true, last_modified_date_time = now() \
+         WHERE table_metadata_id = ANY($1)",
     )
     .bind::<Array<Integer>, _>(ids)
     .execute(conn)
@@ -183,12 +196,28 @@ async fn set_table_name(
     name: &str,
     full_name: Option<&str>,
 ) -> Result<(), Error> {
+    diesel::sql_query("UPDATE public.table_metadata SET name = $2 WHERE id = $1")
+        .bind::<Integer, _>(table_id)
+        .bind::<Text, _>(name)
+        .execute(conn)
+        .await?;
+    update_extension(conn, table_id, full_name).await
+}
+
+/// Records a table's name before shortening (kept when `None`) in its
+/// `etl_service` row, made if the table had none (one avni-etl described).
+async fn update_extension(
+    conn: &mut AsyncPgConnection,
+    table_id: i32,
+    full_name: Option<&str>,
+) -> Result<(), Error> {
     diesel::sql_query(
-        "UPDATE public.table_metadata SET name = $2, full_name = coalesce($3, full_name), \
-             last_modified_date_time = now() WHERE id = $1",
+        "INSERT INTO etl_service.table_metadata_ext (table_metadata_id, full_name) VALUES ($1, $2) \
+         ON CONFLICT (table_metadata_id) DO UPDATE \
+         SET full_name = coalesce(EXCLUDED.full_name, table_metadata_ext.full_name), \
+             last_modified_date_time = now()",
     )
     .bind::<Integer, _>(table_id)
-    .bind::<Text, _>(name)
     .bind::<Nullable<Text>, _>(full_name)
     .execute(conn)
     .await?;

@@ -1,2 +1,0 @@
-DROP TABLE IF EXISTS etl_run;
-DROP TABLE IF EXISTS etl_job;

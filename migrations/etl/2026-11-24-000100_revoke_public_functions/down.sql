@@ -1,2 +1,0 @@
-GRANT EXECUTE ON FUNCTION delete_etl_metadata_for_schema(text, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION delete_etl_metadata_for_org(text, text) TO PUBLIC;
