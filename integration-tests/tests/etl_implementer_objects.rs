@@ -230,10 +230,8 @@ async fn a_depended_on_view_that_cannot_be_replaced_is_kept_and_the_run_succeeds
     let extra: i64 = f
         .client
         .query_one(
-            &format!(
-                "SELECT count(*) FROM information_schema.columns \
-                 WHERE table_schema = $1 AND table_name = 'subject_view' AND column_name = 'extra'"
-            ),
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'subject_view' AND column_name = 'extra'",
             &[&org.schema_name],
         )
         .await
