@@ -350,6 +350,34 @@ async fn the_recovery_function_drops_an_organisations_schema_and_only_its_metada
         let got: Vec<i64> = (0..4).map(|i| row.get(i)).collect();
         assert_eq!(got, vec![left; 4], "{}", org.key);
     }
+    // The group variant runs as openchs (RLS bypassed) and needs the schema.
+    let schema = &ex.parent.schema_name;
+    owner
+        .batch_execute(&format!(
+            "SELECT delete_etl_metadata_for_org('{schema}', '{}')",
+            ex.parent.db_user
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("group recovery: {}", pg_error(&e)));
+    assert_eq!(
+        count(
+            &owner,
+            &format!("SELECT count(*) FROM table_metadata WHERE schema_name = '{schema}'")
+        )
+        .await,
+        0
+    );
+    let again = owner
+        .batch_execute(&format!(
+            "SELECT delete_etl_metadata_for_org('{schema}', 'x')"
+        ))
+        .await
+        .expect_err("no IF EXISTS in the group variant");
+    assert!(
+        pg_error(&again).contains("does not exist"),
+        "{}",
+        pg_error(&again)
+    );
 }
 
 #[tokio::test]

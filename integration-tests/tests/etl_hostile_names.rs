@@ -599,7 +599,7 @@ async fn hostile_names_run_cleanly_or_fail_validation_inside_their_own_schema() 
     for role in &created {
         let role = quote_ident(role);
         client
-            .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+            .batch_execute(&format!("DROP OWNED BY {role} CASCADE; DROP ROLE {role}"))
             .await
             .unwrap_or_else(|e| panic!("drop role {role}: {e}"));
     }

@@ -192,3 +192,54 @@ async fn an_implementers_views_on_the_reporting_tables_and_views_survive_every_r
     );
     assert_eq!(count(&f.client, &org.schema_name, "my_notes").await, 0);
 }
+
+/// A reporting view an implementer's view depends on, which PostgreSQL
+/// cannot replace in place (here: the replacement would drop a column),
+/// is kept as it was and the run goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_depended_on_view_that_cannot_be_replaced_is_kept_and_the_run_succeeds() {
+    let f = EtlFixture::new(&spec()).await;
+    let org = f.org(0).clone();
+    avni_schema(&f.client, &org).await;
+    f.run_org(&org).await;
+    let view = quote_qualified(&org.schema_name, "subject_view");
+    let definition: String = f
+        .client
+        .query_one(&format!("SELECT pg_get_viewdef('{view}'::regclass)"), &[])
+        .await
+        .expect("definition")
+        .get(0);
+    // Ours, with one more column at the end and an older tag, so the next
+    // run wants to replace it by a definition without that column.
+    f.client
+        .batch_execute(&format!(
+            "CREATE OR REPLACE VIEW {view} AS SELECT q.*, 1 AS extra FROM ({}) q; \
+             COMMENT ON VIEW {view} IS 'etl-service view v0 older'",
+            definition.trim().trim_end_matches(';')
+        ))
+        .await
+        .expect("an older shape of subject_view");
+    let s = quote_ident(&org.schema_name);
+    as_implementer(
+        &f.client,
+        &org,
+        &format!("CREATE VIEW {s}.my_extra AS SELECT extra FROM {view}"),
+    )
+    .await;
+    f.run_org(&org).await;
+    let extra: i64 = f
+        .client
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'subject_view' AND column_name = 'extra'",
+            &[&org.schema_name],
+        )
+        .await
+        .expect("columns")
+        .get(0);
+    assert_eq!(extra, 1, "subject_view is kept as it was");
+    assert_eq!(
+        count(&f.client, &org.schema_name, "my_extra").await,
+        count(&f.client, &org.schema_name, "subject_view").await
+    );
+}

@@ -1037,6 +1037,25 @@ ALTER TABLE group_subject ADD CONSTRAINT constraint_group_subject_status_sync_di
 ALTER TABLE entity_approval_status ADD CONSTRAINT constraint_entity_approval_status_sync_disabled_same_as_ind
     CHECK (assert_subject_with_same_sync_disabled(sync_disabled, individual_id)) NOT VALID;
 
+-- avni-server's Flyway history (spring.flyway.table=schema_version in
+-- public), in Flyway 10's layout. Any versioned row avni-server does not
+-- ship makes its startup validation fail, so no other service may write
+-- here. (A database built with psql, like the comparison's, has none.)
+CREATE TABLE schema_version (
+    installed_rank integer NOT NULL,
+    version varchar(50),
+    description varchar(200) NOT NULL,
+    type varchar(20) NOT NULL,
+    script varchar(1000) NOT NULL,
+    checksum integer,
+    installed_by varchar(100) NOT NULL,
+    installed_on timestamp NOT NULL DEFAULT now(),
+    execution_time integer NOT NULL,
+    success boolean NOT NULL,
+    CONSTRAINT schema_version_pk PRIMARY KEY (installed_rank)
+);
+CREATE INDEX schema_version_s_idx ON schema_version (success);
+
 -- The audit triggers, on the tables that have them in avni-server (not on
 -- organisation*, users, approval_status, sync_telemetry or the ETL's).
 DO $$

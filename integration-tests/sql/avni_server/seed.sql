@@ -38,3 +38,17 @@ VALUES (1, 'e7e3cdc6-510c-43e3-81d7-85450ce66ba0', 'Pending', '2020-01-01 00:00+
        (2, 'db5ce7a3-0b21-4f5b-807c-814dd96ebc1d', 'Approved', '2020-01-01 00:00+00', '2020-01-01 00:00+00'),
        (3, '2c2cdf95-ed0d-4328-9431-14d65a6e82e6', 'Rejected', '2020-01-01 00:00+00', '2020-01-01 00:00+00');
 SELECT setval('approval_status_id_seq', 3);
+
+-- The last rows of avni-server v17.1.0's Flyway history (the versioned
+-- files in application order, then the repeatables); checksums left out.
+INSERT INTO schema_version (installed_rank, version, description, type, script, checksum, installed_by,
+                            execution_time, success)
+VALUES (479, '1.405', 'RevertIndexableRLSOrgPolicies', 'SQL', 'V1_405__RevertIndexableRLSOrgPolicies.sql', NULL, 'openchs', 10, true),
+       (480, '1.406', 'IndexableRLSOrgPoliciesSingleEval', 'SQL', 'V1_406__IndexableRLSOrgPoliciesSingleEval.sql',
+        NULL, 'openchs', 10, true),
+       (481, '1.407', 'VoidLegacyTasksStandardReportCardType', 'SQL',
+        'V1_407__VoidLegacyTasksStandardReportCardType.sql', NULL, 'openchs', 10, true),
+       (482, NULL, 'Functions', 'SQL', 'R__Functions.sql', NULL, 'openchs', 10, true),
+       (483, NULL, 'UtilityFunctions', 'SQL', 'R__UtilityFunctions.sql', NULL, 'openchs', 10, true),
+       (484, NULL, 'UtilityViews', 'SQL', 'R__UtilityViews.sql', NULL, 'openchs', 10, true),
+       (485, NULL, 'Views', 'SQL', 'R__Views.sql', NULL, 'openchs', 10, true);
