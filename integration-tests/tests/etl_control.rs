@@ -823,3 +823,47 @@ async fn get_job_never_answers_from_a_read_that_started_before_the_call() {
         "a call made after the rename was answered from a read made before it"
     );
 }
+
+/// A failure inside PostgreSQL reaches the caller in words (what failed),
+/// not as PostgreSQL's text; the cause is kept in the run's `error_detail`
+/// for operators.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_failure_is_said_in_words_and_its_cause_kept_in_error_detail() {
+    let (etl, world, db) = start(&Spec::default(), 3600).await;
+    let org = &world.organisations[0];
+    let entity = org_entity(&org.uuid);
+    let mut client = etl.client().await;
+    // A release of Avni without the column the engine reads.
+    db.batch_execute("ALTER TABLE subject_type RENAME COLUMN allow_middle_name TO gone_column")
+        .await
+        .expect("rename the column");
+
+    let refused = client
+        .validate_names(pb::ValidateNamesRequest {
+            target: Some(pb::validate_names_request::Target::Entity(org_entity(
+                &org.uuid,
+            ))),
+        })
+        .await
+        .expect_err("the source cannot be read");
+    assert_eq!(refused.code(), Code::Internal);
+    assert_eq!(
+        refused.message(),
+        "a database error stopped reading the source's subject types (subject_type, \
+         operational_subject_type); the cause is in the service's log"
+    );
+
+    client
+        .enable_analytics(pb::EnableAnalyticsRequest {
+            entity: Some(entity.clone()),
+        })
+        .await
+        .expect("enable");
+    let run = wait_for_run_after(&mut client, &entity, 0).await;
+    assert_eq!(run.status, pb::RunStatus::Failed as i32);
+    assert!(
+        run.error_detail.contains("allow_middle_name"),
+        "the cause is kept for operators: {}",
+        run.error_detail
+    );
+}
