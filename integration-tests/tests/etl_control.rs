@@ -867,3 +867,55 @@ async fn a_database_failure_is_said_in_words_and_its_cause_kept_in_error_detail(
         run.error_detail
     );
 }
+
+/// Watchers waiting for an entity's next run hold no pooled connection
+/// while they wait: more idle watchers than the API pool has connections,
+/// and other calls still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_watchers_do_not_hold_the_api_pool() {
+    const POOL: u32 = 2;
+    let etl = TestEtl::start(|c| {
+        c.database.pool_size = POOL;
+        c.etl.scheduler_enabled = false;
+    })
+    .await;
+    let db = etl.db.client().await;
+    let world = avni::generate(&db, &Spec::default()).await;
+    let org = &world.organisations[0];
+    let entity = org_entity(&org.uuid);
+    let mut watchers = Vec::new();
+    for _ in 0..(POOL * 3) {
+        let mut client = etl.client().await;
+        let entity = entity.clone();
+        watchers.push(tokio::spawn(async move {
+            client
+                .watch_job_run(pb::WatchJobRunRequest {
+                    target: Some(pb::watch_job_run_request::Target::Entity(entity)),
+                })
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut client = etl.client().await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let job = client
+            .get_job(pb::GetJobRequest {
+                entity: Some(entity.clone()),
+            })
+            .await;
+        assert!(
+            job.is_ok(),
+            "GetJob with {} idle watchers failed: {:?}",
+            POOL * 3,
+            job.err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    for w in &watchers {
+        assert!(!w.is_finished(), "the watchers are still waiting");
+    }
+    for w in watchers {
+        w.abort();
+    }
+}
