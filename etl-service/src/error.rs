@@ -79,10 +79,15 @@ impl From<Error> for Status {
             Error::FailedPrecondition(m) | Error::AlreadyRunning(m) => {
                 Status::failed_precondition(m)
             }
-            e @ Error::Sync { .. } => {
-                tracing::error!(error = %e, "run failed");
-                Status::internal(e.to_string())
-            }
+            Error::Sync { table, source } => match *source {
+                Error::Database(e) => status::database_while(&format!("syncing table {table}"), &e),
+                other => {
+                    tracing::error!(table = %table, error = %other, "run failed");
+                    Status::internal(format!(
+                        "syncing table {table} failed; the cause is in the service's log"
+                    ))
+                }
+            },
             #[cfg(feature = "fault-injection")]
             e @ Error::InjectedFailure(_) => {
                 tracing::error!(error = %e, "run failed");
@@ -93,11 +98,7 @@ impl From<Error> for Status {
             Error::Unavailable(m) => status::unavailable(&m),
             Error::Database(e) => status::database(&e),
             Error::SourceRead { what, source } => {
-                let status = status::database(&source);
-                Status::new(
-                    status.code(),
-                    format!("reading the source's {what}: {}", status.message()),
-                )
+                status::database_while(&format!("reading the source's {what}"), &source)
             }
             Error::Kit(e) => status::kit(&e),
         }

@@ -834,3 +834,99 @@ async fn get_job_never_answers_from_a_read_that_started_before_the_call() {
         "a call made after the rename was answered from a read made before it"
     );
 }
+
+/// A failure inside PostgreSQL reaches the caller in words (what failed),
+/// not as PostgreSQL's text; the cause is kept in the run's `error_detail`
+/// for operators.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_failure_is_said_in_words_and_its_cause_kept_in_error_detail() {
+    let (etl, world, db) = start(&Spec::default(), 3600).await;
+    let org = &world.organisations[0];
+    let entity = org_entity(&org.uuid);
+    let mut client = etl.client().await;
+    // A release of Avni without the column the engine reads.
+    db.batch_execute("ALTER TABLE subject_type RENAME COLUMN allow_middle_name TO gone_column")
+        .await
+        .expect("rename the column");
+
+    let refused = client
+        .validate_names(pb::ValidateNamesRequest {
+            target: Some(pb::validate_names_request::Target::Entity(org_entity(
+                &org.uuid,
+            ))),
+        })
+        .await
+        .expect_err("the source cannot be read");
+    assert_eq!(refused.code(), Code::Internal);
+    assert_eq!(
+        refused.message(),
+        "a database error stopped reading the source's subject types (subject_type, \
+         operational_subject_type); the cause is in the service's log"
+    );
+
+    client
+        .enable_analytics(pb::EnableAnalyticsRequest {
+            entity: Some(entity.clone()),
+        })
+        .await
+        .expect("enable");
+    let run = wait_for_run_after(&mut client, &entity, 0).await;
+    assert_eq!(run.status, pb::RunStatus::Failed as i32);
+    assert!(
+        run.error_detail.contains("allow_middle_name"),
+        "the cause is kept for operators: {}",
+        run.error_detail
+    );
+}
+
+/// Watchers waiting for an entity's next run hold no pooled connection
+/// while they wait: more idle watchers than the API pool has connections,
+/// and other calls still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_watchers_do_not_hold_the_api_pool() {
+    const POOL: u32 = 2;
+    let etl = TestEtl::start(|c| {
+        c.database.pool_size = POOL;
+        c.etl.scheduler_enabled = false;
+    })
+    .await;
+    let db = etl.db.client().await;
+    let world = avni::generate(&db, &Spec::default()).await;
+    let org = &world.organisations[0];
+    let entity = org_entity(&org.uuid);
+    let mut watchers = Vec::new();
+    for _ in 0..(POOL * 3) {
+        let mut client = etl.client().await;
+        let entity = entity.clone();
+        watchers.push(tokio::spawn(async move {
+            client
+                .watch_job_run(pb::WatchJobRunRequest {
+                    target: Some(pb::watch_job_run_request::Target::Entity(entity)),
+                })
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut client = etl.client().await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let job = client
+            .get_job(pb::GetJobRequest {
+                entity: Some(entity.clone()),
+            })
+            .await;
+        assert!(
+            job.is_ok(),
+            "GetJob with {} idle watchers failed: {:?}",
+            POOL * 3,
+            job.err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    for w in &watchers {
+        assert!(!w.is_finished(), "the watchers are still waiting");
+    }
+    for w in watchers {
+        w.abort();
+    }
+}

@@ -9,7 +9,6 @@ use crate::KitError;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use std::str::FromStr;
 
 /// `database:`: where PostgreSQL is and how to talk to it. Its `Debug`
 /// shows the URL with the password redacted.
@@ -352,12 +351,8 @@ fn validate_database(db: &DatabaseSettings) -> Result<(), KitError> {
             redact_url(url)
         )));
     }
-    let parsed = tokio_postgres::Config::from_str(url).map_err(|e| {
-        KitError::InvalidConfig(format!(
-            "database.url {:?} is malformed: {}",
-            redact_url(url),
-            one_line(&e.to_string())
-        ))
+    let parsed = crate::tls::driver_config(url).map_err(|message| {
+        KitError::InvalidConfig(format!("database.url {:?}: {message}", redact_url(url)))
     })?;
     if parsed.get_dbname().is_none() {
         return Err(KitError::InvalidConfig(format!(

@@ -3,13 +3,13 @@
 
 use crate::KitError;
 use crate::config::{DatabaseSettings, one_line, redact_url};
+use crate::tls::{PgConnect, SslMode, postgres_error_text};
 use backon::{ExponentialBuilder, Retryable};
 use diesel::migration::MigrationSource;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// The pool every service uses.
@@ -56,89 +56,68 @@ impl MigrationSet {
 
 /// A short description of where a URL points (`user@host:port/db`), safe to log.
 pub fn describe(url: &str) -> String {
-    match tokio_postgres::Config::from_str(url) {
-        Ok(c) => {
-            let host = c
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                    #[cfg(unix)]
-                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-                })
-                .unwrap_or_else(|| "localhost".into());
-            let port = c.get_ports().first().copied().unwrap_or(5432);
-            format!(
-                "{}@{}:{}/{}",
-                c.get_user().unwrap_or("?"),
-                host,
-                port,
-                c.get_dbname().unwrap_or("?")
-            )
-        }
+    match crate::tls::driver_config(url) {
+        Ok(config) => describe_config(&config),
         Err(_) => redact_url(url),
     }
 }
 
-/// Opens one plain connection (no pool), for probes and maintenance.
-pub async fn connect_raw(url: &str, timeout: Duration) -> Result<tokio_postgres::Client, String> {
-    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
-    config.connect_timeout(timeout);
-    let connect = config.connect(tokio_postgres::NoTls);
-    let (client, connection) = tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
-        .map_err(|e| error_text(&e))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "raw PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+fn describe_config(c: &tokio_postgres::Config) -> String {
+    let host = c
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{}:{}/{}",
+        c.get_user().unwrap_or("?"),
+        host,
+        port,
+        c.get_dbname().unwrap_or("?")
+    )
 }
 
-/// tokio-postgres errors print "db error" unless asked for their source.
-fn error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            one_line(&text)
-        }
-    }
+/// Opens one plain connection (no pool), for probes and maintenance.
+pub async fn connect_raw(url: &str, timeout: Duration) -> Result<tokio_postgres::Client, String> {
+    let connect = PgConnect::from_url(url, timeout).map_err(|e| e.to_string())?;
+    connect.client().await.map_err(|e| e.to_string())
 }
 
 enum Probe {
     Up,
     MissingDatabase,
+    /// Trying again will not help (a refused certificate).
+    Refused(String),
     Down(String),
 }
 
-async fn probe(url: &str, timeout: Duration) -> Probe {
-    let mut config = match tokio_postgres::Config::from_str(url) {
-        Ok(c) => c,
-        Err(e) => return Probe::Down(e.to_string()),
-    };
-    config.connect_timeout(timeout);
-    match tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls)).await {
-        Err(_) => Probe::Down(format!("no answer within {}s", timeout.as_secs())),
-        Ok(Ok((_client, connection))) => {
+async fn probe(connect: &PgConnect) -> Probe {
+    match connect.connect().await {
+        Ok((_client, connection)) => {
             drop(connection);
             Probe::Up
         }
-        Ok(Err(e)) => {
-            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
-                Probe::MissingDatabase
-            } else {
-                Probe::Down(error_text(&e))
-            }
-        }
+        Err(e) if e.is_missing_database() => Probe::MissingDatabase,
+        Err(e) if e.is_certificate_refused() => Probe::Refused(format!(
+            "{e} (sslmode={}; name the CA with sslrootcert=<path> in database.url)",
+            ssl_mode_name(connect.ssl_mode())
+        )),
+        Err(e) => Probe::Down(e.to_string()),
+    }
+}
+
+fn ssl_mode_name(mode: SslMode) -> &'static str {
+    match mode {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::VerifyFull => "verify-full",
     }
 }
 
@@ -150,6 +129,7 @@ pub async fn wait_for_database(settings: &DatabaseSettings) -> Result<(), KitErr
     let url = settings.url.as_str();
     let target = describe(url);
     let timeout = Duration::from_secs(settings.connect_timeout_seconds.max(1));
+    let connect = PgConnect::from_url(url, timeout)?;
     let started = Instant::now();
     let max_wait = Duration::from_secs(settings.startup_wait_seconds);
     let mut attempt = 0u32;
@@ -157,13 +137,15 @@ pub async fn wait_for_database(settings: &DatabaseSettings) -> Result<(), KitErr
     let attempt_once = || {
         attempt += 1;
         let target = target.clone();
+        let connect = &connect;
         async move {
-            match probe(url, timeout).await {
+            match probe(connect).await {
                 Probe::Up => Ok(()),
                 Probe::MissingDatabase if settings.create_if_missing => {
-                    create_database(url, timeout).await?;
+                    create_database(connect).await?;
                     Ok(())
                 }
+                Probe::Refused(message) => Err(KitError::Database { target, message }),
                 Probe::MissingDatabase => Err(KitError::Database {
                     target,
                     message: "the database does not exist (create it, or set database.create_if_missing: true)".into(),
@@ -211,24 +193,22 @@ pub async fn wait_for_database(settings: &DatabaseSettings) -> Result<(), KitErr
     }
 }
 
-async fn create_database(url: &str, timeout: Duration) -> Result<(), KitError> {
-    let config = tokio_postgres::Config::from_str(url).map_err(|e| KitError::Database {
-        target: describe(url),
-        message: e.to_string(),
-    })?;
-    let name = config.get_dbname().unwrap_or_default().to_string();
-    let mut maintenance = config.clone();
-    maintenance.dbname("postgres");
-    maintenance.connect_timeout(timeout);
-    let (client, connection) = maintenance
-        .connect(tokio_postgres::NoTls)
+async fn create_database(connect: &PgConnect) -> Result<(), KitError> {
+    let target = describe_config(connect.config());
+    let name = connect
+        .config()
+        .get_dbname()
+        .unwrap_or_default()
+        .to_string();
+    let client = connect
+        .with_dbname("postgres")
+        .client()
         .await
         .map_err(|e| KitError::DatabaseUnreachable {
-            target: describe(url),
+            target: target.clone(),
             waited_seconds: 0,
-            message: error_text(&e),
+            message: e.to_string(),
         })?;
-    tokio::spawn(connection);
     let sql = format!("CREATE DATABASE {}", crate::sql::quote_ident(&name));
     match client.batch_execute(&sql).await {
         Ok(()) => {
@@ -238,8 +218,8 @@ async fn create_database(url: &str, timeout: Duration) -> Result<(), KitError> {
         // Another replica created it first.
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
         Err(e) => Err(KitError::Database {
-            target: describe(url),
-            message: format!("cannot create database {name}: {}", error_text(&e)),
+            target,
+            message: format!("cannot create database {name}: {}", postgres_error_text(&e)),
         }),
     }
 }
@@ -253,27 +233,31 @@ async fn create_database(url: &str, timeout: Duration) -> Result<(), KitError> {
 /// ETL's entity lock, LISTEN, migrations) are opened outside the pool and
 /// keep no limit.
 pub fn build_pool(settings: &DatabaseSettings) -> Pool {
+    let timeout = Duration::from_secs(settings.connect_timeout_seconds.max(1));
+    let connect = PgConnect::from_url(&settings.url, timeout).map_err(|e| e.to_string());
+    let statement_timeout_ms = settings.statement_timeout_ms.filter(|ms| *ms > 0);
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    if let Some(timeout_ms) = settings.statement_timeout_ms.filter(|ms| *ms > 0) {
-        config.custom_setup = Box::new(move |url: &str| {
-            let url = url.to_string();
-            Box::pin(async move {
-                use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-                let mut conn = AsyncPgConnection::establish(&url).await?;
+    config.custom_setup = Box::new(move |_url: &str| {
+        let connect = connect.clone();
+        Box::pin(async move {
+            use diesel_async::SimpleAsyncConnection;
+            let connect = connect.map_err(diesel::ConnectionError::InvalidConnectionUrl)?;
+            let mut conn = connect.diesel().await?;
+            if let Some(timeout_ms) = statement_timeout_ms {
                 conn.batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
-            })
-        });
-    }
+            }
+            Ok(conn)
+        })
+    });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         settings.url.clone(),
         config,
     );
     bb8::Pool::builder()
         .max_size(settings.pool_size)
-        .connection_timeout(Duration::from_secs(settings.connect_timeout_seconds.max(1)))
+        .connection_timeout(timeout)
         .build_unchecked(manager)
 }
 
@@ -369,6 +353,9 @@ fn enter_history_schema(
     Ok(true)
 }
 
+/// How long opening the migrations' connection may take.
+const MIGRATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Runs sync diesel migration code on a blocking thread over an async
 /// connection (safe on any tokio runtime flavour).
 async fn with_migration_connection<T, F>(url: &str, f: F) -> Result<T, KitError>
@@ -378,16 +365,13 @@ where
         + Send
         + 'static,
 {
-    use diesel::Connection;
-    let url = url.to_string();
+    let connect = PgConnect::from_url(url, MIGRATION_CONNECT_TIMEOUT)?;
+    let conn = connect.diesel().await.map_err(|e| KitError::Database {
+        target: describe(url),
+        message: one_line(&e.to_string()),
+    })?;
     tokio::task::spawn_blocking(move || {
-        let mut conn =
-            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(|e| {
-                KitError::Database {
-                    target: describe(&url),
-                    message: one_line(&e.to_string()),
-                }
-            })?;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         f(&mut conn)
     })
     .await

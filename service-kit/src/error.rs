@@ -58,17 +58,45 @@ pub mod status {
         Status::unavailable(format!("PostgreSQL is unavailable: {message}"))
     }
 
-    /// A database error: UNAVAILABLE when the connection to PostgreSQL was
-    /// lost (trying again later can work), INTERNAL otherwise (logged with
-    /// its cause).
+    /// A database error while serving a request, said in words: the
+    /// status names no PostgreSQL text (that goes to the log, and to a
+    /// run's `error_detail`). See [`database_while`].
     pub fn database(e: &DieselError) -> Status {
+        database_while("serving the request", e)
+    }
+
+    /// A database error while doing `what` ("reading the organisation's
+    /// forms"): UNAVAILABLE when the connection to PostgreSQL was lost or
+    /// could not carry the command (trying again later can work), INTERNAL
+    /// otherwise. The cause is logged, not sent to the caller.
+    pub fn database_while(what: &str, e: &DieselError) -> Status {
+        if is_connection_lost(e) {
+            tracing::warn!(error = %e, "lost the connection to PostgreSQL while {what}");
+            Status::unavailable(format!(
+                "PostgreSQL is unavailable: the connection was lost while {what}; try again"
+            ))
+        } else {
+            tracing::error!(error = %e, "database error while {what}");
+            Status::internal(format!(
+                "a database error stopped {what}; the cause is in the service's log"
+            ))
+        }
+    }
+
+    /// Whether `e` says the connection is gone (closed, broken, or a
+    /// command that could not be sent), rather than the statement failing.
+    pub fn is_connection_lost(e: &DieselError) -> bool {
         match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | DieselError::BrokenTransactionManager => unavailable(&e.to_string()),
-            e => {
-                tracing::error!(error = %e, "database error");
-                Status::internal(format!("database error: {e}"))
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )
+            | DieselError::BrokenTransactionManager => true,
+            // The server ending the session (admin shutdown, crash recovery).
+            DieselError::DatabaseError(_, info) => {
+                info.message().starts_with("terminating connection")
             }
+            _ => false,
         }
     }
 
@@ -101,10 +129,44 @@ mod tests {
         );
         let s = status::database(&failed);
         assert_eq!(s.code(), Code::Internal);
-        assert!(s.message().contains("duplicate key"), "{}", s.message());
+        assert!(!s.message().contains("duplicate key"), "{}", s.message());
+        assert!(
+            s.message().contains("serving the request"),
+            "{}",
+            s.message()
+        );
         assert_eq!(
             status::database(&DieselError::NotFound).code(),
             Code::Internal
+        );
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_sent_is_unavailable_and_said_in_words() {
+        let unsent = DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_string()),
+        );
+        let s = status::database_while("reading the organisation's forms", &unsent);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(
+            s.message(),
+            "PostgreSQL is unavailable: the connection was lost while reading the organisation's forms; try again"
+        );
+        let terminated = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("terminating connection due to administrator command".to_string()),
+        );
+        assert_eq!(status::database(&terminated).code(), Code::Unavailable);
+        let missing = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("column st.allow_middle_name does not exist".to_string()),
+        );
+        let s = status::database_while("reading the source's subject types", &missing);
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(
+            s.message(),
+            "a database error stopped reading the source's subject types; the cause is in the service's log"
         );
     }
 }

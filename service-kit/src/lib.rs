@@ -10,7 +10,8 @@
 //!   bearer-token check), [`health`] (health following PostgreSQL),
 //!   [`metrics`] (`/metrics` and pool gauges), [`request`] (paging and text
 //!   checks both APIs use).
-//! - PostgreSQL: [`db`] (pool, migrations, waiting for the server), [`sql`]
+//! - PostgreSQL: [`db`] (pool, migrations, waiting for the server), [`tls`]
+//!   (every connection, with TLS as the URL's `sslmode` says), [`sql`]
 //!   (identifier quoting: the one function), [`prepared`] (constant queries
 //!   kept prepared), [`fresh_reads`] (callers of the same read share one).
 //! - [`error`]: the crate's one error type, [`KitError`].
@@ -31,6 +32,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sql;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{App, Service};
 pub use base::ServiceBase;

@@ -35,10 +35,18 @@ pub(super) async fn resolve_watched_run(
         }
         pb::watch_job_run_request::Target::Entity(entity) => {
             let entity = request::entity("entity", Some(entity))?;
-            let conn = control.pool().get().await?;
-            crate::control::service::find_target(&conn, entity).await?;
+            {
+                let conn = control.pool().get().await?;
+                crate::control::service::find_target(&conn, entity).await?;
+            }
+            // A connection per poll, given back before the wait: idle
+            // watchers must not hold the API pool.
             for _ in 0..300 {
-                if let Some(run) = jobs::active_run(&conn, entity).await? {
+                let active = {
+                    let conn = control.pool().get().await?;
+                    jobs::active_run(&conn, entity).await?
+                };
+                if let Some(run) = active {
                     return Ok(run.id);
                 }
                 tokio::time::sleep(WATCH_POLL).await;

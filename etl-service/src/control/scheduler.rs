@@ -326,12 +326,9 @@ async fn listen_once(
     wake: &Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    use std::str::FromStr;
-    let config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
-    let (client, mut connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
+    let connect = service_kit::tls::PgConnect::from_url(url, Duration::from_secs(30))
         .map_err(|e| e.to_string())?;
+    let (client, mut connection) = connect.connect().await.map_err(|e| e.to_string())?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {

@@ -12,7 +12,12 @@ use crate::engine::stop::RunStop;
 use crate::error::Error;
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use service_kit::tls::PgConnect;
+use std::time::Duration;
+
+/// How long opening the lock connection (TCP, TLS, start-up) may take.
+const LOCK_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The advisory-lock class (first key) of entity locks, so they never meet
 /// other advisory locks of the database.
@@ -40,7 +45,9 @@ struct Locked {
 
 impl EntityLock {
     async fn begin(database_url: &str) -> Result<AsyncPgConnection, Error> {
-        let mut conn = AsyncPgConnection::establish(database_url)
+        let connect = PgConnect::from_url(database_url, LOCK_CONNECT_TIMEOUT)?;
+        let mut conn = connect
+            .diesel()
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open the lock connection: {e}")))?;
         diesel::sql_query("BEGIN").execute(&mut conn).await?;

@@ -103,7 +103,7 @@ impl RunStop {
         let reason = self.reason();
         tracing::warn!(reason = %reason, "stopping the run: cancelling its statement in PostgreSQL");
         for _ in 0..CANCEL_ATTEMPTS {
-            if let Err(e) = token.cancel_query(tokio_postgres::NoTls).await {
+            if let Err(e) = token.cancel_query(service_kit::tls::cancel_tls()).await {
                 tracing::warn!(error = %e, "cannot send PostgreSQL a cancel request");
             }
             tokio::select! {

@@ -47,9 +47,13 @@ struct Args {
     /// Runs of the no-op measurement.
     #[arg(long, default_value_t = 10)]
     noop_runs: usize,
-    /// Do not write BENCHMARKS-indexes (print only).
+    /// Do not write BENCHMARKS.md (print only).
     #[arg(long)]
     no_write: bool,
+    /// Log the plan (EXPLAIN ANALYZE, by auto_explain into PostgreSQL's
+    /// server log) of every statement of the engine slower than this.
+    #[arg(long)]
+    explain_slower_than_ms: Option<u32>,
 }
 
 /// The transactional source tables and the address table: what a run asks
@@ -160,6 +164,17 @@ async fn main() -> anyhow::Result<()> {
         args.others + 1
     );
 
+    if let Some(ms) = args.explain_slower_than_ms {
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE {db} SET session_preload_libraries = 'auto_explain'; \
+                 ALTER DATABASE {db} SET auto_explain.log_min_duration = {ms}; \
+                 ALTER DATABASE {db} SET auto_explain.log_analyze = on",
+                db = service_kit::sql::quote_ident(&db.name)
+            ))
+            .await?;
+        eprintln!("plans of statements over {ms} ms go to PostgreSQL's server log");
+    }
     let ctx = context(&db.url);
     let full = run(&ctx, org).await?;
     eprintln!("full load: {} rows in {}", full.0, ms(full.1));
