@@ -48,6 +48,10 @@ pub struct FormMapping {
     /// This form's sub-forms, by sub-form name (as sent in
     /// `sub_forms[].name`).
     pub sub_forms: BTreeMap<String, SubFormMapping>,
+    /// A field with no column fails the submission (`true`) or is left out
+    /// and recorded in `unmapped_field` (`false`); unset: the source's
+    /// `strict`.
+    pub strict: Option<bool>,
 }
 
 /// How one sub-form of a form maps onto its child table.
@@ -125,6 +129,12 @@ pub struct SourceSettings {
     /// of 100 real submissions is well under 1 MiB).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// A field with no column fails its submission (`true`), or (`false`,
+    /// the default) the submission is written with the fields that have
+    /// columns and the field is recorded in `unmapped_field`. A form's
+    /// `form_mapping.<form>.strict` overrides it.
+    #[serde(default)]
+    pub strict: bool,
     /// Retries of one request on connection errors, timeouts, 5xx, 429 and
     /// a 200 whose body is not a JSON array (a page cut short by a proxy).
     #[serde(default)]
@@ -173,6 +183,7 @@ impl SourceSettings {
             request_timeout_seconds: default_request_timeout(),
             ca_certificate: None,
             max_response_bytes: default_max_response_bytes(),
+            strict: false,
             retry: RetrySettings::default(),
         }
     }

@@ -5,7 +5,8 @@
 //! time; [`archive`] keeps the raw elements received; [`error_audit`]
 //! records the submissions that failed; [`postgres`] holds the text
 //! PostgreSQL refuses and what its errors mean; [`audits`] reads the
-//! audits, errors and totals back. Nothing here calls into
+//! audits, errors and totals back; [`unmapped`] counts the fields that
+//! have no column. Nothing here calls into
 //! [`crate::poll`].
 
 pub mod archive;
@@ -16,3 +17,4 @@ pub mod error_audit;
 pub mod form_writer;
 pub mod model;
 pub mod postgres;
+pub mod unmapped;
