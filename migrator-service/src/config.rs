@@ -34,6 +34,18 @@ pub struct Config {
     /// column = field name in snake_case, the field `id` ->
     /// `<bind_type>_id`.
     pub form_mapping: BTreeMap<String, FormMapping>,
+    /// The deployment's form-table migrations.
+    pub form_migrations: FormMigrationSettings,
+}
+
+/// `form_migrations:`: where the deployment's form-table migrations are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormMigrationSettings {
+    /// A directory of `*.sql` files, applied in file-name order by
+    /// `migrator-service migrate` (with `migrations.apply_on_start`, at
+    /// start-up too); none: the service applies no form migrations.
+    pub directory: Option<PathBuf>,
 }
 
 /// How one form maps onto the repository when the convention does not fit.
@@ -272,6 +284,14 @@ impl ServiceConfig for Config {
                 return Err(format!("sources: the name {name:?} is used twice"));
             }
             source.validate()?;
+        }
+        if let Some(dir) = &self.form_migrations.directory
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "form_migrations.directory {} is not a directory",
+                dir.display()
+            ));
         }
         let empty = |s: &str| s.trim().is_empty();
         let blank = |table: &Option<String>, columns: &BTreeMap<String, String>| {

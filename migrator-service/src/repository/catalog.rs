@@ -21,6 +21,7 @@ const BOOKKEEPING: &[&str] = &[
     "error_audit",
     "source_totals",
     "unmapped_field",
+    "form_migration",
 ];
 
 /// The columns every form table has, filled from the envelope rather than
