@@ -11,7 +11,6 @@ use avni_proto::migrator::v1 as pb;
 use integration_tests::drishti_forms::{element, sub_form};
 use integration_tests::fake_upstream::{Data, FakeUpstream};
 use integration_tests::migrator::{PATIENCE, count, source, wait_for, watermark};
-use integration_tests::postgres::TestDatabase;
 use integration_tests::services::{TEST_TOKEN, start_migrator_on};
 use migrator_service::config::FormMapping;
 use std::collections::BTreeMap;
@@ -20,7 +19,7 @@ const SV: i64 = 1_424_200_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_original_tables_from_a_form_migrations_directory_take_a_real_shaped_feed() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let sql = db.client().await;
     let tt = |id: &str, form: &str, n: i64, dose: &str| {
         element(

@@ -9,7 +9,6 @@ use integration_tests::fake_upstream::{Data, FakeUpstream, Fault, Generator};
 use integration_tests::migrator::{
     PATIENCE, assert_generated_exactly_once, form_rows, source, wait_for, watermark,
 };
-use integration_tests::postgres::TestDatabase;
 use integration_tests::services::TestMigrator;
 use std::time::Duration;
 
@@ -51,7 +50,7 @@ fn poll_once_measured(config: &str, database_url: &str) -> (bool, String, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_past_max_response_bytes_fails_naming_the_limit_and_memory_stays_flat() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(3))).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(
