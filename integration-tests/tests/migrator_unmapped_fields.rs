@@ -299,3 +299,55 @@ async fn strict_per_source_or_per_form_keeps_the_failure() {
     assert_eq!(fields.len(), 1, "{fields:?}");
     assert_eq!(fields[0].field_name, "breathRate");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_received_value_that_does_not_fit_the_new_column_leaves_the_field_unresolved() {
+    let upstream = FakeUpstream::start(Data::Elements(vec![
+        anc_visit(1, &[("previousBpSystolic", "128")]),
+        anc_visit(2, &[("previousBpSystolic", "high")]),
+    ]))
+    .await;
+    let settings = source("drishti", &upstream, 100, 3600.0);
+    let migrator = TestMigrator::start(|c| c.sources = vec![settings]).await;
+    let db = migrator.db.client().await;
+    wait_for("the page", PATIENCE, || async {
+        watermark(&db, "drishti").await == SV + 2
+    })
+    .await;
+    db.batch_execute("ALTER TABLE anc_visit ADD COLUMN previous_bp_systolic integer")
+        .await
+        .expect("the migration");
+    let mut client = migrator.client().await;
+    let report = client
+        .refill_columns(pb::RefillColumnsRequest {
+            form_name: "anc_visit".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("RefillColumns")
+        .into_inner();
+    assert_eq!((report.rows_updated, report.values_failed), (1, 1));
+    assert!(report.resolved.is_empty(), "not every value is in");
+    let left = unmapped(&migrator, false).await;
+    assert_eq!(left.len(), 1, "still listed: {left:?}");
+    let filled: Option<i32> = db
+        .query_one(
+            "SELECT previous_bp_systolic FROM anc_visit WHERE instance_id = 'visit-1'",
+            &[],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(filled, Some(128), "what fits is filled");
+    // A form with none: nothing listed for it.
+    let none = client
+        .list_unmapped_fields(pb::ListUnmappedFieldsRequest {
+            form_name: "pnc_visit".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListUnmappedFields")
+        .into_inner()
+        .fields;
+    assert!(none.is_empty(), "{none:?}");
+}

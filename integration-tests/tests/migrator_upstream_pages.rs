@@ -240,3 +240,24 @@ async fn a_garbled_page_is_fetched_again_with_backoff_then_the_poll_fails_naming
     let w = watermark(&db, "drishti").await;
     assert_eq!(w, Generator::new(12).server_version(11), "watermark kept");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sized_body_past_max_response_bytes_stops_the_source_too() {
+    let upstream = FakeUpstream::start(Data::Generated(Generator::new(3))).await;
+    // A sized body: the limit is checked against its Content-Length.
+    upstream.fail_always(Some(Fault::Body(vec![b' '; 128 * 1024])));
+    let mut settings = source("drishti", &upstream, 50, 0.1);
+    settings.max_response_bytes = 64 * 1024;
+    let migrator = TestMigrator::start(|c| c.sources = vec![settings]).await;
+    wait_for("the source to stop", PATIENCE, || async {
+        status(&migrator).await.state == pb::SourceState::Stopped as i32
+    })
+    .await;
+    let s = status(&migrator).await;
+    assert!(
+        s.last_error
+            .contains("sources[drishti].max_response_bytes (65536 bytes)"),
+        "{}",
+        s.last_error
+    );
+}
