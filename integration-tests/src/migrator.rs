@@ -113,3 +113,8 @@ pub async fn assert_generated_exactly_once(client: &tokio_postgres::Client, coun
     );
     assert_eq!(crate::migrator::count(client, "error_audit").await, 0);
 }
+
+/// A fresh database with the migrator's embedded migrations applied.
+pub async fn migrated_repository() -> crate::postgres::TestDatabase {
+    crate::postgres::TestDatabase::migrated(migrator_service::migrations::migrations()).await
+}

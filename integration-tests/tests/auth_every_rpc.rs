@@ -118,5 +118,15 @@ async fn every_migrator_rpc_refuses_missing_and_wrong_tokens() {
             c.reprocess_errors(migrator::ReprocessErrorsRequest::default())
                 .await,
         );
+        assert_refused(
+            "ListUnmappedFields",
+            c.list_unmapped_fields(migrator::ListUnmappedFieldsRequest::default())
+                .await,
+        );
+        assert_refused(
+            "RefillColumns",
+            c.refill_columns(migrator::RefillColumnsRequest::default())
+                .await,
+        );
     }
 }

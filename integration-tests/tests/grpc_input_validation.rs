@@ -553,6 +553,8 @@ enum MigCall {
     Audits(mig::ListAuditsRequest),
     Errors(mig::ListErrorsRequest),
     Reprocess(mig::ReprocessErrorsRequest),
+    Unmapped(mig::ListUnmappedFieldsRequest),
+    Refill(mig::RefillColumnsRequest),
 }
 
 impl MigCall {
@@ -563,6 +565,8 @@ impl MigCall {
             MigCall::Audits(_) => "ListAudits",
             MigCall::Errors(_) => "ListErrors",
             MigCall::Reprocess(_) => "ReprocessErrors",
+            MigCall::Unmapped(_) => "ListUnmappedFields",
+            MigCall::Refill(_) => "RefillColumns",
         }
     }
 
@@ -582,6 +586,14 @@ impl MigCall {
                 source,
                 ..Default::default()
             }),
+            "ListUnmappedFields" => MigCall::Unmapped(mig::ListUnmappedFieldsRequest {
+                source,
+                ..Default::default()
+            }),
+            "RefillColumns" => MigCall::Refill(mig::RefillColumnsRequest {
+                source,
+                ..Default::default()
+            }),
             other => panic!("no RPC {other}"),
         }
     }
@@ -596,6 +608,8 @@ impl MigCall {
             MigCall::Audits(r) => c.list_audits(r).await.map(drop),
             MigCall::Errors(r) => c.list_errors(r).await.map(drop),
             MigCall::Reprocess(r) => c.reprocess_errors(r).await.map(drop),
+            MigCall::Unmapped(r) => c.list_unmapped_fields(r).await.map(drop),
+            MigCall::Refill(r) => c.refill_columns(r).await.map(drop),
         }
     }
 }
@@ -608,6 +622,8 @@ fn migrator_cases() -> Vec<(String, MigCall, Expect)> {
         "ListAudits",
         "ListErrors",
         "ReprocessErrors",
+        "ListUnmappedFields",
+        "RefillColumns",
     ] {
         for (what, source, code, contains) in [
             (
@@ -702,6 +718,28 @@ fn migrator_cases() -> Vec<(String, MigCall, Expect)> {
         errors(10, "", &"f".repeat(MB)),
         expect(Code::InvalidArgument, "form_name"),
     ));
+    for (rpc, call) in [
+        (
+            "ListUnmappedFields",
+            MigCall::Unmapped(mig::ListUnmappedFieldsRequest {
+                form_name: "anc\0".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "RefillColumns",
+            MigCall::Refill(mig::RefillColumnsRequest {
+                form_name: "f".repeat(MB),
+                ..Default::default()
+            }),
+        ),
+    ] {
+        cases.push((
+            format!("{rpc}: bad form_name"),
+            call,
+            expect(Code::InvalidArgument, "form_name"),
+        ));
+    }
     let reprocess = |form_name: &str, error_ids: Vec<i64>| {
         MigCall::Reprocess(mig::ReprocessErrorsRequest {
             source: String::new(),
@@ -774,7 +812,7 @@ async fn every_migrator_rpc_rejects_bad_input_naming_the_field() {
         cases.len(),
         failures.join("\n")
     );
-    assert_eq!(rpcs_covered.len(), 5, "every RPC: {rpcs_covered:?}");
+    assert_eq!(rpcs_covered.len(), 7, "every RPC: {rpcs_covered:?}");
     eprintln!("{} migrator cases checked", cases.len());
 
     // Still serving; valid filters still work (a form nobody has is an

@@ -8,7 +8,6 @@
 use integration_tests::drishti_forms::{ENVELOPE_DDL, element, sub_form};
 use integration_tests::fake_upstream::{Data, FakeUpstream};
 use integration_tests::migrator::{PATIENCE, count, source, wait_for, watermark};
-use integration_tests::postgres::TestDatabase;
 use integration_tests::services::start_migrator_on;
 use migrator_service::config::FormMapping;
 use std::collections::BTreeMap;
@@ -34,7 +33,7 @@ async fn original_tables(db: &tokio_postgres::Client) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_form_and_a_sub_form_of_the_same_name_are_both_written_with_sub_form_name() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let sql = db.client().await;
     original_tables(&sql).await;
     let mapping: BTreeMap<String, FormMapping> = serde_yaml::from_str(

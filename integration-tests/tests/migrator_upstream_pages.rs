@@ -9,7 +9,6 @@ use integration_tests::fake_upstream::{Data, FakeUpstream, Fault, Generator};
 use integration_tests::migrator::{
     PATIENCE, assert_generated_exactly_once, form_rows, source, wait_for, watermark,
 };
-use integration_tests::postgres::TestDatabase;
 use integration_tests::services::TestMigrator;
 use std::time::Duration;
 
@@ -51,7 +50,7 @@ fn poll_once_measured(config: &str, database_url: &str) -> (bool, String, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_past_max_response_bytes_fails_naming_the_limit_and_memory_stays_flat() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(3))).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(
@@ -240,4 +239,25 @@ async fn a_garbled_page_is_fetched_again_with_backoff_then_the_poll_fails_naming
     assert_eq!(s.state, pb::SourceState::BackingOff as i32);
     let w = watermark(&db, "drishti").await;
     assert_eq!(w, Generator::new(12).server_version(11), "watermark kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sized_body_past_max_response_bytes_stops_the_source_too() {
+    let upstream = FakeUpstream::start(Data::Generated(Generator::new(3))).await;
+    // A sized body: the limit is checked against its Content-Length.
+    upstream.fail_always(Some(Fault::Body(vec![b' '; 128 * 1024])));
+    let mut settings = source("drishti", &upstream, 50, 0.1);
+    settings.max_response_bytes = 64 * 1024;
+    let migrator = TestMigrator::start(|c| c.sources = vec![settings]).await;
+    wait_for("the source to stop", PATIENCE, || async {
+        status(&migrator).await.state == pb::SourceState::Stopped as i32
+    })
+    .await;
+    let s = status(&migrator).await;
+    assert!(
+        s.last_error
+            .contains("sources[drishti].max_response_bytes (65536 bytes)"),
+        "{}",
+        s.last_error
+    );
 }

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::migrations::migrations;
 use crate::poll::poller::Migrator;
 use crate::repository::catalog::{Naming, SharedCatalog};
+use crate::repository::form_migrations;
 use avni_proto::migrator::v1::FILE_DESCRIPTOR_SET;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigratorServer;
 use service_kit::db::MigrationSet;
@@ -48,6 +49,14 @@ impl Service for FormsMigrator {
             database_up,
             ..
         } = base;
+        let forms =
+            settle_form_migrations(&pool, &config, config.migrations.apply_on_start).await?;
+        if !forms.pending.is_empty() {
+            tracing::warn!(
+                pending = %forms.pending.join(", "),
+                "form-table migrations are pending; run `migrator-service migrate` (or set migrations.apply_on_start)"
+            );
+        }
         let migrator = Arc::new(build_migrator(worker_pool, &config));
         let jobs = migrator.spawn_all(database_up, shutdown.child_token());
         let api = FormsMigratorServer::new(MigratorApi::new(migrator, pool))
@@ -62,6 +71,42 @@ impl Service for FormsMigrator {
         served?;
         Ok(())
     }
+}
+
+/// What became of the deployment's form-table migrations.
+#[derive(Debug, Default)]
+pub struct FormMigrationsOutcome {
+    pub applied: Vec<String>,
+    pub pending: Vec<String>,
+    pub total: usize,
+}
+
+/// Applies (`apply`) or only lists the pending form-table migrations of
+/// `form_migrations.directory`; nothing when none is configured.
+pub async fn settle_form_migrations(
+    pool: &Pool,
+    config: &Config,
+    apply: bool,
+) -> Result<FormMigrationsOutcome, Error> {
+    let Some(dir) = &config.form_migrations.directory else {
+        return Ok(FormMigrationsOutcome::default());
+    };
+    let files = form_migrations::read_dir(dir)?;
+    let mut conn = pool.get().await?;
+    let mut outcome = FormMigrationsOutcome {
+        total: files.len(),
+        ..FormMigrationsOutcome::default()
+    };
+    if apply {
+        outcome.applied = form_migrations::apply(&mut conn, &files).await?;
+    } else {
+        outcome.pending = form_migrations::pending(&mut conn, &files)
+            .await?
+            .into_iter()
+            .map(|f| f.name.clone())
+            .collect();
+    }
+    Ok(outcome)
 }
 
 /// The domain over a pool: the configured sources and the shared catalog.

@@ -34,6 +34,18 @@ pub struct Config {
     /// column = field name in snake_case, the field `id` ->
     /// `<bind_type>_id`.
     pub form_mapping: BTreeMap<String, FormMapping>,
+    /// The deployment's form-table migrations.
+    pub form_migrations: FormMigrationSettings,
+}
+
+/// `form_migrations:`: where the deployment's form-table migrations are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormMigrationSettings {
+    /// A directory of `*.sql` files, applied in file-name order by
+    /// `migrator-service migrate` (with `migrations.apply_on_start`, at
+    /// start-up too); none: the service applies no form migrations.
+    pub directory: Option<PathBuf>,
 }
 
 /// How one form maps onto the repository when the convention does not fit.
@@ -48,6 +60,10 @@ pub struct FormMapping {
     /// This form's sub-forms, by sub-form name (as sent in
     /// `sub_forms[].name`).
     pub sub_forms: BTreeMap<String, SubFormMapping>,
+    /// A field with no column fails the submission (`true`) or is left out
+    /// and recorded in `unmapped_field` (`false`); unset: the source's
+    /// `strict`.
+    pub strict: Option<bool>,
 }
 
 /// How one sub-form of a form maps onto its child table.
@@ -125,6 +141,12 @@ pub struct SourceSettings {
     /// of 100 real submissions is well under 1 MiB).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// A field with no column fails its submission (`true`), or (`false`,
+    /// the default) the submission is written with the fields that have
+    /// columns and the field is recorded in `unmapped_field`. A form's
+    /// `form_mapping.<form>.strict` overrides it.
+    #[serde(default)]
+    pub strict: bool,
     /// Retries of one request on connection errors, timeouts, 5xx, 429 and
     /// a 200 whose body is not a JSON array (a page cut short by a proxy).
     #[serde(default)]
@@ -173,6 +195,7 @@ impl SourceSettings {
             request_timeout_seconds: default_request_timeout(),
             ca_certificate: None,
             max_response_bytes: default_max_response_bytes(),
+            strict: false,
             retry: RetrySettings::default(),
         }
     }
@@ -261,6 +284,14 @@ impl ServiceConfig for Config {
                 return Err(format!("sources: the name {name:?} is used twice"));
             }
             source.validate()?;
+        }
+        if let Some(dir) = &self.form_migrations.directory
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "form_migrations.directory {} is not a directory",
+                dir.display()
+            ));
         }
         let empty = |s: &str| s.trim().is_empty();
         let blank = |table: &Option<String>, columns: &BTreeMap<String, String>| {

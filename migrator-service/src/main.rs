@@ -50,10 +50,36 @@ fn main() -> ExitCode {
     };
     service_kit::cli::run(cli.config.as_deref(), logs, |config: Config| async move {
         match cli.command {
+            Command::Shared(SharedCommand::Migrate) => migrate(config).await,
             Command::Shared(shared) => shared.run::<FormsMigrator>(config).await,
             Command::PollOnce { source } => poll_once(config, source.as_deref()).await,
         }
     })
+}
+
+/// `migrate`: the service's own migrations, then the deployment's
+/// form-table migrations (`form_migrations.directory`).
+async fn migrate(config: Config) -> Result<(), Error> {
+    SharedCommand::Migrate
+        .run::<FormsMigrator>(config.clone())
+        .await?;
+    let Some(dir) = config.form_migrations.directory.clone() else {
+        return Ok(());
+    };
+    let pool = service_kit::db::build_pool(config.database());
+    let outcome = migrator_service::app::settle_form_migrations(&pool, &config, true).await?;
+    println!(
+        "form migrations in {}: {} applied now{}, {} already applied",
+        dir.display(),
+        outcome.applied.len(),
+        if outcome.applied.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", outcome.applied.join(", "))
+        },
+        outcome.total - outcome.applied.len()
+    );
+    Ok(())
 }
 
 /// `poll-once`: the same drain as the service's batch job, in the

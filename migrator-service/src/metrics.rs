@@ -5,6 +5,10 @@
 //! - `migrator_batches_total{source}`
 //! - `migrator_watermark_lag_ms{source}`: how far the committed watermark is
 //!   behind the newest `serverVersion` seen from the source.
+//! - `migrator_unmapped_field_values_total{source,form}`: values of
+//!   fields with no column in written submissions (left out, recorded per
+//!   field in `unmapped_field`, listed by ListUnmappedFields; the field is
+//!   no label, so a feed of made-up names cannot grow the series).
 //! - `migrator_catalog_loads_total`: how often the repository's catalog
 //!   was read (once at the first batch, then once per schema change).
 
@@ -16,6 +20,14 @@ pub fn record_batch(source: &str, report: &BatchReport) {
     for (form, n) in &report.written_by_form {
         metrics::counter!(
             "migrator_submissions_written_total",
+            "source" => source.to_string(),
+            "form" => form.clone()
+        )
+        .increment(*n as u64);
+    }
+    for ((form, _field), n) in &report.unmapped_by_field {
+        metrics::counter!(
+            "migrator_unmapped_field_values_total",
             "source" => source.to_string(),
             "form" => form.clone()
         )

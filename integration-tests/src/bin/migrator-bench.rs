@@ -242,7 +242,7 @@ fn copy_data(generator: &Generator, catalog: &Catalog) -> Result<CopyData, Strin
     for i in 0..generator.count {
         let raw = generator.element(i).to_string();
         let sub = decode(&raw).map_err(|f| f.detail)?;
-        let row: PreparedRow = prepare(&sub, catalog, &naming).map_err(|f| f.detail)?;
+        let row: PreparedRow = prepare(&sub, catalog, &naming, false).map_err(|f| f.detail)?;
         let Some(table) = catalog.table(&row.table) else {
             return Err(format!("no table {}", row.table));
         };

@@ -4,8 +4,10 @@
 use crate::api::request;
 use crate::error::Error;
 use crate::poll::poller::{Migrator, Source, State};
+use crate::poll::refill::refill;
 use crate::poll::reprocess::{ReprocessFilter, reprocess};
 use crate::repository::audits::{self, AuditRow, ErrorRow, Totals};
+use crate::repository::unmapped::{self, UnmappedFilter, UnmappedRow};
 use avni_proto::migrator::v1 as pb;
 use avni_proto::migrator::v1::forms_migrator_server::FormsMigrator;
 use chrono::{DateTime, Utc};
@@ -122,6 +124,22 @@ fn error_audit(row: ErrorRow) -> pb::ErrorAudit {
     }
 }
 
+fn unmapped_field(row: UnmappedRow) -> pb::UnmappedField {
+    pb::UnmappedField {
+        source: row.source,
+        form_name: row.form_name,
+        sub_form_name: row.sub_form_name,
+        field_name: row.field_name,
+        table_name: row.table_name,
+        column_name: row.column_name,
+        submissions: row.submissions,
+        first_seen: Some(timestamp(row.first_seen)),
+        last_seen: Some(timestamp(row.last_seen)),
+        example_instance_id: row.example_instance_id,
+        resolved_time: row.resolved_at.map(timestamp),
+    }
+}
+
 fn state(s: State) -> pb::SourceState {
     match s {
         State::Idle => pb::SourceState::Idle,
@@ -170,6 +188,7 @@ impl MigratorApi {
             next_poll_time: live.next_poll.map(system_timestamp),
             lag_millis: (live.newest_seen - watermark).max(0),
             batch_in_progress: i32::try_from(live.batch_in_progress).unwrap_or(i32::MAX),
+            unmapped_fields: totals.unmapped_fields,
         }
     }
 }
@@ -254,6 +273,13 @@ impl FormsMigrator for MigratorApi {
             source,
             form_name,
             ids: request::error_ids(r.error_ids)?,
+            strict_sources: self
+                .migrator
+                .sources()
+                .iter()
+                .filter(|s| s.settings.strict)
+                .map(|s| s.name().to_string())
+                .collect(),
         };
         // In a task of its own: a client that goes away must not cancel
         // the work half done.
@@ -270,6 +296,60 @@ impl FormsMigrator for MigratorApi {
             still_failing: count(report.still_failing),
             resolved_ids: report.resolved_ids,
         }))
+    }
+
+    async fn list_unmapped_fields(
+        &self,
+        request: Request<pb::ListUnmappedFieldsRequest>,
+    ) -> Result<Response<pb::ListUnmappedFieldsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = self.unmapped_filter(&r.source, &r.form_name, r.include_resolved)?;
+        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let rows = unmapped::list(&mut conn, &filter).await?;
+        Ok(Response::new(pb::ListUnmappedFieldsResponse {
+            fields: rows.into_iter().map(unmapped_field).collect(),
+        }))
+    }
+
+    async fn refill_columns(
+        &self,
+        request: Request<pb::RefillColumnsRequest>,
+    ) -> Result<Response<pb::RefillColumnsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = self.unmapped_filter(&r.source, &r.form_name, false)?;
+        // In a task of its own, like ReprocessErrors: a client that goes
+        // away must not cancel the work half done.
+        let migrator = self.migrator.clone();
+        let pool = self.pool.clone();
+        let report = tokio::spawn(async move {
+            let mut conn = pool.get().await?;
+            let catalog = migrator.catalog.refresh(&mut conn).await?;
+            refill(&mut conn, &catalog, &filter).await
+        })
+        .await
+        .map_err(|e| Status::internal(format!("refilling failed: {e}")))??;
+        Ok(Response::new(pb::RefillColumnsResponse {
+            resolved: report.resolved.into_iter().map(unmapped_field).collect(),
+            rows_updated: report.rows_updated,
+            values_failed: report.values_failed,
+            still_unmapped: report.still_unmapped,
+        }))
+    }
+}
+
+impl MigratorApi {
+    /// The unmapped-field filter of a request's `source` and `form_name`.
+    fn unmapped_filter(
+        &self,
+        source: &str,
+        form_name: &str,
+        include_resolved: bool,
+    ) -> Result<UnmappedFilter, Error> {
+        Ok(UnmappedFilter {
+            source: self.source_filter(source)?.map(str::to_string),
+            form_name: request::name_filter("form_name", form_name)?.map(str::to_string),
+            include_resolved,
+        })
     }
 }
 

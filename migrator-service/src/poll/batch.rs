@@ -16,6 +16,7 @@ use crate::repository::catalog::{Catalog, Naming, SharedCatalog, Table};
 use crate::repository::error_audit::{Failed, insert_errors};
 use crate::repository::form_writer::{PreparedRow, prepare, write_rows};
 use crate::repository::postgres::{database_detail, is_transient};
+use crate::repository::unmapped::UnmappedTally;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -82,6 +83,9 @@ pub struct BatchReport {
     pub written_by_form: BTreeMap<String, usize>,
     /// Submissions failed, by form name (`unknown` when it had none).
     pub failed_by_form: BTreeMap<String, usize>,
+    /// Written submissions that carried a field with no column, by (form,
+    /// field) (`sub_form.field` for a sub-form's).
+    pub unmapped_by_field: BTreeMap<(String, String), usize>,
 }
 
 impl BatchReport {
@@ -169,6 +173,7 @@ pub async fn process_page(
     pool: &Pool,
     catalog: &SharedCatalog,
     source: &str,
+    strict: bool,
     request: PageRequest,
     page: &DecodedPage<'_>,
 ) -> Result<BatchOutcome, Error> {
@@ -191,7 +196,7 @@ pub async fn process_page(
             full,
             ..BatchReport::default()
         });
-        let to_write = tally.sort(page, &mut seen, &known, &naming);
+        let to_write = tally.sort(page, &mut seen, &known, &naming, strict);
         tally.write(conn, &known, &to_write).await?;
         let mut report = tally.record_failures(conn, &source).await?;
 
@@ -237,6 +242,7 @@ struct Tally<'a> {
     report: BatchReport,
     archive: ArchiveRows,
     failures: Vec<Failed<'a>>,
+    unmapped: UnmappedTally,
 }
 
 impl<'a> Tally<'a> {
@@ -245,6 +251,7 @@ impl<'a> Tally<'a> {
             report,
             archive: ArchiveRows::default(),
             failures: Vec::new(),
+            unmapped: UnmappedTally::default(),
         }
     }
 
@@ -256,6 +263,7 @@ impl<'a> Tally<'a> {
         seen: &mut HashSet<String>,
         known: &Catalog,
         naming: &Naming,
+        strict: bool,
     ) -> Vec<ToWrite<'a>> {
         let mut to_write = Vec::new();
         for (raw, d) in &page.items {
@@ -274,7 +282,7 @@ impl<'a> Tally<'a> {
                     failure: f.clone(),
                     raw,
                 }),
-                Ok(s) => match prepare(s, known, naming) {
+                Ok(s) => match prepare(s, known, naming, strict) {
                     Ok(row) => to_write.push(ToWrite { sub: s, row, raw }),
                     Err(f) => self.failures.push(Failed { failure: f, raw }),
                 },
@@ -318,6 +326,7 @@ impl<'a> Tally<'a> {
                     .written_by_form
                     .entry(item.sub.form_name.clone())
                     .or_default() += 1;
+                self.unmapped.add(item.sub, &item.row.unmapped);
                 self.archive.push(item.sub, item.raw, "written");
             }
             Ok(false) => {
@@ -360,8 +369,14 @@ impl<'a> Tally<'a> {
                 .entry(form.to_string())
                 .or_default() += 1;
         }
+        for (form, field, n) in self.unmapped.counts() {
+            self.report
+                .unmapped_by_field
+                .insert((form.to_string(), field), usize::try_from(n).unwrap_or(0));
+        }
         self.archive.insert(conn, source).await?;
         insert_errors(conn, source, &self.failures).await?;
+        self.unmapped.insert(conn, source).await?;
         Ok(self.report)
     }
 }

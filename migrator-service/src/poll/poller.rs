@@ -350,8 +350,15 @@ impl Migrator {
             // overlaps the wait for PostgreSQL.
             let next = pacing.ahead(&request, page.len(), decoded.max_server_version);
             prefetched = Some(Prefetch::start(upstream, next));
-            let outcome =
-                process_page(&self.pool, &self.catalog, source.name(), request, &decoded).await;
+            let outcome = process_page(
+                &self.pool,
+                &self.catalog,
+                source.name(),
+                source.settings.strict,
+                request,
+                &decoded,
+            )
+            .await;
             source.update(|l| l.batch_in_progress = 0);
             match outcome? {
                 BatchOutcome::Superseded => {

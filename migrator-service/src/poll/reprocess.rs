@@ -8,6 +8,7 @@ use crate::repository::catalog::{Catalog, Naming, SharedCatalog};
 use crate::repository::form_writer::{PreparedRow, prepare, write_rows};
 use crate::repository::model::Failure;
 use crate::repository::postgres::{database_detail, is_transient, pg_text};
+use crate::repository::unmapped::UnmappedTally;
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -19,6 +20,9 @@ pub struct ReprocessFilter {
     pub source: Option<String>,
     pub form_name: Option<String>,
     pub ids: Vec<i64>,
+    /// The sources whose `strict` is set: a field with no column fails
+    /// their submissions again.
+    pub strict_sources: Vec<String>,
 }
 
 /// What [`reprocess`] did.
@@ -58,7 +62,8 @@ pub async fn reprocess(
         ..ReprocessReport::default()
     };
     for row in rows {
-        match retry(&mut conn, &known, catalog.naming(), &row).await? {
+        let strict = filter.strict_sources.contains(&row.source);
+        match retry(&mut conn, &known, catalog.naming(), strict, &row).await? {
             Ok(()) => report.resolved_ids.push(row.id),
             Err(f) => {
                 report.still_failing += 1;
@@ -105,13 +110,14 @@ async fn retry(
     conn: &mut AsyncPgConnection,
     known: &Catalog,
     naming: &Naming,
+    strict: bool,
     row: &ErrorRow,
 ) -> Result<Result<(), Failure>, Error> {
     let sub = match decode(&row.raw_payload) {
         Err(f) => return Ok(Err(f)),
         Ok(sub) => sub,
     };
-    let prepared = match prepare(&sub, known, naming) {
+    let prepared = match prepare(&sub, known, naming, strict) {
         Err(f) => return Ok(Err(f)),
         Ok(prepared) => prepared,
     };
@@ -125,8 +131,8 @@ async fn retry(
     }
 }
 
-/// Writes a reprocessed submission, marks its archive row written and its
-/// error resolved, atomically.
+/// Writes a reprocessed submission (counting its fields with no column),
+/// marks its archive row written and its error resolved, atomically.
 async fn write_resolved(
     conn: &mut AsyncPgConnection,
     catalog: &Catalog,
@@ -142,6 +148,9 @@ async fn write_resolved(
     };
     conn.transaction(async |conn| {
         write_rows(conn, catalog, table, &[prepared]).await?;
+        let mut unmapped = UnmappedTally::default();
+        unmapped.add(sub, &prepared.unmapped);
+        unmapped.insert(conn, &row.source).await?;
         diesel::sql_query(
             "INSERT INTO form_submission (source, instance_id, form_name, entity_id, anm_id, \
              client_version, server_version, payload, status) \

@@ -127,6 +127,8 @@ struct TotalsRow {
     failed: i64,
     #[diesel(sql_type = BigInt)]
     unresolved: i64,
+    #[diesel(sql_type = BigInt)]
+    unmapped_fields: i64,
 }
 
 /// A source's totals and last batch.
@@ -136,6 +138,8 @@ pub struct Totals {
     pub written: i64,
     pub failed: i64,
     pub unresolved: i64,
+    /// Unresolved `unmapped_field` rows of the source.
+    pub unmapped_fields: i64,
     pub last_batch: Option<AuditRow>,
 }
 
@@ -147,7 +151,9 @@ pub async fn totals(mut conn: &AsyncPgConnection, source: &str) -> Result<Totals
     let sums = prepared(
         "SELECT COALESCE(max(processed + resolved), 0)::int8 AS written, \
                 COALESCE(max(failed), 0)::int8 AS failed, \
-                COALESCE(max(failed - resolved), 0)::int8 AS unresolved \
+                COALESCE(max(failed - resolved), 0)::int8 AS unresolved, \
+                (SELECT count(*) FROM unmapped_field u \
+                  WHERE u.source = $1 AND u.resolved_at IS NULL)::int8 AS unmapped_fields \
          FROM source_totals WHERE source = $1",
     )
     .bind_text(source)
@@ -164,6 +170,7 @@ pub async fn totals(mut conn: &AsyncPgConnection, source: &str) -> Result<Totals
         written: row.written,
         failed: row.failed,
         unresolved: row.unresolved,
+        unmapped_fields: row.unmapped_fields,
         last_batch: last.into_iter().next(),
     })
 }

@@ -15,7 +15,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 /// Tables of the migrator itself, never taken for forms.
-const BOOKKEEPING: &[&str] = &["form_submission", "migration_audit", "error_audit"];
+const BOOKKEEPING: &[&str] = &[
+    "form_submission",
+    "migration_audit",
+    "error_audit",
+    "source_totals",
+    "unmapped_field",
+    "form_migration",
+];
 
 /// The columns every form table has, filled from the envelope rather than
 /// from fields.
@@ -177,6 +184,11 @@ impl Catalog {
         self.tables.get(name)
     }
 
+    /// Every table, in no particular order.
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values()
+    }
+
     /// The form table for `form_name` (after the mapping), if there is one.
     pub fn form_table(&self, table_name: &str) -> Option<&Table> {
         self.tables.get(table_name).filter(|t| t.is_form_table())
@@ -311,6 +323,15 @@ impl Naming {
         Self { mapping }
     }
 
+    /// Whether a field with no column fails a submission of `form_name`:
+    /// the form's `strict`, else the source's.
+    pub fn strict(&self, form_name: &str, source_strict: bool) -> bool {
+        self.mapping
+            .get(form_name)
+            .and_then(|m| m.strict)
+            .unwrap_or(source_strict)
+    }
+
     /// The table of a form.
     pub fn table<'a>(&'a self, form_name: &'a str) -> &'a str {
         self.mapping
@@ -428,7 +449,7 @@ mod tests {
             FormMapping {
                 table: Some("ec_registration".into()),
                 columns: [("wifeName".to_string(), "name_of_wife".to_string())].into(),
-                sub_forms: BTreeMap::new(),
+                ..FormMapping::default()
             },
         );
         let naming = Naming::new(mapping);

@@ -6,7 +6,7 @@
 
 use crate::repository::catalog::{Catalog, ENVELOPE_COLUMNS, Naming, Table};
 use crate::repository::convert::{ColumnKind, convert};
-use crate::repository::model::{Failure, SubForm, Submission};
+use crate::repository::model::{Failure, SubForm, Submission, Unmapped};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -27,6 +27,45 @@ pub struct PreparedRow {
     pub table: String,
     pub values: RowValues,
     pub children: Vec<ChildRows>,
+    /// Fields with a value and no column, left out (not strict).
+    pub unmapped: Vec<Unmapped>,
+}
+
+/// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Whether a migration could ever add `column`: a field whose column name
+/// PostgreSQL cannot hold fails its submission even when not strict.
+fn can_be_a_column(column: &str) -> bool {
+    !column.is_empty() && column.len() <= MAX_IDENTIFIER_BYTES && !column.contains('\0')
+}
+
+/// How fields without a column are handled for one submission.
+struct FieldRules {
+    strict: bool,
+}
+
+impl FieldRules {
+    /// `Some` when `column` is missing from `table` and the field is to be
+    /// left out and recorded; `None` when it is to be written (or, for a
+    /// missing column, fail as an unknown field).
+    fn unmapped(
+        &self,
+        table: &Table,
+        column: &str,
+        sub_form: &str,
+        field: &str,
+    ) -> Option<Unmapped> {
+        if self.strict || table.column(column).is_some() || !can_be_a_column(column) {
+            return None;
+        }
+        Some(Unmapped {
+            sub_form_name: sub_form.to_string(),
+            field: field.to_string(),
+            table: table.name.clone(),
+            column: column.to_string(),
+        })
+    }
 }
 
 /// The rows of one sub-form of a submission.
@@ -75,29 +114,52 @@ fn value_for(
 }
 
 /// Where a submission goes and with which values; `Err` when it cannot be
-/// written (unknown form or field, a value that does not fit).
+/// written (unknown form, a value that does not fit, a field with no
+/// column when strict). `source_strict` is the source's `strict`; the
+/// form's mapping may override it.
 pub fn prepare(
     sub: &Submission,
     catalog: &Catalog,
     naming: &Naming,
+    source_strict: bool,
 ) -> Result<PreparedRow, Failure> {
     let table = form_table_of(sub, catalog, naming)?;
+    let rules = FieldRules {
+        strict: naming.strict(&sub.form_name, source_strict),
+    };
     let mut values: RowValues = Vec::with_capacity(sub.form.fields.len() + ENVELOPE_COLUMNS.len());
+    let mut unmapped = Vec::new();
     envelope_values(sub, table, &mut values)?;
-    field_values(sub, table, naming, &mut values)?;
+    field_values(sub, table, naming, &rules, &mut values, &mut unmapped)?;
     let mut children = Vec::new();
     for sub_form in &sub.form.sub_forms {
         if sub_form.instances.is_empty() {
             continue;
         }
-        children.push(child_rows(sub, sub_form, table, catalog, naming)?);
+        children.push(child_rows(
+            sub,
+            sub_form,
+            table,
+            catalog,
+            naming,
+            &rules,
+            &mut unmapped,
+        )?);
     }
     Ok(PreparedRow {
         instance_id: sub.instance_id.clone(),
         table: table.name.clone(),
         values,
         children,
+        unmapped,
     })
+}
+
+/// Records `field` once per submission.
+fn note(unmapped: &mut Vec<Unmapped>, field: Unmapped) {
+    if !unmapped.contains(&field) {
+        unmapped.push(field);
+    }
 }
 
 /// The form table the submission's form name maps to.
@@ -149,7 +211,9 @@ fn field_values(
     sub: &Submission,
     table: &Table,
     naming: &Naming,
+    rules: &FieldRules,
     values: &mut RowValues,
+    unmapped: &mut Vec<Unmapped>,
 ) -> Result<(), Failure> {
     let bind_type = sub.form.bind_type.as_deref();
     for (field, value) in &sub.form.fields {
@@ -165,6 +229,10 @@ fn field_values(
             )
             .of(sub));
         }
+        if let Some(field) = rules.unmapped(table, &column, "", field) {
+            note(unmapped, field);
+            continue;
+        }
         values.push(value_for(table, &column, field, value).map_err(|f| f.of(sub))?);
     }
     Ok(())
@@ -178,6 +246,8 @@ fn child_rows(
     table: &Table,
     catalog: &Catalog,
     naming: &Naming,
+    rules: &FieldRules,
+    unmapped: &mut Vec<Unmapped>,
 ) -> Result<ChildRows, Failure> {
     let child_name = naming.sub_form_table(&sub.form_name, &sub_form.name);
     let (Some(fk_column), Some(child)) =
@@ -212,6 +282,10 @@ fn child_rows(
                     ),
                 )
                 .of(sub));
+            }
+            if let Some(field) = rules.unmapped(child, &column, &sub_form.name, field) {
+                note(unmapped, field);
+                continue;
             }
             let label = format!("{}.{field}", sub_form.name);
             row.push(value_for(child, &column, &label, value).map_err(|f| f.of(sub))?);

@@ -5,7 +5,9 @@
 //! time; [`archive`] keeps the raw elements received; [`error_audit`]
 //! records the submissions that failed; [`postgres`] holds the text
 //! PostgreSQL refuses and what its errors mean; [`audits`] reads the
-//! audits, errors and totals back. Nothing here calls into
+//! audits, errors and totals back; [`unmapped`] counts the fields that
+//! have no column; [`form_migrations`] applies the deployment's own
+//! form-table migrations. Nothing here calls into
 //! [`crate::poll`].
 
 pub mod archive;
@@ -13,6 +15,8 @@ pub mod audits;
 pub mod catalog;
 pub mod convert;
 pub mod error_audit;
+pub mod form_migrations;
 pub mod form_writer;
 pub mod model;
 pub mod postgres;
+pub mod unmapped;

@@ -68,3 +68,14 @@ pub struct SubForm {
     /// One flat map per repeated entry, with quirks already applied.
     pub instances: Vec<Vec<(String, Option<String>)>>,
 }
+
+/// A field a written submission carried that its table has no column for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmapped {
+    /// Empty for a field of the form itself.
+    pub sub_form_name: String,
+    pub field: String,
+    /// Where it would go.
+    pub table: String,
+    pub column: String,
+}

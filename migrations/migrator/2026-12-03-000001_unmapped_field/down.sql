@@ -1,0 +1,1 @@
+DROP TABLE unmapped_field;
