@@ -850,3 +850,37 @@ async fn a_role_create_db_user_made_cannot_move_a_window_forward() {
         .expect("person");
     assert_eq!(person.rows_upserted, 1, "the edit is synced");
 }
+
+/// A DBA may make `etl_service` for the service's role instead of granting
+/// it CREATE on the database: `migrate` then uses it as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_uses_an_etl_service_schema_a_dba_made() {
+    let role = format!("etl_test_service_{}", uuid::Uuid::new_v4().simple());
+    let _drop = DropRoles {
+        names: vec![role.clone()],
+        ending_with: None,
+    };
+    let (db, client, _org) = avni_database(87).await;
+    let r = quote_ident(&role);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {r} LOGIN NOSUPERUSER; \
+             CREATE SCHEMA etl_service AUTHORIZATION {r}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON public.table_metadata, \
+                 public.column_metadata, public.index_metadata, public.entity_sync_status TO {r};"
+        ))
+        .await
+        .expect("the DBA's schema and grants");
+    let can_create: bool = client
+        .query_one(
+            "SELECT has_database_privilege($1, current_database(), 'CREATE')",
+            &[&role],
+        )
+        .await
+        .expect("privilege")
+        .get(0);
+    assert!(!can_create);
+    let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_eq!(migrate(&url).await.len(), 2);
+    assert!(migrate(&url).await.is_empty());
+}
