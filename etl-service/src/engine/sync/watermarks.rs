@@ -1,7 +1,10 @@
 //! How far each table is synced (its watermark per table and source
 //! organisation in `etl_service.watermark`, since members of a group may
 //! share a db_user; copied to Avni's `public.entity_sync_status` row it
-//! names, whose deletion resets it), and when
+//! names: the earlier of the two counts, so setting Avni's copy back
+//! re-syncs from there, deleting it resets, and moving it forward, which
+//! every role avni-server's `create_db_user` makes may do, skips nothing),
+//! and when
 //! a table's source last changed: together they tell a run which tables have
 //! nothing to sync.
 
@@ -95,9 +98,11 @@ pub async fn watermarks(
     schema: &str,
 ) -> Result<std::collections::HashMap<(i32, i32), DateTime<Utc>>, Error> {
     let rows: Vec<StoredWatermark> = diesel::sql_query(
-        "SELECT w.table_metadata_id, w.organisation_id, w.last_sync_time \
+        "SELECT w.table_metadata_id, w.organisation_id, \
+                least(w.last_sync_time, s.last_sync_time) AS last_sync_time \
          FROM etl_service.watermark w \
          JOIN public.table_metadata t ON t.id = w.table_metadata_id \
+         LEFT JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
          WHERE t.schema_name = $1",
     )
     .bind::<Text, _>(schema)
