@@ -88,6 +88,10 @@ BEGIN
     RETURN true;
 END $f$;
 
+"#;
+
+/// avni-server's `create_db_user` and `grant_all_on_all`.
+const AVNI_ROLE_FUNCTIONS: &str = r#"
 -- create_db_user: the role (NOINHERIT LOGIN), membership for the
 -- application's role, and ALL on everything in public.
 CREATE FUNCTION public.grant_all_on_all(rolename text) RETURNS text LANGUAGE plpgsql AS $f$
@@ -215,6 +219,10 @@ async fn avni_database(seed: u64) -> (TestDatabase, Client, Org) {
         .batch_execute(AVNI_METADATA)
         .await
         .expect("avni-server's metadata tables and functions");
+    client
+        .batch_execute(AVNI_ROLE_FUNCTIONS)
+        .await
+        .expect("avni-server's create_db_user");
     client
         .batch_execute(AVNI_ETL_ROWS)
         .await
@@ -787,4 +795,92 @@ async fn a_role_that_does_not_own_avnis_tables_migrates_and_runs_with_the_readme
     let report = run(&url, &org).await;
     assert!(report.rows_upserted() > 0);
     assert_eq!(run(&url, &org).await.rows_upserted(), 0, "incremental");
+}
+
+/// What a role `create_db_user()` makes may do to `public.entity_sync_status`
+/// (ALL, and no RLS where the service created the table) cannot move the
+/// service's windows: the window is kept in etl_service, Avni's row is its
+/// copy. Moved forward, Avni's copy would have made the next run skip every
+/// change (silent loss); deleted, it still resets the window (Avni's
+/// recovery), which costs a re-sync and loses nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_create_db_user_made_cannot_move_a_window_forward() {
+    let f = integration_tests::etl::EtlFixture::new(&Spec {
+        seed: 86,
+        size: SMALL,
+        ..Spec::default()
+    })
+    .await;
+    let org = f.org(0).clone();
+    let client = &f.client;
+    f.run_org(&org).await;
+    client
+        .batch_execute(AVNI_ROLE_FUNCTIONS)
+        .await
+        .expect("create_db_user");
+    let role = format!("etl_test_late_org_{}", uuid::Uuid::new_v4().simple());
+    let _drop = DropRoles {
+        names: vec![role.clone()],
+        ending_with: None,
+    };
+    client
+        .execute("SELECT public.create_db_user($1, 'secret')", &[&role])
+        .await
+        .expect("create_db_user");
+    client
+        .batch_execute(&format!(
+            "SET ROLE {}; UPDATE public.entity_sync_status SET last_sync_time = '2100-01-01'; RESET ROLE",
+            quote_ident(&role)
+        ))
+        .await
+        .expect("Avni's grants allow the update");
+    client
+        .execute(
+            "UPDATE individual SET first_name = 'Still synced', last_modified_date_time = clock_timestamp() \
+             WHERE id = (SELECT min(id) FROM individual WHERE organisation_id = $1 AND subject_type_id = $2)",
+            &[&org.id, &org.subject_type_id("person")],
+        )
+        .await
+        .expect("edit");
+    let report = f.run_org(&org).await;
+    let person = report
+        .tables
+        .iter()
+        .find(|t| t.name == "person")
+        .expect("person");
+    assert_eq!(person.rows_upserted, 1, "the edit is synced");
+}
+
+/// A DBA may make `etl_service` for the service's role instead of granting
+/// it CREATE on the database: `migrate` then uses it as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_uses_an_etl_service_schema_a_dba_made() {
+    let role = format!("etl_test_service_{}", uuid::Uuid::new_v4().simple());
+    let _drop = DropRoles {
+        names: vec![role.clone()],
+        ending_with: None,
+    };
+    let (db, client, _org) = avni_database(87).await;
+    let r = quote_ident(&role);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {r} LOGIN NOSUPERUSER; \
+             CREATE SCHEMA etl_service AUTHORIZATION {r}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON public.table_metadata, \
+                 public.column_metadata, public.index_metadata, public.entity_sync_status TO {r};"
+        ))
+        .await
+        .expect("the DBA's schema and grants");
+    let can_create: bool = client
+        .query_one(
+            "SELECT has_database_privilege($1, current_database(), 'CREATE')",
+            &[&role],
+        )
+        .await
+        .expect("privilege")
+        .get(0);
+    assert!(!can_create);
+    let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_eq!(migrate(&url).await.len(), 2);
+    assert!(migrate(&url).await.is_empty());
 }

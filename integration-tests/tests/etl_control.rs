@@ -172,7 +172,7 @@ async fn disable_then_enable_resumes_incrementally() {
         .await
         .expect("enable");
     let first = wait_for_run_after(&mut client, &entity, 0).await;
-    assert!(succeeded(&first));
+    assert!(succeeded(&first), "{first:?}");
     let full = upserted(&first);
 
     let disabled = client
@@ -291,7 +291,7 @@ async fn recreate_schema_rebuilds_what_a_fresh_build_gives() {
         .run
         .expect("run");
     let first = wait_for_run_after(&mut client, &entity, first.id - 1).await;
-    assert!(succeeded(&first));
+    assert!(succeeded(&first), "{first:?}");
     let before = snapshot(&db, &org.schema_name).await;
     assert!(!before.is_empty());
 
@@ -746,7 +746,7 @@ async fn metrics_move_after_a_run() {
         .await
         .expect("enable");
     let run = wait_for_run_after(&mut client, &entity, 0).await;
-    assert!(succeeded(&run));
+    assert!(succeeded(&run), "{run:?}");
     // The recorder is shared by every App in this process, so compare deltas.
     let after = etl.service.scrape().await;
     for name in ["etl_runs_started_total", "etl_runs_succeeded_total"] {

@@ -141,3 +141,39 @@ async fn an_empty_existing_schema_is_used() {
     let report = f.run_org(org).await;
     assert!(!report.tables.is_empty());
 }
+
+/// An organisation's schema as Avni makes it (owned by its `db_user`),
+/// with an implementer's table made before the first run, is used, and the
+/// implementer's table is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_owned_by_the_organisations_role_is_used() {
+    let f = EtlFixture::new(&Spec {
+        seed: 73,
+        ..Spec::default()
+    })
+    .await;
+    let org = f.org(0);
+    let q = quote_ident(&org.schema_name);
+    let owner = quote_ident(&org.db_user);
+    f.client
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {}) THEN \
+             CREATE ROLE {owner}; END IF; END $$; \
+             CREATE SCHEMA {q} AUTHORIZATION {owner}; \
+             CREATE TABLE {q}.implementers_notes (note text); \
+             ALTER TABLE {q}.implementers_notes OWNER TO {owner}; \
+             INSERT INTO {q}.implementers_notes VALUES ('kept')",
+            service_kit::sql::quote_literal(&org.db_user)
+        ))
+        .await
+        .expect("Avni's schema with an implementer's table");
+    let report = f.run_org(org).await;
+    assert!(!report.tables.is_empty());
+    let note: String = f
+        .client
+        .query_one(&format!("SELECT note FROM {q}.implementers_notes"), &[])
+        .await
+        .expect("the implementer's table")
+        .get(0);
+    assert_eq!(note, "kept");
+}

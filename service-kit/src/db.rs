@@ -334,19 +334,20 @@ fn enter_history_schema(
         KitError::Migration(format!("schema {schema}: {}", one_line(&e.to_string())))
     };
     let q = crate::sql::quote_ident(schema);
-    if create {
-        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}"))
-            .map_err(fail)?;
-    } else {
-        let exists = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-            "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {})",
-            crate::sql::quote_literal(schema)
-        )))
-        .get_result::<bool>(conn)
-        .map_err(fail)?;
-        if !exists {
+    // Looked up first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the
+    // database even when the schema is there (a DBA may have made it).
+    let exists = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {})",
+        crate::sql::quote_literal(schema)
+    )))
+    .get_result::<bool>(conn)
+    .map_err(fail)?;
+    if !exists {
+        if !create {
             return Ok(false);
         }
+        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}"))
+            .map_err(fail)?;
     }
     conn.batch_execute(&format!("SET search_path TO {q}"))
         .map_err(fail)?;

@@ -97,11 +97,16 @@ CREATE TABLE IF NOT EXISTS etl_service.column_metadata_ext (
 );
 
 -- One row per (reporting table, member organisation): the window is the
--- organisation's, whatever db_user it shares.
+-- organisation's, whatever db_user it shares. The window itself is kept
+-- here; Avni's row holds a copy for Avni's readers: every role
+-- create_db_user() makes may write public.entity_sync_status, and a copy
+-- moved forward must not make a run skip changes. Deleting Avni's row
+-- (Avni's recovery functions) still resets the window.
 CREATE TABLE IF NOT EXISTS etl_service.watermark (
     entity_sync_status_id  integer PRIMARY KEY REFERENCES public.entity_sync_status (id) ON DELETE CASCADE,
     table_metadata_id      integer NOT NULL,
     organisation_id        integer NOT NULL,
+    last_sync_time         timestamptz NOT NULL,
     CONSTRAINT watermark_table_organisation_unique UNIQUE (table_metadata_id, organisation_id)
 );
 
@@ -165,11 +170,12 @@ BEGIN
         -- window was never theirs alone (rows were lost, issue #18.1): it
         -- is dropped, so their tables are synced again from the start.
         IF to_regclass('public.organisation') IS NOT NULL THEN
-            INSERT INTO etl_service.watermark (entity_sync_status_id, table_metadata_id, organisation_id)
-            SELECT s.id, s.table_metadata_id, min(o.id)
+            INSERT INTO etl_service.watermark
+                   (entity_sync_status_id, table_metadata_id, organisation_id, last_sync_time)
+            SELECT s.id, s.table_metadata_id, min(o.id), s.last_sync_time
               FROM public.entity_sync_status s
               JOIN public.organisation o ON o.db_user = s.db_user
-             GROUP BY s.id, s.table_metadata_id
+             GROUP BY s.id, s.table_metadata_id, s.last_sync_time
             HAVING count(*) = 1
             ON CONFLICT DO NOTHING;
         END IF;

@@ -132,10 +132,10 @@ async fn settings_and_watermark(
                 set_config('synchronous_commit', 'off', true)",
     );
     let watermark = diesel::sql_query(
-        "SELECT s.last_sync_time FROM etl_service.watermark w \
-         JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
-         WHERE w.table_metadata_id = $1 AND w.organisation_id = $2 AND s.last_sync_time IS NOT NULL \
-         FOR UPDATE OF s",
+        "SELECT least(w.last_sync_time, s.last_sync_time) AS last_sync_time \
+         FROM etl_service.watermark w \
+         LEFT JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
+         WHERE w.table_metadata_id = $1 AND w.organisation_id = $2 FOR UPDATE OF w",
     )
     .bind::<Integer, _>(target.table_id)
     .bind::<Integer, _>(target.organisation_id);

@@ -1,7 +1,10 @@
-//! How far each table is synced (its watermark: Avni's
-//! `public.entity_sync_status` row of the table and source organisation,
-//! which `etl_service.watermark` names, since members of a group may share
-//! a db_user), and when
+//! How far each table is synced (its watermark per table and source
+//! organisation in `etl_service.watermark`, since members of a group may
+//! share a db_user; copied to Avni's `public.entity_sync_status` row it
+//! names: the earlier of the two counts, so setting Avni's copy back
+//! re-syncs from there, deleting it resets, and moving it forward, which
+//! every role avni-server's `create_db_user` makes may do, skips nothing),
+//! and when
 //! a table's source last changed: together they tell a run which tables have
 //! nothing to sync.
 
@@ -20,8 +23,8 @@ pub fn epoch() -> DateTime<Utc> {
 }
 
 /// The statement advancing `target`'s watermark to `synced_to`: the
-/// organisation's `entity_sync_status` row (Avni's, with the member's
-/// db_user), found through `etl_service.watermark`, or both made.
+/// organisation's `etl_service.watermark` and its copy in Avni's
+/// `entity_sync_status` row (with the member's db_user), or both made.
 pub(super) fn mark_statement(target: &SyncTarget<'_>, synced_to: DateTime<Utc>) -> Statement {
     let mut mark = Statement::new();
     let (user, table, time, schema, org) = (
@@ -40,9 +43,12 @@ pub(super) fn mark_statement(target: &SyncTarget<'_>, synced_to: DateTime<Utc>) 
          inserted AS (INSERT INTO public.entity_sync_status \
                  (db_user, table_metadata_id, last_sync_time, sync_status, schema_name) \
              SELECT {user}, {table}, {time}, 'Success', {schema} \
-             WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id) \
-         INSERT INTO etl_service.watermark (entity_sync_status_id, table_metadata_id, organisation_id) \
-         SELECT id, {table}, {org} FROM inserted"
+             WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id), \
+         ours AS (UPDATE etl_service.watermark w SET last_sync_time = {time} \
+             FROM existing e WHERE w.entity_sync_status_id = e.id) \
+         INSERT INTO etl_service.watermark \
+             (entity_sync_status_id, table_metadata_id, organisation_id, last_sync_time) \
+         SELECT id, {table}, {org}, {time} FROM inserted"
     ));
     mark
 }
@@ -99,11 +105,12 @@ pub async fn watermarks(
     schema: &str,
 ) -> Result<std::collections::HashMap<(i32, i32), DateTime<Utc>>, Error> {
     let rows: Vec<StoredWatermark> = diesel::sql_query(
-        "SELECT w.table_metadata_id, w.organisation_id, s.last_sync_time \
+        "SELECT w.table_metadata_id, w.organisation_id, \
+                least(w.last_sync_time, s.last_sync_time) AS last_sync_time \
          FROM etl_service.watermark w \
-         JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
          JOIN public.table_metadata t ON t.id = w.table_metadata_id \
-         WHERE t.schema_name = $1 AND s.last_sync_time IS NOT NULL",
+         LEFT JOIN public.entity_sync_status s ON s.id = w.entity_sync_status_id \
+         WHERE t.schema_name = $1",
     )
     .bind::<Text, _>(schema)
     .load(conn)

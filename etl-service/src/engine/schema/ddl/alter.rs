@@ -48,7 +48,9 @@ pub(super) async fn alter_table(
     }
     if evolution.needs_resync() {
         diesel::sql_query(
-            "UPDATE public.entity_sync_status SET last_sync_time = '1900-01-01 00:00:00+00' \
+            "WITH ours AS (UPDATE etl_service.watermark SET last_sync_time = '1900-01-01 00:00:00+00' \
+                 WHERE table_metadata_id = $1) \
+             UPDATE public.entity_sync_status SET last_sync_time = '1900-01-01 00:00:00+00' \
              WHERE table_metadata_id = $1",
         )
         .bind::<Integer, _>(table_id)
