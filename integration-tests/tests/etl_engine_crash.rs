@@ -138,8 +138,9 @@ async fn recreating_a_schema_rebuilds_it_under_the_lock() {
     );
     assert_eq!(snapshot(client, s).await, built);
 
-    // Dropping without rebuilding leaves nothing behind; the next run
-    // rebuilds from scratch.
+    // Dropping without rebuilding leaves no metadata and an empty schema
+    // (given back owned as Avni makes it); the next run rebuilds from
+    // scratch.
     let dropped = etl_service::engine::drop_schema(
         &f.ctx,
         org_ref(&org),
@@ -151,13 +152,23 @@ async fn recreating_a_schema_rebuilds_it_under_the_lock() {
     let left: i64 = client
         .query_one(
             "SELECT (SELECT count(*) FROM table_metadata) + (SELECT count(*) FROM column_metadata) \
-             + (SELECT count(*) FROM entity_sync_status) + (SELECT count(*) FROM pg_namespace WHERE nspname = $1)",
+             + (SELECT count(*) FROM entity_sync_status) \
+             + (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)",
             &[&s],
         )
         .await
         .expect("count")
         .get(0);
     assert_eq!(left, 0);
+    let schemas: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&s],
+        )
+        .await
+        .expect("schema")
+        .get(0);
+    assert_eq!(schemas, 1, "the schema is given back, empty");
     f.run_org(&org).await;
     assert_eq!(snapshot(client, s).await, built);
 }
