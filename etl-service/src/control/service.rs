@@ -24,6 +24,15 @@ pub struct JobView {
     pub current_run: Option<RunRow>,
 }
 
+/// BatchGetJobs' answer: the jobs read, the entities that could not be
+/// (with why), and where the next page of enabled jobs starts.
+#[derive(Debug, Default)]
+pub struct JobBatch {
+    pub views: Vec<JobView>,
+    pub errors: Vec<(EntityRef, Error)>,
+    pub next_after: Option<i64>,
+}
+
 /// The control use cases over the pool.
 #[derive(Clone)]
 pub struct Control {
@@ -157,24 +166,49 @@ impl Control {
         Ok(self.view_of(&target, state))
     }
 
-    /// Jobs of many entities, in order; every enabled job when none is given.
-    pub async fn jobs(&self, entities: &[EntityRef]) -> Result<Vec<JobView>, Error> {
-        let mut conn = self.pool.get().await?;
-        let entities: Vec<EntityRef> = if entities.is_empty() {
-            jobs::all_jobs(&mut conn)
-                .await?
-                .iter()
-                .map(JobRow::entity)
-                .collect::<Result<_, _>>()?
-        } else {
-            entities.to_vec()
-        };
-        let mut views = Vec::with_capacity(entities.len());
-        for entity in entities {
-            let target = find_target(&conn, entity).await?;
-            views.push(self.view(&conn, &target).await?);
+    /// Jobs of many entities, in order, read concurrently (pipelined on one
+    /// connection). An entity that does not exist (any more) or cannot be
+    /// read is an entry of the batch's errors, not the call's failure.
+    pub async fn jobs(&self, entities: &[EntityRef]) -> Result<JobBatch, Error> {
+        let conn = self.pool.get().await?;
+        let conn: &AsyncPgConnection = &conn;
+        let reads = entities.iter().map(|&entity| async move {
+            let target = find_target(conn, entity).await?;
+            self.view(conn, &target).await
+        });
+        let mut batch = JobBatch::default();
+        for (entity, read) in entities.iter().zip(futures::future::join_all(reads).await) {
+            match read {
+                Ok(view) => batch.views.push(view),
+                Err(e @ (Error::NotFound(_) | Error::FailedPrecondition(_))) => {
+                    batch.errors.push((*entity, e));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(views)
+        Ok(batch)
+    }
+
+    /// A page of the enabled jobs (at most `limit`, after job id `after`),
+    /// with the id the next page starts after when there is one.
+    pub async fn enabled_jobs(&self, after: i64, limit: i64) -> Result<JobBatch, Error> {
+        let rows = {
+            let mut conn = self.pool.get().await?;
+            jobs::jobs_page(&mut conn, after, limit + 1).await?
+        };
+        let more = rows.len() as i64 > limit;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let entities = rows
+            .iter()
+            .map(JobRow::entity)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut batch = self.jobs(&entities).await?;
+        batch.next_after = if more {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(batch)
     }
 
     /// A page of run history, newest first.
