@@ -1017,3 +1017,52 @@ async fn batch_get_jobs_pages_and_reports_a_voided_organisation_per_entry() {
     assert_eq!(named.errors[0].code, Code::NotFound as i32);
     assert!(named.next_page_token.is_empty());
 }
+
+/// RecreateSchema waits for a run in progress at most
+/// etl.recreate_lock_wait_seconds, then fails with ABORTED saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn recreate_schema_waits_for_the_lock_at_most_its_limit() {
+    let etl = TestEtl::start(|c| {
+        c.etl.scheduler_enabled = false;
+        c.etl.recreate_lock_wait_seconds = 1;
+    })
+    .await;
+    let db = etl.db.client().await;
+    let world = avni::generate(&db, &Spec::default()).await;
+    let org = &world.organisations[0];
+    let mut client = etl.client().await;
+    // A run elsewhere (run-once in another process) holds the lock.
+    let lock = etl_service::engine::lock::EntityLock::acquire(&etl.db.url, &org.schema_name)
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let refused = client
+        .recreate_schema(pb::RecreateSchemaRequest {
+            entity: Some(org_entity(&org.uuid)),
+            skip_rebuild: true,
+        })
+        .await
+        .expect_err("the lock is held");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.code(), Code::Aborted, "{}", refused.message());
+    assert!(
+        refused
+            .message()
+            .contains("etl.recreate_lock_wait_seconds (1 s)")
+            && refused.message().contains(&org.schema_name),
+        "{}",
+        refused.message()
+    );
+    lock.release().await.expect("release");
+    client
+        .recreate_schema(pb::RecreateSchemaRequest {
+            entity: Some(org_entity(&org.uuid)),
+            skip_rebuild: true,
+        })
+        .await
+        .expect("recreate once the lock is free");
+}

@@ -39,6 +39,7 @@ pub struct Control {
     pool: Pool,
     engine: EngineContext,
     interval_seconds: i32,
+    recreate_lock_wait: Option<std::time::Duration>,
 }
 
 /// What RecreateSchema did.
@@ -55,7 +56,15 @@ impl Control {
             pool: engine.pool.clone(),
             engine,
             interval_seconds: interval.as_secs().clamp(1, i32::MAX as u64) as i32,
+            recreate_lock_wait: None,
         }
+    }
+
+    /// RecreateSchema waits at most `limit` for the entity's lock (`None`:
+    /// no limit), then fails with ABORTED.
+    pub fn with_recreate_lock_wait(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.recreate_lock_wait = limit;
+        self
     }
 
     /// RecreateSchema: waits for the entity's lock (a run in progress
@@ -67,7 +76,13 @@ impl Control {
         entity: EntityRef,
         skip_rebuild: bool,
     ) -> Result<Recreated, Error> {
-        let dropped = engine::drop_schema(&self.engine, entity, LockMode::Wait).await?;
+        let dropped = engine::drop_schema_within(
+            &self.engine,
+            entity,
+            LockMode::Wait,
+            self.recreate_lock_wait,
+        )
+        .await?;
         tracing::info!(
             entity = %entity,
             schema = %dropped.schema_name,
