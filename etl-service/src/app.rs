@@ -66,7 +66,8 @@ impl Service for Etl {
                 None
             }
         };
-        let control = Control::new(engine, etl.interval());
+        let control =
+            Control::new(engine, etl.interval()).with_recreate_lock_wait(etl.recreate_lock_wait());
         let api = EtlServiceServer::new(EtlApi::new(control))
             .max_decoding_message_size(config.server.max_message_bytes);
         let routes = routes.add_service(InterceptedService::new(api, auth));

@@ -49,6 +49,9 @@ pub struct EtlSettings {
     /// recorded as failed. Tables already synced keep their new rows, the
     /// others keep their old ones. 0 means no limit.
     pub run_timeout_seconds: u64,
+    /// Seconds RecreateSchema waits for its entity's lock (a run in
+    /// progress) before failing with ABORTED. 0 means no limit.
+    pub recreate_lock_wait_seconds: u64,
 }
 
 impl Default for EtlSettings {
@@ -63,6 +66,7 @@ impl Default for EtlSettings {
             sync_offset_seconds: 10,
             time_zone: "Asia/Kolkata".to_string(),
             run_timeout_seconds: 3600,
+            recreate_lock_wait_seconds: 30,
         }
     }
 }
@@ -72,6 +76,12 @@ impl EtlSettings {
     pub fn run_timeout(&self) -> Option<std::time::Duration> {
         (self.run_timeout_seconds > 0)
             .then(|| std::time::Duration::from_secs(self.run_timeout_seconds))
+    }
+
+    /// How long RecreateSchema waits for the lock; `None` when unlimited.
+    pub fn recreate_lock_wait(&self) -> Option<std::time::Duration> {
+        (self.recreate_lock_wait_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.recreate_lock_wait_seconds))
     }
 
     /// The interval between scheduled runs.

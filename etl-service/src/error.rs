@@ -48,6 +48,10 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// RecreateSchema waited its limit for the entity's lock.
+    #[error("{0}")]
+    LockBusy(String),
+
     /// The run took longer than `etl.run_timeout_seconds`; its statement
     /// was cancelled in PostgreSQL.
     #[error("{0}")]
@@ -94,6 +98,7 @@ impl From<Error> for Status {
                 Status::internal(e.to_string())
             }
             Error::TimedOut(m) => Status::deadline_exceeded(m),
+            Error::LockBusy(m) => Status::aborted(m),
             Error::Cancelled(m) => Status::cancelled(m),
             Error::Unavailable(m) => status::unavailable(&m),
             Error::Database(e) => status::database(&e),

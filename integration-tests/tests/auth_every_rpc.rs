@@ -65,8 +65,7 @@ async fn every_etl_rpc_refuses_missing_and_wrong_tokens() {
         );
         assert_refused(
             "BatchGetJobs",
-            c.batch_get_jobs(etl::BatchGetJobsRequest { entities: vec![] })
-                .await,
+            c.batch_get_jobs(etl::BatchGetJobsRequest::default()).await,
         );
         assert_refused(
             "ListJobRuns",

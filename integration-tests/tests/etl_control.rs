@@ -148,7 +148,7 @@ async fn enable_runs_the_organisation_and_is_idempotent() {
     assert_eq!(malformed.code(), Code::InvalidArgument);
 
     let batch = client
-        .batch_get_jobs(pb::BatchGetJobsRequest { entities: vec![] })
+        .batch_get_jobs(pb::BatchGetJobsRequest::default())
         .await
         .expect("batch")
         .into_inner();
@@ -929,4 +929,151 @@ async fn idle_watchers_do_not_hold_the_api_pool() {
     for w in watchers {
         w.abort();
     }
+}
+
+/// BatchGetJobs without entities pages the enabled jobs; an organisation
+/// voided since it was enabled, and an unknown one asked for by name, are
+/// entries of the reply's errors, and every other job is still returned.
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_get_jobs_pages_and_reports_a_voided_organisation_per_entry() {
+    let etl = TestEtl::start(|c| c.etl.scheduler_enabled = false).await;
+    let db = etl.db.client().await;
+    let spec = Spec {
+        organisations: 5,
+        ..Spec::default()
+    };
+    let world = avni::generate(&db, &spec).await;
+    let mut client = etl.client().await;
+    for org in &world.organisations {
+        client
+            .enable_analytics(pb::EnableAnalyticsRequest {
+                entity: Some(org_entity(&org.uuid)),
+            })
+            .await
+            .expect("enable");
+    }
+    let voided = &world.organisations[1];
+    db.execute(
+        "UPDATE organisation SET is_voided = true WHERE uuid = $1",
+        &[&voided.uuid],
+    )
+    .await
+    .expect("void an organisation");
+
+    let mut jobs = Vec::new();
+    let mut errors = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .batch_get_jobs(pb::BatchGetJobsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("a page of jobs")
+            .into_inner();
+        pages += 1;
+        assert!(
+            page.jobs.len() + page.errors.len() <= 2,
+            "page {pages} too large"
+        );
+        jobs.extend(page.jobs);
+        errors.extend(page.errors);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    let uuids: Vec<String> = jobs
+        .iter()
+        .filter_map(|j| j.entity.as_ref().map(|e| e.uuid.clone()))
+        .collect();
+    let others: Vec<String> = world
+        .organisations
+        .iter()
+        .filter(|o| o.uuid != voided.uuid)
+        .map(|o| o.uuid.clone())
+        .collect();
+    assert_eq!(uuids, others);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].entity.as_ref().map(|e| e.uuid.clone()),
+        Some(voided.uuid.clone())
+    );
+    assert_eq!(errors[0].code, Code::NotFound as i32);
+    assert!(
+        errors[0].message.contains(&voided.uuid),
+        "{}",
+        errors[0].message
+    );
+
+    let unknown = "0b7f6d1e-4c4a-4f0e-9a57-2f1d3c5b6a70";
+    let named = client
+        .batch_get_jobs(pb::BatchGetJobsRequest {
+            entities: vec![
+                org_entity(&world.organisations[0].uuid),
+                org_entity(unknown),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("a known and an unknown organisation")
+        .into_inner();
+    assert_eq!(named.jobs.len(), 1);
+    assert_eq!(named.errors.len(), 1);
+    assert_eq!(named.errors[0].code, Code::NotFound as i32);
+    assert!(named.next_page_token.is_empty());
+}
+
+/// RecreateSchema waits for a run in progress at most
+/// etl.recreate_lock_wait_seconds, then fails with ABORTED saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn recreate_schema_waits_for_the_lock_at_most_its_limit() {
+    let etl = TestEtl::start(|c| {
+        c.etl.scheduler_enabled = false;
+        c.etl.recreate_lock_wait_seconds = 1;
+    })
+    .await;
+    let db = etl.db.client().await;
+    let world = avni::generate(&db, &Spec::default()).await;
+    let org = &world.organisations[0];
+    let mut client = etl.client().await;
+    // A run elsewhere (run-once in another process) holds the lock.
+    let lock = etl_service::engine::lock::EntityLock::acquire(&etl.db.url, &org.schema_name)
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let refused = client
+        .recreate_schema(pb::RecreateSchemaRequest {
+            entity: Some(org_entity(&org.uuid)),
+            skip_rebuild: true,
+        })
+        .await
+        .expect_err("the lock is held");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.code(), Code::Aborted, "{}", refused.message());
+    assert!(
+        refused
+            .message()
+            .contains("etl.recreate_lock_wait_seconds (1 s)")
+            && refused.message().contains(&org.schema_name),
+        "{}",
+        refused.message()
+    );
+    lock.release().await.expect("release");
+    client
+        .recreate_schema(pb::RecreateSchemaRequest {
+            entity: Some(org_entity(&org.uuid)),
+            skip_rebuild: true,
+        })
+        .await
+        .expect("recreate once the lock is free");
 }

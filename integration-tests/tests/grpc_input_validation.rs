@@ -114,6 +114,7 @@ impl EtlCall {
             "GetJob" => EtlCall::GetJob(etl::GetJobRequest { entity }),
             "BatchGetJobs" => EtlCall::Batch(etl::BatchGetJobsRequest {
                 entities: entity.into_iter().collect(),
+                ..Default::default()
             }),
             "ListJobRuns" => EtlCall::List(etl::ListJobRunsRequest {
                 entity,
@@ -250,6 +251,11 @@ fn etl_cases() -> Vec<(String, EtlCall, Expect)> {
             ),
         ];
         for (what, entity, code, contains) in bad {
+            // BatchGetJobs answers an unknown entity with an entry of its
+            // errors, not a failed call (etl_control's batch test).
+            if rpc == "BatchGetJobs" && code == Code::NotFound {
+                continue;
+            }
             cases.push((
                 format!("{rpc}: {what}"),
                 EtlCall::with_entity(rpc, entity),
@@ -350,7 +356,12 @@ fn etl_cases() -> Vec<(String, EtlCall, Expect)> {
         uuid: ORG_UUID.into(),
         r#type: org,
     };
-    let batch = |entities: Vec<etl::Entity>| EtlCall::Batch(etl::BatchGetJobsRequest { entities });
+    let batch = |entities: Vec<etl::Entity>| {
+        EtlCall::Batch(etl::BatchGetJobsRequest {
+            entities,
+            ..Default::default()
+        })
+    };
     cases.push((
         "BatchGetJobs: third entity malformed".into(),
         batch(vec![
@@ -384,18 +395,6 @@ fn etl_cases() -> Vec<(String, EtlCall, Expect)> {
         batch(vec![good.clone(); 100_000]),
         expect(Code::ResourceExhausted, ""),
     ));
-    cases.push((
-        "BatchGetJobs: a known and an unknown organisation".into(),
-        batch(vec![
-            good.clone(),
-            etl::Entity {
-                uuid: UNKNOWN_UUID.into(),
-                r#type: org,
-            },
-        ]),
-        expect(Code::NotFound, UNKNOWN_UUID),
-    ));
-
     // ListJobRuns' paging.
     let list = |page_size: i32, page_token: &str| {
         EtlCall::List(etl::ListJobRunsRequest {

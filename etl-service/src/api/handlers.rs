@@ -1,7 +1,7 @@
 //! The gRPC handlers of `avni.etl.v1.EtlService`: thin, they check input,
 //! call the domain ([`Control`]) and map rows and errors to the contract.
 
-use super::reply::{job_message, name_report_message, run_message};
+use super::reply::{batch_message, job_message, name_report_message, run_message};
 use super::watch::{WatchStream, resolve_watched_run, watch};
 use crate::api::request;
 use crate::control::Control;
@@ -147,11 +147,15 @@ impl EtlService for EtlApi {
         &self,
         request: Request<pb::BatchGetJobsRequest>,
     ) -> Result<Response<pb::BatchGetJobsResponse>, Status> {
-        let entities = request::entities(&request.get_ref().entities)?;
-        let views = self.control.jobs(&entities).await?;
-        Ok(Response::new(pb::BatchGetJobsResponse {
-            jobs: views.iter().map(job_message).collect(),
-        }))
+        let request = request.get_ref();
+        let entities = request::entities(&request.entities)?;
+        let batch = if entities.is_empty() {
+            let (size, after) = request::jobs_page(request.page_size, &request.page_token)?;
+            self.control.enabled_jobs(after, size).await?
+        } else {
+            self.control.jobs(&entities).await?
+        };
+        Ok(Response::new(batch_message(batch)))
     }
 
     async fn list_job_runs(

@@ -184,3 +184,27 @@ pub(super) fn event_message(event: &RunEventRow, run: &RunRow) -> pb::WatchJobRu
         message: event.message.clone().unwrap_or_default(),
     }
 }
+
+/// BatchGetJobs' reply: the jobs, the next page's token, and each entity
+/// whose job could not be read with its status in words.
+pub(super) fn batch_message(batch: crate::control::JobBatch) -> pb::BatchGetJobsResponse {
+    pb::BatchGetJobsResponse {
+        jobs: batch.views.iter().map(job_message).collect(),
+        next_page_token: batch
+            .next_after
+            .map(|id| format!("after-{id}"))
+            .unwrap_or_default(),
+        errors: batch
+            .errors
+            .into_iter()
+            .map(|(entity, e)| {
+                let status = tonic::Status::from(e);
+                pb::BatchGetJobsError {
+                    entity: Some(entity_message(entity)),
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                }
+            })
+            .collect(),
+    }
+}

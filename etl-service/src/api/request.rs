@@ -169,6 +169,20 @@ pub fn proposed_schema(p: pb::ProposedSchema) -> Result<name_check::ProposedSche
     })
 }
 
+/// How BatchGetJobs pages the enabled jobs: tokens are `after-<job id>`.
+const JOB_PAGING: Paging = Paging {
+    default_size: 100,
+    max_size: 500,
+    token_prefix: "after-",
+};
+
+/// A page of BatchGetJobs without entities: how many jobs, and the job id
+/// the page starts after (0 for the first page).
+pub fn jobs_page(page_size: i32, token: &str) -> Result<(i64, i64), Error> {
+    let (size, after) = JOB_PAGING.parse(page_size, token).map_err(invalid)?;
+    Ok((size, after.unwrap_or(0)))
+}
+
 /// A page of ListJobRuns: how many rows, and the id below which the page
 /// starts (tokens are `before-<id>`).
 pub fn page(page_size: i32, token: &str) -> Result<(i64, Option<i64>), Error> {

@@ -13,4 +13,4 @@ pub mod run_once;
 pub mod scheduler;
 pub mod service;
 
-pub use service::Control;
+pub use service::{Control, JobBatch};

@@ -24,12 +24,22 @@ pub struct JobView {
     pub current_run: Option<RunRow>,
 }
 
+/// BatchGetJobs' answer: the jobs read, the entities that could not be
+/// (with why), and where the next page of enabled jobs starts.
+#[derive(Debug, Default)]
+pub struct JobBatch {
+    pub views: Vec<JobView>,
+    pub errors: Vec<(EntityRef, Error)>,
+    pub next_after: Option<i64>,
+}
+
 /// The control use cases over the pool.
 #[derive(Clone)]
 pub struct Control {
     pool: Pool,
     engine: EngineContext,
     interval_seconds: i32,
+    recreate_lock_wait: Option<std::time::Duration>,
 }
 
 /// What RecreateSchema did.
@@ -46,7 +56,15 @@ impl Control {
             pool: engine.pool.clone(),
             engine,
             interval_seconds: interval.as_secs().clamp(1, i32::MAX as u64) as i32,
+            recreate_lock_wait: None,
         }
+    }
+
+    /// RecreateSchema waits at most `limit` for the entity's lock (`None`:
+    /// no limit), then fails with ABORTED.
+    pub fn with_recreate_lock_wait(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.recreate_lock_wait = limit;
+        self
     }
 
     /// RecreateSchema: waits for the entity's lock (a run in progress
@@ -58,7 +76,13 @@ impl Control {
         entity: EntityRef,
         skip_rebuild: bool,
     ) -> Result<Recreated, Error> {
-        let dropped = engine::drop_schema(&self.engine, entity, LockMode::Wait).await?;
+        let dropped = engine::drop_schema_within(
+            &self.engine,
+            entity,
+            LockMode::Wait,
+            self.recreate_lock_wait,
+        )
+        .await?;
         tracing::info!(
             entity = %entity,
             schema = %dropped.schema_name,
@@ -157,24 +181,49 @@ impl Control {
         Ok(self.view_of(&target, state))
     }
 
-    /// Jobs of many entities, in order; every enabled job when none is given.
-    pub async fn jobs(&self, entities: &[EntityRef]) -> Result<Vec<JobView>, Error> {
-        let mut conn = self.pool.get().await?;
-        let entities: Vec<EntityRef> = if entities.is_empty() {
-            jobs::all_jobs(&mut conn)
-                .await?
-                .iter()
-                .map(JobRow::entity)
-                .collect::<Result<_, _>>()?
-        } else {
-            entities.to_vec()
-        };
-        let mut views = Vec::with_capacity(entities.len());
-        for entity in entities {
-            let target = find_target(&conn, entity).await?;
-            views.push(self.view(&conn, &target).await?);
+    /// Jobs of many entities, in order, read concurrently (pipelined on one
+    /// connection). An entity that does not exist (any more) or cannot be
+    /// read is an entry of the batch's errors, not the call's failure.
+    pub async fn jobs(&self, entities: &[EntityRef]) -> Result<JobBatch, Error> {
+        let conn = self.pool.get().await?;
+        let conn: &AsyncPgConnection = &conn;
+        let reads = entities.iter().map(|&entity| async move {
+            let target = find_target(conn, entity).await?;
+            self.view(conn, &target).await
+        });
+        let mut batch = JobBatch::default();
+        for (entity, read) in entities.iter().zip(futures::future::join_all(reads).await) {
+            match read {
+                Ok(view) => batch.views.push(view),
+                Err(e @ (Error::NotFound(_) | Error::FailedPrecondition(_))) => {
+                    batch.errors.push((*entity, e));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(views)
+        Ok(batch)
+    }
+
+    /// A page of the enabled jobs (at most `limit`, after job id `after`),
+    /// with the id the next page starts after when there is one.
+    pub async fn enabled_jobs(&self, after: i64, limit: i64) -> Result<JobBatch, Error> {
+        let rows = {
+            let mut conn = self.pool.get().await?;
+            jobs::jobs_page(&mut conn, after, limit + 1).await?
+        };
+        let more = rows.len() as i64 > limit;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let entities = rows
+            .iter()
+            .map(JobRow::entity)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut batch = self.jobs(&entities).await?;
+        batch.next_after = if more {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(batch)
     }
 
     /// A page of run history, newest first.

@@ -24,5 +24,5 @@ pub mod sync;
 
 pub use run::{
     DroppedSchema, EngineContext, LockMode, NoProgress, ProgressEvent, ProgressSink, RunOptions,
-    RunReport, TableReport, drop_schema, plan_entity, run_entity,
+    RunReport, TableReport, drop_schema, drop_schema_within, plan_entity, run_entity,
 };

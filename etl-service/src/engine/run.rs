@@ -474,11 +474,36 @@ pub async fn drop_schema(
     entity: EntityRef,
     lock: LockMode,
 ) -> Result<DroppedSchema, Error> {
+    drop_schema_within(ctx, entity, lock, None).await
+}
+
+/// Like [`drop_schema`], waiting at most `lock_wait` for the entity's lock
+/// (a run in progress): then [`Error::LockBusy`]. The abandoned wait's
+/// connection is closed, so PostgreSQL forgets the wait.
+pub async fn drop_schema_within(
+    ctx: &EngineContext,
+    entity: EntityRef,
+    lock: LockMode,
+    lock_wait: Option<std::time::Duration>,
+) -> Result<DroppedSchema, Error> {
     let target = {
         let conn = ctx.pool.get().await?;
         source::load_target(&conn, entity).await?
     };
-    let held = take_lock(ctx, &target, lock, &RunStop::default()).await?;
+    let no_stop = RunStop::default();
+    let taking = take_lock(ctx, &target, lock, &no_stop);
+    let held = match lock_wait {
+        None => taking.await?,
+        Some(limit) => tokio::time::timeout(limit, taking).await.map_err(|_| {
+            Error::LockBusy(format!(
+                "{entity}: a run of schema {} held its lock for longer than \
+                 etl.recreate_lock_wait_seconds ({} s); try again when it has finished \
+                 (GetJob shows the run in progress)",
+                target.schema_name,
+                limit.as_secs()
+            ))
+        })??,
+    };
     let result = match ctx.pool.get().await {
         Ok(mut conn) => match ownership::ensure_ours(&mut conn, &target.schema_name).await {
             Ok(()) => ddl::drop_schema(&mut conn, &target).await,

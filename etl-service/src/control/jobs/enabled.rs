@@ -83,6 +83,22 @@ pub async fn all_jobs(conn: &mut AsyncPgConnection) -> Result<Vec<JobRow>, Error
     .await?)
 }
 
+/// A page of the enabled jobs, in the order they were enabled: at most
+/// `limit`, those with an id above `after`.
+pub async fn jobs_page(
+    conn: &mut AsyncPgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<JobRow>, Error> {
+    Ok(diesel::sql_query(format!(
+        "SELECT {JOB_COLUMNS} FROM etl_job WHERE id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind::<BigInt, _>(after)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?)
+}
+
 /// Enabled jobs and queued runs, for the scheduler's gauges.
 pub async fn counts(conn: &mut AsyncPgConnection) -> Result<(i64, i64), Error> {
     #[derive(QueryableByName)]
