@@ -14,7 +14,8 @@ use tokio_postgres::Client;
 
 /// Avni's reference tables: shared down the organisation tree (its RLS
 /// shows them to an organisation's descendants). The address tables stay
-/// with the child here; their ancestors' rows are the next step.
+/// with the child here; a child's address table with its ancestors'
+/// locations is tested in etl_on_avni_server.rs.
 const REFERENCE_TABLES: &[&str] = &[
     "concept",
     "concept_answer",

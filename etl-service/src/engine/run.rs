@@ -16,7 +16,7 @@ use crate::engine::schema::ownership;
 use crate::engine::schema::plan::{self, SchemaPlan};
 use crate::engine::schema::roles;
 use crate::engine::schema::schema_diff::{self, TableChange};
-use crate::engine::source::{self, Target};
+use crate::engine::source::{self, Target, Visibility};
 use crate::engine::stop::RunStop;
 use crate::engine::sync::{self, SyncCounts, SyncTarget};
 use crate::error::Error;
@@ -226,8 +226,10 @@ async fn run_locked(
     options: &RunOptions,
     progress: &dyn ProgressSink,
 ) -> Result<Vec<TableReport>, Error> {
-    let (plan, applied) = apply_schema(ctx, conn, target, progress).await?;
+    let visibility = source::load_visibility(conn, target).await?;
+    let (plan, applied) = apply_schema(ctx, conn, target, &visibility, progress).await?;
     let mut tables = TableSync {
+        visibility,
         ctx,
         target,
         boundary: sync_boundary(conn, ctx.settings.sync_offset_seconds).await?,
@@ -262,10 +264,10 @@ async fn apply_schema(
     ctx: &EngineContext,
     conn: &mut AsyncPgConnection,
     target: &Target,
+    visibility: &Visibility,
     progress: &dyn ProgressSink,
 ) -> Result<(SchemaPlan, Vec<AppliedTable>), Error> {
-    let visibility = source::load_visibility(conn, target).await?;
-    let model = source::load_model(conn, &visibility).await?;
+    let model = source::load_model(conn, visibility).await?;
     let existing = implementers::load_existing(conn, &target.schema_name).await?;
     let plan = plan::plan_schema(&model, &existing);
     let diffs = schema_diff::diff(&plan);
@@ -319,6 +321,8 @@ struct TableSync<'a> {
     boundary: DateTime<Utc>,
     marks: HashMap<(i32, i32), DateTime<Utc>>,
     probe: ChangeProbe,
+    /// Whose rows each member sees.
+    visibility: Visibility,
 }
 
 impl TableSync<'_> {
@@ -335,11 +339,13 @@ impl TableSync<'_> {
         let fail = faults::fails_at(index);
         let mut counts = SyncCounts::default();
         for (m, member) in target.members.iter().enumerate() {
+            let sources = sync::source_organisations(table, &self.visibility.lineage(member.id));
             let sync_target = SyncTarget {
                 schema: &target.schema_name,
                 table,
                 table_id: applied.table_id,
                 organisation_id: member.id,
+                source_organisations: &sources,
                 db_user: &member.db_user,
                 time_zone: &self.ctx.settings.time_zone,
             };
@@ -348,7 +354,7 @@ impl TableSync<'_> {
             if !fail
                 && !self
                     .probe
-                    .changed_since(conn, table, member.id, watermark)
+                    .changed_since(conn, table, &sources, watermark)
                     .await?
             {
                 continue;
@@ -376,7 +382,8 @@ impl TableSync<'_> {
 /// for a table whose watermark is older than the one first asked about).
 #[derive(Default)]
 struct ChangeProbe {
-    latest: HashMap<(i32, &'static str), Probed>,
+    /// By the organisations asked about and the source table.
+    latest: HashMap<(Vec<i32>, &'static str), Probed>,
 }
 
 /// What the probe asked of one organisation's source table: its latest
@@ -391,22 +398,23 @@ impl ChangeProbe {
         &mut self,
         conn: &mut AsyncPgConnection,
         table: &plan::PlannedTable,
-        organisation_id: i32,
+        organisations: &[i32],
         watermark: Option<&DateTime<Utc>>,
     ) -> Result<bool, Error> {
         let Some(mark) = watermark else {
             return Ok(true);
         };
         let source = sync::source_table(table);
-        let latest = match self.latest.get(&(organisation_id, source)) {
+        let key = (organisations.to_vec(), source);
+        let latest = match self.latest.get(&key) {
             Some(probed) if probed.since <= *mark => probed.latest,
             _ => {
-                let latest = sync::latest_change(conn, source, organisation_id, mark).await?;
+                let latest = sync::latest_change(conn, source, organisations, mark).await?;
                 let probed = Probed {
                     since: *mark,
                     latest,
                 };
-                self.latest.insert((organisation_id, source), probed);
+                self.latest.insert(key, probed);
                 latest
             }
         };

@@ -43,6 +43,16 @@ impl Visibility {
         }
     }
 
+    /// `member`'s chain: the member, its parent, ... (only the member
+    /// when it is not one of the run's).
+    pub fn lineage(&self, member: i32) -> Vec<i32> {
+        self.lineages
+            .iter()
+            .find(|chain| chain.starts_with(&[member]))
+            .cloned()
+            .unwrap_or_else(|| vec![member])
+    }
+
     /// Whether a form element that the organisations `switched_off_by`
     /// marked non-applicable is hidden from the run: from a member when the
     /// member or one of its ancestors switched it off, and from the run when
@@ -128,6 +138,14 @@ mod tests {
         let v = Visibility::from_chains(rows, &[5, 7]);
         assert_eq!(v.ids, vec![5, 7, 3, 1]);
         assert_eq!(v.lineages, vec![vec![5, 3, 1], vec![7]]);
+    }
+
+    #[test]
+    fn a_members_lineage_is_its_chain_and_a_stranger_only_itself() {
+        let v = Visibility::from_chains(vec![row(5, 5, 0), row(5, 3, 1), row(7, 7, 0)], &[5, 7]);
+        assert_eq!(v.lineage(5), vec![5, 3]);
+        assert_eq!(v.lineage(7), vec![7]);
+        assert_eq!(v.lineage(9), vec![9]);
     }
 
     #[test]

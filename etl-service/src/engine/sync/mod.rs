@@ -26,7 +26,7 @@ mod watermarks;
 
 use crate::engine::schema::plan::PlannedTable;
 
-pub use source_rows::{SOURCE_TABLES, source_table};
+pub use source_rows::{SOURCE_TABLES, source_organisations, source_table};
 pub use statements::{delete_statements, upsert_statement};
 pub use table::sync_table;
 pub use watermarks::{epoch, latest_change, watermarks};
@@ -38,6 +38,9 @@ pub struct SyncTarget<'a> {
     pub table: &'a PlannedTable,
     pub table_id: i32,
     pub organisation_id: i32,
+    /// The organisations whose source rows the table reads for
+    /// `organisation_id` ([`source_organisations`]).
+    pub source_organisations: &'a [i32],
     /// The source organisation's role: the watermark's owner.
     pub db_user: &'a str,
     /// Time zone DateTime questions are shown in.

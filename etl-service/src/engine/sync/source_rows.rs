@@ -29,6 +29,19 @@ pub fn source_table(table: &PlannedTable) -> &'static str {
     }
 }
 
+/// The organisations whose source rows fill `table` for a member whose
+/// chain (itself, its parent, ...) is `lineage`, as Avni's row-level
+/// security shows them to the member's role: locations
+/// (`address_level`, a reference table) are shared down the organisation
+/// tree, so the address table holds the member's and its ancestors';
+/// subjects, enrolments and encounters are the member's own.
+pub fn source_organisations(table: &PlannedTable, lineage: &[i32]) -> Vec<i32> {
+    match (row_kind(table), lineage.first()) {
+        (TableKind::Address, _) | (_, None) => lineage.to_vec(),
+        (_, Some(member)) => vec![*member],
+    }
+}
+
 /// The kind whose source rows drive the table: the owner's for a
 /// repeatable-group table.
 pub(super) fn row_kind(table: &PlannedTable) -> TableKind {
@@ -66,7 +79,14 @@ pub(super) fn source_filter(
     to: DateTime<Utc>,
 ) -> String {
     let kind = row_kind(target.table);
-    let org = s.bind(Value::Int(target.organisation_id));
+    let org = if target.source_organisations.len() > 1 {
+        format!(
+            "ANY ({})",
+            s.bind(Value::IntArray(target.source_organisations.to_vec()))
+        )
+    } else {
+        s.bind(Value::Int(target.organisation_id))
+    };
     let lo = s.bind(Value::Time(from));
     let hi = s.bind(Value::Time(to));
     let mut conditions = vec![format!("src.organisation_id = {org}")];

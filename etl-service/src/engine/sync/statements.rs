@@ -266,6 +266,7 @@ mod tests {
                 table,
                 table_id: 1,
                 organisation_id: 1,
+                source_organisations: &[1, 2],
                 db_user: "u",
                 time_zone: HOSTILE,
             };

@@ -59,33 +59,37 @@ struct Latest {
     latest: Option<DateTime<Utc>>,
 }
 
-/// The latest change time of the organisation's rows of `source` (one of
-/// [`source_table`]'s names) after `since`, or `None` when none changed
-/// since. Bounded below by the watermark, it reads only what changed since
-/// then: on a real Avni database, which indexes `last_modified_date_time`
-/// and `organisation_id` separately (no composite index), an unbounded
+/// The latest change time of the `organisations`' rows of `source` (one of
+/// [`source_table`]'s names; the organisations [`source_organisations`]
+/// gives) after `since`, or `None` when none changed since. Bounded below
+/// by the watermark, it reads only what changed since then: on a real Avni
+/// database, which indexes `last_modified_date_time` and `organisation_id`
+/// separately (no composite index), an unbounded
 /// `max(...) WHERE organisation_id = $1` walks back through every other
 /// organisation's newer rows, or reads all of this one's (RELIABILITY.md,
 /// "Source indexes"). A run with no changes costs one such query per source
 /// table, not one per reporting table.
 ///
 /// [`source_table`]: crate::engine::sync::source_table
+/// [`source_organisations`]: crate::engine::sync::source_organisations
 pub async fn latest_change(
     conn: &mut AsyncPgConnection,
     source: &'static str,
-    organisation_id: i32,
+    organisations: &[i32],
     since: &DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, Error> {
-    Ok(diesel::sql_query(format!(
+    let mut s = Statement::new();
+    let orgs = match organisations {
+        [one] => s.bind(Value::Int(*one)),
+        many => format!("ANY ({})", s.bind(Value::IntArray(many.to_vec()))),
+    };
+    let since = s.bind(Value::Time(*since));
+    s.push(&format!(
         "SELECT max(last_modified_date_time) AS latest FROM public.{} \
-         WHERE organisation_id = $1 AND last_modified_date_time > $2",
+         WHERE organisation_id = {orgs} AND last_modified_date_time > {since}",
         quote_ident(source)
-    ))
-    .bind::<Integer, _>(organisation_id)
-    .bind::<Timestamptz, _>(since)
-    .get_result::<Latest>(conn)
-    .await?
-    .latest)
+    ));
+    Ok(s.into_query().get_result::<Latest>(conn).await?.latest)
 }
 
 #[derive(QueryableByName)]
