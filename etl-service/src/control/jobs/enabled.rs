@@ -91,7 +91,7 @@ pub async fn jobs_page(
     limit: i64,
 ) -> Result<Vec<JobRow>, Error> {
     Ok(diesel::sql_query(format!(
-        "SELECT {JOB_COLUMNS} FROM etl_job WHERE id > $1 ORDER BY id LIMIT $2"
+        "SELECT {JOB_COLUMNS} FROM etl_service.etl_job WHERE id > $1 ORDER BY id LIMIT $2"
     ))
     .bind::<BigInt, _>(after)
     .bind::<BigInt, _>(limit)
