@@ -84,6 +84,13 @@ pub struct ServerSettings {
     pub max_message_bytes: usize,
     /// How long shutdown waits for in-flight calls, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Longest a call may take to answer, in seconds; past it the call ends
+    /// with DEADLINE_EXCEEDED (work handed to the background goes on). 0 for
+    /// no limit. Health and reflection are exempt.
+    pub request_timeout_seconds: u64,
+    /// Most product calls running at once; one more is refused at once with
+    /// RESOURCE_EXHAUSTED. 0 for no limit. Health and reflection are exempt.
+    pub max_concurrent_calls: usize,
 }
 
 impl std::fmt::Debug for ServerSettings {
@@ -100,6 +107,8 @@ impl std::fmt::Debug for ServerSettings {
             )
             .field("max_message_bytes", &self.max_message_bytes)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .finish()
     }
 }
@@ -112,6 +121,8 @@ impl Default for ServerSettings {
             auth_for_health_and_reflection: false,
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 30,
+            request_timeout_seconds: 120,
+            max_concurrent_calls: 512,
         }
     }
 }

@@ -6,7 +6,8 @@
 //!   (PostgreSQL reached, migrations settled, listener bound, health,
 //!   reflection, auth), [`config`] (typed YAML with environment overrides),
 //!   [`telemetry`] (logging), [`shutdown`] (signals).
-//! - Serving: [`server`] (routes, limits, graceful shutdown), [`auth`] (the
+//! - Serving: [`server`] (routes, graceful shutdown), [`limits`] (a
+//!   deadline and a concurrency cap on every product call), [`auth`] (the
 //!   bearer-token check), [`health`] (health following PostgreSQL),
 //!   [`metrics`] (`/metrics` and pool gauges), [`request`] (paging and text
 //!   checks both APIs use).
@@ -25,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod fresh_reads;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod prepared;
 pub mod request;

@@ -4,6 +4,7 @@
 use crate::KitError;
 use crate::auth::BearerAuth;
 use crate::config::ServerSettings;
+use crate::limits::{CallLimits, CallLimitsLayer};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -100,6 +101,7 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
+        .layer(CallLimitsLayer::new(CallLimits::from_settings(settings)))
         .add_routes(routes)
         // Small gRPC responses must leave at once: with Nagle's algorithm on
         // (the default for accepted sockets) a response could wait for the
