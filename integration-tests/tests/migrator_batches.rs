@@ -978,7 +978,9 @@ async fn two_replicas_draining_one_source_at_once_write_each_submission_once() {
     let replicas: Vec<_> = (0..2)
         .map(|_| {
             let pool = service_kit::db::build_pool(&config.database);
-            std::sync::Arc::new(migrator_service::app::build_migrator(pool, &config))
+            std::sync::Arc::new(
+                migrator_service::app::build_migrator(pool, &config).expect("the mapping"),
+            )
         })
         .collect();
     let stop = tokio_util::sync::CancellationToken::new();

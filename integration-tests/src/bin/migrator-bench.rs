@@ -152,7 +152,8 @@ async fn drain(
     source.request_timeout_seconds = 120.0;
     config.sources = vec![source];
     let pool = service_kit::db::build_pool(&config.database);
-    let migrator = migrator_service::app::build_migrator(pool, &config);
+    let migrator =
+        migrator_service::app::build_migrator(pool, &config).map_err(|e| e.to_string())?;
     let Some(source) = migrator.source("bench").cloned() else {
         return Err("no source".into());
     };
