@@ -70,7 +70,8 @@ listen = flag(command, "--listen") or ""
 upstream_port = listen.rsplit(":", 1)[-1]
 expect(words(command)[:1] == ["fake-upstream"], f"demo-upstream: command is {command!r}")
 expect(listen.startswith("0.0.0.0:"), f"demo-upstream: must listen on 0.0.0.0, got {listen!r}")
-expect((flag(command, "--generate") or "").isdigit(), "demo-upstream: must --generate submissions")
+expect((flag(command, "--generate") or flag(command, "--real-forms") or "").isdigit(),
+       "demo-upstream: must --generate submissions or serve --real-forms")
 expect(f"{upstream_port}:{upstream_port}" in published(upstream), f"demo-upstream: must publish {upstream_port}")
 expect(upstream.get("image") == IMAGE, f"demo-upstream: image is {upstream.get('image')}")
 health = upstream.get("healthcheck", {}).get("test", [])
@@ -101,6 +102,14 @@ if host_file.is_file():
     expect(url.hostname == "demo-upstream" and str(url.port) == upstream_port
            and url.path == "/all-form-submissions",
            f"{host_file.name}: the source must be http://demo-upstream:{upstream_port}/all-form-submissions")
+    # The form tables: the shipped set, mounted where the config names it.
+    for key, path in [("form_migrations.directory", (config.get("form_migrations") or {}).get("directory")),
+                      ("form_mapping_file", config.get("form_mapping_file"))]:
+        mount = next((m for m in mounts if path and (path == m or path.startswith(m + "/"))), None)
+        expect(mount is not None, f"{host_file.name}: {key} {path!r} is not under a mounted folder")
+        if mount is not None:
+            expect((root / mounts[mount] / path[len(mount):].lstrip("/")).exists(),
+                   f"{host_file.name}: {key} {path!r} does not exist on the host")
 else:
     errors.append(f"migrator-service: {host_file} does not exist")
 

@@ -8,6 +8,7 @@ pub mod avni_server;
 pub mod bench;
 pub mod binaries;
 pub mod demo;
+pub mod drishti_feed;
 pub mod drishti_forms;
 pub mod etl;
 pub mod etl_crash_loop;

@@ -196,7 +196,7 @@ impl Stack {
     /// measures the steady state.
     pub async fn start(options: LoadOptions) -> anyhow::Result<Self> {
         let etl_db = TestDatabase::migrated(etl_service::migrations::migrations()).await;
-        let migrator_db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+        let migrator_db = crate::migrator::migrated_repository().await;
         let orgs = generate_organisations(&etl_db.url, options.organisations, 11).await?;
 
         // The backlog grows at a steady rate from a head start of 5 s.

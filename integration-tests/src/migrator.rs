@@ -4,6 +4,7 @@
 use crate::fake_upstream::FakeUpstream;
 use migrator_service::config::{RetrySettings, SourceSettings};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A source on `upstream` with test-sized timeouts and retries: polls every
@@ -114,7 +115,51 @@ pub async fn assert_generated_exactly_once(client: &tokio_postgres::Client, coun
     assert_eq!(crate::migrator::count(client, "error_audit").await, 0);
 }
 
-/// A fresh database with the migrator's embedded migrations applied.
-pub async fn migrated_repository() -> crate::postgres::TestDatabase {
+/// A fresh database with only the migrator's embedded migrations (its
+/// bookkeeping, no form table).
+pub async fn bare_repository() -> crate::postgres::TestDatabase {
     crate::postgres::TestDatabase::migrated(migrator_service::migrations::migrations()).await
+}
+
+/// A fresh database with the migrator's embedded migrations and the tests'
+/// demo form tables (`fixtures/drishti/demo-forms/`, the forms the
+/// generator sends).
+pub async fn migrated_repository() -> crate::postgres::TestDatabase {
+    let db = bare_repository().await;
+    apply_form_migrations(&db.url, &demo_forms_dir()).await;
+    db
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The tests' own form-migrations directory: the demo forms' tables.
+pub fn demo_forms_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/drishti/demo-forms")
+}
+
+/// The repository's shipped migration set for the Drishti app's forms.
+pub fn shipped_drishti_migrations() -> PathBuf {
+    workspace_root().join("forms/drishti/migrations")
+}
+
+/// The form mapping that goes with [`shipped_drishti_migrations`].
+pub fn shipped_drishti_mapping() -> PathBuf {
+    workspace_root().join("forms/drishti/form_mapping.yaml")
+}
+
+/// Applies a form-migrations directory to the repository at `url` the way
+/// `migrator-service migrate` does (with its `form_migration` history).
+pub async fn apply_form_migrations(url: &str, dir: &Path) {
+    let mut config = migrator_service::Config::default();
+    config.database.url = url.to_string();
+    config.form_migrations.directory = Some(dir.to_path_buf());
+    let pool = service_kit::db::build_pool(&config.database);
+    migrator_service::app::settle_form_migrations(&pool, &config, true)
+        .await
+        .unwrap_or_else(|e| panic!("form migrations {}: {e}", dir.display()));
 }

@@ -14,7 +14,6 @@ use crate::binaries::{ServiceProcess, free_addr};
 use crate::fake_upstream::{
     Chaos, Data, FakeUpstream, Generator, SAMPLE_FAILING, sample_elements, with_sample_quirks,
 };
-use crate::postgres::TestDatabase;
 use migrator_service::config::{RetrySettings, SourceSettings};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -333,7 +332,7 @@ pub async fn crash_loop(options: &CrashLoopOptions) -> Result<CrashLoopReport, S
     let versions: Vec<i64> = elements.iter().map(server_version).collect();
     let last = versions.iter().copied().max().unwrap_or(0);
     let upstream = FakeUpstream::start(Data::Elements(elements)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = crate::migrator::migrated_repository().await;
     let sql = db.client().await;
     let dir = std::env::temp_dir().join(format!("migrator-crash-loop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -550,7 +549,7 @@ pub async fn chaos_run(options: &ChaosOptions) -> Result<ChaosReport, String> {
 
     // The reference: the same data, no faults.
     let reference_upstream = FakeUpstream::start(Data::Elements(elements.clone())).await;
-    let reference_db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let reference_db = crate::migrator::migrated_repository().await;
     let settings = chaos_source(&reference_upstream, options.batch_size, timeout);
     let reference =
         crate::services::start_migrator_on(&reference_db.url, |c| c.sources = vec![settings]).await;
@@ -572,7 +571,7 @@ pub async fn chaos_run(options: &ChaosOptions) -> Result<ChaosReport, String> {
         1,
         3 * options.per_version.max(1) as i64,
     )));
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = crate::migrator::migrated_repository().await;
     let settings = chaos_source(&upstream, options.batch_size, timeout);
     let service = crate::services::start_migrator_on(&db.url, |c| c.sources = vec![settings]).await;
     let sql = db.client().await;

@@ -199,7 +199,7 @@ impl TestMigrator {
     /// Starts migrator-service on a new database with its migrations applied;
     /// `tweak` adjusts the config first (sources, intervals).
     pub async fn start(tweak: impl FnOnce(&mut migrator_service::Config)) -> Self {
-        let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+        let db = crate::migrator::migrated_repository().await;
         let service = start_migrator_on(&db.url, tweak).await;
         Self { service, db }
     }

@@ -151,7 +151,7 @@ async fn an_organisations_role_reads_only_its_own_schema() {
     }
 
     // The migrator's repository on the same server.
-    let repo = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let repo = integration_tests::migrator::migrated_repository().await;
     let rc = repo.client().await;
     for table in MIGRATOR_TABLES {
         denied(
@@ -305,6 +305,11 @@ async fn both_services_run_under_a_role_that_is_not_a_superuser() {
     service_kit::db::run_pending_migrations(&repo_url, migrator_service::migrations::migrations())
         .await
         .expect("the migrator's migrations run as a non-superuser");
+    integration_tests::migrator::apply_form_migrations(
+        &repo_url,
+        &integration_tests::migrator::demo_forms_dir(),
+    )
+    .await;
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(25))).await;
     let service = start_migrator_on(&repo_url, |c| {
         c.sources = vec![source("alpha", &upstream, 10, 3600.0)];

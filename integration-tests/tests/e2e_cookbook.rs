@@ -170,7 +170,7 @@ async fn every_migrator_cookbook_command_works_against_the_real_binary() {
     let commands = cookbook("migrator-cookbook");
     assert_eq!(commands.len(), 5, "one command per RPC: {commands:#?}");
     let upstream = FakeUpstream::sample().await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let addr = free_addr();
     let listen = addr.to_string();
     let config = tempfile::NamedTempFile::new().expect("config");

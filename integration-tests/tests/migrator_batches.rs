@@ -11,7 +11,6 @@ use integration_tests::fake_upstream::{
 use integration_tests::migrator::{
     PATIENCE, assert_generated_exactly_once, count, form_rows, scalar, source, wait_for, watermark,
 };
-use integration_tests::postgres::TestDatabase;
 use integration_tests::services::TestMigrator;
 use migrator_service::config::Secret;
 use serde_json::Value;
@@ -674,7 +673,7 @@ async fn a_page_served_twice_writes_nothing_twice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_before_the_commit_leaves_nothing_and_the_refetch_writes_once() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(30))).await;
-    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db_handle = integration_tests::migrator::migrated_repository().await;
     let db = db_handle.client().await;
     // Fails every batch at its last statement, after its form rows, errors
     // and archive rows were written in the same transaction.
@@ -754,7 +753,7 @@ async fn a_failure_before_the_commit_leaves_nothing_and_the_refetch_writes_once(
 #[tokio::test(flavor = "multi_thread")]
 async fn poll_once_drains_a_source_and_prints_a_summary() {
     let upstream = FakeUpstream::sample().await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(
@@ -849,7 +848,7 @@ async fn poll_once_drains_a_source_and_prints_a_summary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn form_mapping_renames_and_too_long_text_fails_instead_of_being_cut() {
     let upstream = FakeUpstream::sample().await;
-    let db_handle = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db_handle = integration_tests::migrator::migrated_repository().await;
     let db = db_handle.client().await;
     db.batch_execute(
         "CREATE TABLE \"EC Edits\" (
@@ -970,7 +969,7 @@ async fn two_replicas_draining_one_source_at_once_write_each_submission_once() {
         ..Generator::new(300)
     };
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let mut config = migrator_service::Config::default();
     config.database.url = db.url.clone();
     config.database.pool_size = 2;
@@ -978,7 +977,9 @@ async fn two_replicas_draining_one_source_at_once_write_each_submission_once() {
     let replicas: Vec<_> = (0..2)
         .map(|_| {
             let pool = service_kit::db::build_pool(&config.database);
-            std::sync::Arc::new(migrator_service::app::build_migrator(pool, &config))
+            std::sync::Arc::new(
+                migrator_service::app::build_migrator(pool, &config).expect("the mapping"),
+            )
         })
         .collect();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -141,11 +141,10 @@ async fn a_body_that_is_not_json_is_fetched_again_at_once_within_the_poll() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_killed_mid_drain_resumes_and_writes_each_submission_once() {
     use integration_tests::binaries::{ServiceProcess, binary, free_addr};
-    use integration_tests::postgres::TestDatabase;
 
     let generator = Generator::new(3000);
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("migrator.yaml");
     std::fs::write(

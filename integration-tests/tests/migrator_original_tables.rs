@@ -19,7 +19,7 @@ const SV: i64 = 1_424_200_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_original_tables_from_a_form_migrations_directory_take_a_real_shaped_feed() {
-    let db = integration_tests::migrator::migrated_repository().await;
+    let db = integration_tests::migrator::bare_repository().await;
     let sql = db.client().await;
     let tt = |id: &str, form: &str, n: i64, dose: &str| {
         element(

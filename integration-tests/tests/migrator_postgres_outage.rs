@@ -20,6 +20,11 @@ const NOT_SERVING: i32 = 2;
 async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothing() {
     let (cluster, db) =
         PrivateCluster::with_migrated_database(migrator_service::migrations::migrations()).await;
+    integration_tests::migrator::apply_form_migrations(
+        &db.url,
+        &integration_tests::migrator::demo_forms_dir(),
+    )
+    .await;
 
     let generator = Generator::new(40);
     let upstream = FakeUpstream::start(Data::Generated(generator)).await;
@@ -98,6 +103,11 @@ async fn postgres_stopped_during_polling_then_restarted_loses_and_doubles_nothin
 async fn postgres_stopped_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
     let (cluster, db) =
         PrivateCluster::with_migrated_database(migrator_service::migrations::migrations()).await;
+    integration_tests::migrator::apply_form_migrations(
+        &db.url,
+        &integration_tests::migrator::demo_forms_dir(),
+    )
+    .await;
     // Every batch writes anc_visit; holding it stops the first batch there,
     // inside its transaction.
     let holder = connect(&db.url).await.expect("connect");

@@ -76,7 +76,6 @@ async fn hostile_payloads_land_in_error_audit_or_their_table_and_the_service_sta
     use integration_tests::fake_upstream::{Data, FakeUpstream, Generator, RawElement};
     use integration_tests::hostile_submissions::{Outcome, hostile_elements};
     use integration_tests::migrator_reliability::{Expect, Expected, holdings, tally, watermark};
-    use integration_tests::postgres::TestDatabase;
 
     let generator = Generator {
         seed: 9,
@@ -96,7 +95,7 @@ async fn hostile_payloads_land_in_error_audit_or_their_table_and_the_service_sta
         text: h.text.clone(),
     }));
     let upstream = FakeUpstream::start(Data::Raw(raw)).await;
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let sql = db.client().await;
     sql.batch_execute(
         "ALTER TABLE ec_registration ALTER COLUMN family_planning_method TYPE varchar(10)",

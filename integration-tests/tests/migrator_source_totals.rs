@@ -6,7 +6,6 @@
 //! the read GetStatus makes (`audits::totals`) must give the same numbers.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use integration_tests::postgres::TestDatabase;
 use migrator_service::repository::audits;
 
 const UP: &str = include_str!("../../migrations/migrator/2026-11-25-000001_source_totals/up.sql");
@@ -70,7 +69,7 @@ async fn error(db: &tokio_postgres::Client, source: &str, resolved: bool) {
 
 #[tokio::test]
 async fn running_totals_equal_a_direct_count_after_every_kind_of_change() {
-    let repo = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let repo = integration_tests::migrator::migrated_repository().await;
     let db = repo.client().await;
     let conn = AsyncPgConnection::establish(&repo.url)
         .await

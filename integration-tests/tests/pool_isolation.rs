@@ -67,7 +67,7 @@ async fn an_etl_run_finishes_while_every_api_connection_is_taken() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrator_batches_are_written_while_every_api_connection_is_taken() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(300))).await;
     let mut config: migrator_service::Config = test_config(&db.url);
     config.database.pool_size = 1;

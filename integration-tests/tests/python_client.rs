@@ -53,7 +53,7 @@ async fn a_generated_python_client_drives_both_services() {
     // migrator-service polling the sample page: 4 submissions written, 3
     // failed (see integration-tests/fixtures/drishti/README.md).
     let upstream = FakeUpstream::sample().await;
-    let forms_db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let forms_db = integration_tests::migrator::migrated_repository().await;
     let migrator_addr = free_addr();
     let migrator_listen = migrator_addr.to_string();
     let migrator_config = config_file(&format!(

@@ -204,7 +204,7 @@ async fn serve_refuses_to_start_with_pending_migrations_and_names_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrator_repository_tables_exist_after_migration() {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let client = db.client().await;
     for table in [
         "form_submission",

@@ -185,10 +185,7 @@ async fn a_statement_past_the_statement_timeout_fails_the_run_clearly_and_the_se
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migrator_batch_past_the_statement_timeout_is_retried_and_nothing_is_lost() {
     let upstream = FakeUpstream::start(Data::Generated(Generator::new(30))).await;
-    let db_handle = integration_tests::postgres::TestDatabase::migrated(
-        migrator_service::migrations::migrations(),
-    )
-    .await;
+    let db_handle = integration_tests::migrator::migrated_repository().await;
     let db = db_handle.client().await;
     // A table every batch writes to is held: the batch's insert waits past
     // the statement timeout.

@@ -57,7 +57,7 @@ impl Service for FormsMigrator {
                 "form-table migrations are pending; run `migrator-service migrate` (or set migrations.apply_on_start)"
             );
         }
-        let migrator = Arc::new(build_migrator(worker_pool, &config));
+        let migrator = Arc::new(build_migrator(worker_pool, &config)?);
         let jobs = migrator.spawn_all(database_up, shutdown.child_token());
         let api = FormsMigratorServer::new(MigratorApi::new(migrator, pool))
             .max_decoding_message_size(config.server.max_message_bytes);
@@ -110,9 +110,14 @@ pub async fn settle_form_migrations(
 }
 
 /// The domain over a pool: the configured sources and the shared catalog.
-pub fn build_migrator(pool: Pool, config: &Config) -> Migrator {
-    let catalog = Arc::new(SharedCatalog::new(Naming::new(config.form_mapping.clone())));
-    Migrator::new(pool, catalog, config.sources.clone())
+/// `Err` when `form_mapping_file` cannot be read (it was read when the
+/// config was loaded, so only if it changed since).
+pub fn build_migrator(pool: Pool, config: &Config) -> Result<Migrator, Error> {
+    let mapping = config
+        .effective_form_mapping()
+        .map_err(Error::FailedPrecondition)?;
+    let catalog = Arc::new(SharedCatalog::new(Naming::new(mapping)));
+    Ok(Migrator::new(pool, catalog, config.sources.clone()))
 }
 
 /// Connections the batch jobs' pool holds: two per source (a batch's

@@ -34,8 +34,36 @@ pub struct Config {
     /// column = field name in snake_case, the field `id` ->
     /// `<bind_type>_id`.
     pub form_mapping: BTreeMap<String, FormMapping>,
+    /// A YAML file of `form_mapping` entries, e.g. the repository's
+    /// `forms/drishti/form_mapping.yaml` for the Drishti app's forms; an
+    /// entry of `form_mapping:` here replaces the file's entry for the same
+    /// form. A relative path is taken from the working directory.
+    pub form_mapping_file: Option<PathBuf>,
     /// The deployment's form-table migrations.
     pub form_migrations: FormMigrationSettings,
+}
+
+impl Config {
+    /// The form mapping in force: `form_mapping_file`'s entries, replaced
+    /// form by form by `form_mapping:`'s. `Err` names the file and why it
+    /// cannot be read.
+    pub fn effective_form_mapping(&self) -> Result<BTreeMap<String, FormMapping>, String> {
+        let mut mapping = match &self.form_mapping_file {
+            Some(path) => read_form_mapping_file(path)?,
+            None => BTreeMap::new(),
+        };
+        mapping.extend(self.form_mapping.clone());
+        Ok(mapping)
+    }
+}
+
+/// The entries of a `form_mapping_file`.
+fn read_form_mapping_file(path: &std::path::Path) -> Result<BTreeMap<String, FormMapping>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("form_mapping_file {}: {e}", path.display()))?;
+    serde_yaml::from_str::<Option<BTreeMap<String, FormMapping>>>(&text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| format!("form_mapping_file {}: {e}", path.display()))
 }
 
 /// `form_migrations:`: where the deployment's form-table migrations are.
@@ -297,7 +325,7 @@ impl ServiceConfig for Config {
         let blank = |table: &Option<String>, columns: &BTreeMap<String, String>| {
             table.as_deref().is_some_and(empty) || columns.iter().any(|(k, v)| empty(k) || empty(v))
         };
-        for (form, mapping) in &self.form_mapping {
+        for (form, mapping) in &self.effective_form_mapping()? {
             if empty(form) || blank(&mapping.table, &mapping.columns) {
                 return Err(format!("form_mapping[{form}]: names must not be empty"));
             }
@@ -456,6 +484,49 @@ mod tests {
         assert_eq!(c.sources[0].batch_size, 100);
         assert_eq!(c.sources[0].poll_interval(), Duration::from_secs(180));
         assert!(c.form_mapping.contains_key("ec_edit_v9"));
+    }
+
+    #[test]
+    fn reads_the_shipped_drishti_mapping_file_under_inline_entries() {
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../forms/drishti/form_mapping.yaml"
+        );
+        let c = load(&format!(
+            "form_mapping_file: {shipped}\nform_mapping:\n  tt_booster: {{table: tt_boosters}}\n"
+        ))
+        .expect("loads");
+        let m = c.effective_form_mapping().expect("the file reads");
+        assert_eq!(m["tt_1"].table.as_deref(), Some("tt"));
+        assert_eq!(
+            m["tt_booster"].table.as_deref(),
+            Some("tt_boosters"),
+            "inline wins"
+        );
+        assert_eq!(
+            m["pnc_registration_oa"].sub_forms["child_registration_oa"]
+                .table
+                .as_deref(),
+            Some("pnc_registration_oa_child")
+        );
+    }
+
+    #[test]
+    fn refuses_a_mapping_file_that_is_missing_or_not_a_mapping() {
+        let err = load("form_mapping_file: /nonexistent/form_mapping.yaml\n").expect_err("missing");
+        assert!(
+            err.contains("form_mapping_file /nonexistent/form_mapping.yaml"),
+            "{err}"
+        );
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"tt_1: {table: tt, colour: red}\n")
+            .expect("write");
+        let err =
+            load(&format!("form_mapping_file: {}\n", f.path().display())).expect_err("bad key");
+        assert!(
+            err.contains("form_mapping_file") && err.contains("colour"),
+            "{err}"
+        );
     }
 
     #[test]

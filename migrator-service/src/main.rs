@@ -89,7 +89,7 @@ async fn poll_once(config: Config, name: Option<&str>) -> Result<(), Error> {
     service_kit::db::wait_for_database(config.database()).await?;
     service_kit::base::settle_migrations(&config, migrations()).await?;
     let pool = service_kit::db::build_pool(config.database());
-    let migrator = migrator_service::app::build_migrator(pool, &config);
+    let migrator = migrator_service::app::build_migrator(pool, &config)?;
     let Some(source) = migrator.source(&chosen).cloned() else {
         return Err(Error::NotFound(format!("no source named {chosen:?}")));
     };

@@ -19,8 +19,14 @@ struct Args {
     listen: String,
     /// Serve the elements of this JSON array file (default: the sample page,
     /// which is compiled in).
-    #[arg(long, conflicts_with = "generate")]
+    #[arg(long, conflicts_with_all = ["generate", "real_forms"])]
     sample: Option<PathBuf>,
+    /// Serve a realistic feed of the real Drishti app's forms instead: this
+    /// many submissions of each of its 32 forms, with real data's quirks
+    /// and 6 submissions that fail on purpose (for the shipped tables of
+    /// forms/drishti/).
+    #[arg(long, conflicts_with = "generate")]
+    real_forms: Option<usize>,
     /// Serve this many generated submissions instead.
     #[arg(long, env = "FAKE_UPSTREAM_GENERATE")]
     generate: Option<usize>,
@@ -82,6 +88,10 @@ async fn health_check(listen: &str) -> Result<(), String> {
 }
 
 fn data(args: &Args) -> Result<Data, String> {
+    if let Some(rounds) = args.real_forms {
+        let feed = integration_tests::drishti_feed::realistic_feed(rounds, 17);
+        return Ok(Data::Raw(feed.elements));
+    }
     match args.generate {
         Some(count) => {
             let generator = Generator {

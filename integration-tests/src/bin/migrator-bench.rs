@@ -18,7 +18,6 @@ use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::SinkExt;
 use integration_tests::fake_upstream::{Data, FakeUpstream, Generator};
-use integration_tests::postgres::TestDatabase;
 use migrator_service::config::{Config, SourceSettings};
 use migrator_service::poll::submission::decode;
 use migrator_service::repository::catalog::{Catalog, Naming};
@@ -143,7 +142,7 @@ async fn drain(
     upstream_url: &str,
     batch_size: u32,
 ) -> Result<(Duration, u64, Vec<(usize, u64)>), String> {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let mut config = Config::default();
     config.database.url = db.url.clone();
     config.database.pool_size = 2;
@@ -152,7 +151,8 @@ async fn drain(
     source.request_timeout_seconds = 120.0;
     config.sources = vec![source];
     let pool = service_kit::db::build_pool(&config.database);
-    let migrator = migrator_service::app::build_migrator(pool, &config);
+    let migrator =
+        migrator_service::app::build_migrator(pool, &config).map_err(|e| e.to_string())?;
     let Some(source) = migrator.source("bench").cloned() else {
         return Err("no source".into());
     };
@@ -329,7 +329,7 @@ fn push_row(out: &mut String, values: &[Option<String>]) {
 }
 
 async fn copy_baseline(generator: &Generator) -> Result<Duration, String> {
-    let db = TestDatabase::migrated(migrator_service::migrations::migrations()).await;
+    let db = integration_tests::migrator::migrated_repository().await;
     let catalog = {
         let mut conn = AsyncPgConnection::establish(&db.url)
             .await

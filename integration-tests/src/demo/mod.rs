@@ -132,8 +132,30 @@ async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
     let forms_db = format!("{}_forms", options.database_prefix);
     let avni_url = server.recreate(&avni_db).await?;
     let forms_url = server.recreate(&forms_db).await?;
-    bins.migrate(&bins.etl, &avni_url)?;
-    bins.migrate(&bins.migrator, &forms_url)?;
+    // The forms repository's tables come from a form-migrations directory
+    // (none are built into the service), applied by `migrate`.
+    let form_tables = crate::migrator::demo_forms_dir();
+    let migrator_config = work_dir.join("migrator.yaml");
+    // First without the upstream (not started yet), for `migrate`.
+    let write_migrator_config = |upstream_url: Option<&str>| {
+        let sources = upstream_url.map_or(String::new(), |url| {
+            format!(
+                "sources:\n  - name: {SOURCE_NAME}\n    url: {url}\n    \
+                 batch_size: 100\n    poll_interval_seconds: 10\n"
+            )
+        });
+        std::fs::write(
+            &migrator_config,
+            format!(
+                "# written by the demo\n{sources}form_migrations:\n  directory: {}\n",
+                form_tables.display()
+            ),
+        )
+        .with_context(|| format!("cannot write {}", migrator_config.display()))
+    };
+    write_migrator_config(None)?;
+    bins.migrate(&bins.etl, None, &avni_url)?;
+    bins.migrate(&bins.migrator, Some(&migrator_config), &forms_url)?;
     println!(
         "Databases: {avni_db} (Avni source and reporting schemas), {forms_db} (forms repository), migrated"
     );
@@ -179,15 +201,7 @@ async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
         "# written by the demo\netl:\n  scheduler_poll_ms: 200\n",
     )
     .with_context(|| format!("cannot write {}", etl_config.display()))?;
-    let migrator_config = work_dir.join("migrator.yaml");
-    std::fs::write(
-        &migrator_config,
-        format!(
-            "# written by the demo\nsources:\n  - name: {SOURCE_NAME}\n    url: {upstream_url}\n    \
-             batch_size: 100\n    poll_interval_seconds: 10\n"
-        ),
-    )
-    .with_context(|| format!("cannot write {}", migrator_config.display()))?;
+    write_migrator_config(Some(&upstream_url))?;
 
     let etl = running.etl.insert(start_service(
         &bins.etl,
@@ -454,9 +468,18 @@ impl Binaries {
         Ok(bins)
     }
 
-    /// `<binary> migrate` against `database_url`.
-    fn migrate(&self, binary: &Path, database_url: &str) -> anyhow::Result<()> {
-        let output = Command::new(binary)
+    /// `<binary> [--config <config>] migrate` against `database_url`.
+    fn migrate(
+        &self,
+        binary: &Path,
+        config: Option<&Path>,
+        database_url: &str,
+    ) -> anyhow::Result<()> {
+        let mut command = Command::new(binary);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let output = command
             .arg("migrate")
             .env("DATABASE_URL", database_url)
             .env_remove("RUST_LOG")

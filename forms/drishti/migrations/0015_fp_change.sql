@@ -1,0 +1,31 @@
+-- fp_change: the form fp_change.
+-- The original migrator's changeset 15, column for column.
+CREATE TABLE fp_change (
+    id                                    bigserial PRIMARY KEY,
+    anm_id                                varchar(255),
+    instance_id                           varchar(255),
+    entity_id                             varchar(255),
+    form_name                             varchar(255),
+    client_version                        timestamp,
+    server_version                        timestamp,
+    form_data_definition_version          varchar(255),
+    eligible_couple_id                    varchar(255),
+    current_method                        varchar(255),
+    new_method                            varchar(255),
+    iud_removal_date                      date,
+    iud_removal_place                     varchar(255),
+    family_planning_method_change_date    date,
+    iud_place                             varchar(255),
+    iud_person                            varchar(255),
+    three_months_from_sterilization_date  date,
+    male_sterilization_message            varchar(255),
+    number_of_condoms_supplied            decimal,
+    number_of_ocp_delivered               decimal,
+    number_of_centchroman_pills_delivered decimal,
+    submission_date                       date,
+    lmp_date                              date,
+    upt_result                            varchar(255),
+    sterilization_doctor_name             varchar(255),
+    male_sterilization_type               varchar(255),
+    female_sterilization_type             varchar(255)
+);

@@ -1,0 +1,30 @@
+-- fp_followup: the form fp_followup.
+-- The original migrator's changeset 17, column for column.
+CREATE TABLE fp_followup (
+    id                                              bigserial PRIMARY KEY,
+    anm_id                                          varchar(255),
+    instance_id                                     varchar(255),
+    entity_id                                       varchar(255),
+    form_name                                       varchar(255),
+    client_version                                  timestamp,
+    server_version                                  timestamp,
+    form_data_definition_version                    varchar(255),
+    eligible_couple_id                              varchar(255),
+    needs_followup                                  varchar(255),
+    current_method                                  varchar(255),
+    current_method_note                             varchar(255),
+    fp_followup_date                                date,
+    is_sterilization_failure                        varchar(255),
+    iud_sid_effect                                  varchar(255),
+    other_side_effect                               varchar(255),
+    sterilization_side_effect                       varchar(255),
+    side_effect                                     varchar(255),
+    is_fp_method_complication_resolved              varchar(255),
+    refer_couple_fp_method_complication             varchar(255),
+    refer_couple_fp_method_complication_place       varchar(255),
+    refer_couple_fp_method_complication_place_other varchar(255),
+    needs_referral_followup                         varchar(255),
+    fp_method_complication_treatment_plan           varchar(255),
+    fp_method_complication_treatment_plan_other     varchar(255),
+    submission_date                                 date
+);
