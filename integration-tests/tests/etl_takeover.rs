@@ -19,6 +19,7 @@ use etl_service::engine::entity::{EntityKind, EntityRef};
 use etl_service::engine::{self, LockMode, NoProgress, RunOptions, RunReport};
 use integration_tests::avni_etl::{self, AvniEtlSchema, pg_type};
 use integration_tests::avni_server::{AvniOrg, AvniServerDb, pg_error};
+use integration_tests::binaries::{binary, run_binary};
 use integration_tests::etl::{context, key_columns};
 use service_kit::sql::{quote_ident, quote_qualified};
 use std::collections::{BTreeMap, BTreeSet};
@@ -441,4 +442,89 @@ async fn rows_by_id(
             (r.get(0), row.as_object().cloned().unwrap_or_default())
         })
         .collect()
+}
+
+/// The real binary's `run-once` on `avni` as `openchs`, logging at info.
+fn run_once(avni: &AvniServerDb, org: &AvniOrg) -> (bool, String) {
+    let config = tempfile::Builder::new()
+        .suffix(".yaml")
+        .tempfile()
+        .expect("config file");
+    std::fs::write(config.path(), "etl:\n  sync_offset_seconds: 0\n").expect("write config");
+    let out = run_binary(
+        &binary("etl-service", "etl-service"),
+        &["run-once", "--organisation", &org.uuid],
+        &[
+            ("DATABASE_URL", &avni.owner_url),
+            ("ETL_CONFIG", config.path().to_str().expect("utf-8 path")),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// End to end with the real binary: `run-once` adopts avni-etl's schema,
+/// and a second finds nothing to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_once_adopts_an_avni_etl_schema() {
+    let (avni, org, _) = taken_over().await;
+    let (ok, out) = run_once(&avni, &org);
+    assert!(ok, "the takeover run failed: {out}");
+    assert!(out.contains("got one"), "the key added is logged: {out}");
+    let (ok, out) = run_once(&avni, &org);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 created, 0 altered"), "{out}");
+}
+
+/// A sync that fails for a reason that is not an answer (here an
+/// implementer's trigger refusing the write) fails naming that reason, and
+/// the log says nothing of answers that cannot be read; before, any failure
+/// of the upsert was first logged as one (the missing key of an avni-etl
+/// table included).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_that_is_not_an_answer_is_not_called_one() {
+    let avni = AvniServerDb::new().await;
+    let org = avni.create_organisation("legacy", None).await;
+    avni.fill(&org, 2).await;
+    service_kit::db::run_pending_migrations(&avni.owner_url, etl_service::migrations::migrations())
+        .await
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    let (ok, out) = run_once(&avni, &org);
+    assert!(ok, "the first run failed: {out}");
+    let owner = avni.owner().await;
+    let s = quote_ident(&org.schema_name);
+    owner
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $f$ BEGIN RAISE EXCEPTION 'refused by the implementer''s trigger'; END $f$; \
+             CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON {s}.person \
+             FOR EACH ROW EXECUTE FUNCTION {s}.refuse()"
+        ))
+        .await
+        .expect("the implementer's trigger");
+    avni.session(&org.db_user)
+        .await
+        .batch_execute(
+            "UPDATE public.individual SET last_modified_date_time = date_trunc('milliseconds', now()) \
+             WHERE uuid = md5('legacy:subject:1')::uuid::text",
+        )
+        .await
+        .expect("a change");
+    let (ok, out) = run_once(&avni, &org);
+    assert!(!ok, "the run must fail: {out}");
+    assert!(
+        out.contains("refused by the implementer's trigger"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("be read as its column's type"),
+        "misclassified: {out}"
+    );
 }
