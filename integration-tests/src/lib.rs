@@ -4,6 +4,7 @@
 //! real binaries.
 
 pub mod avni;
+pub mod avni_etl;
 pub mod avni_server;
 pub mod bench;
 pub mod binaries;

@@ -242,7 +242,8 @@ async fn migrate_on_an_avni_database_keeps_avnis_tables_functions_and_rows() {
         first,
         [
             "2026-12-03-000001_service_state",
-            "2026-12-03-000002_avni_metadata"
+            "2026-12-03-000002_avni_metadata",
+            "2026-12-03-000003_metadata_rls"
         ]
     );
     assert!(
@@ -363,7 +364,7 @@ async fn migrate_on_the_test_source_then_run() {
         },
     )
     .await;
-    assert_eq!(migrate(&db.url).await.len(), 2);
+    assert_eq!(migrate(&db.url).await.len(), 3);
     assert!(migrate(&db.url).await.is_empty());
     let org = &world.organisations[0];
     assert!(run(&db.url, org).await.rows_upserted() > 0);
@@ -373,7 +374,7 @@ async fn migrate_on_the_test_source_then_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_on_an_empty_database_twice() {
     let db = TestDatabase::new().await;
-    assert_eq!(migrate(&db.url).await.len(), 2);
+    assert_eq!(migrate(&db.url).await.len(), 3);
     assert!(migrate(&db.url).await.is_empty());
     let client = db.client().await;
     let public = text_rows(
@@ -681,7 +682,7 @@ async fn a_previous_release_deployment_keeps_working_after_migrate() {
 
     // The upgrade.
     let applied = migrate(&db.url).await;
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
     assert!(
         migrate(&db.url).await.is_empty(),
         "a second migrate does nothing"
@@ -790,7 +791,7 @@ async fn a_role_that_does_not_own_avnis_tables_migrates_and_runs_with_the_readme
     );
     let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
     assert_ne!(url, db.url, "the test server URL names user postgres");
-    assert_eq!(migrate(&url).await.len(), 2);
+    assert_eq!(migrate(&url).await.len(), 3);
     assert!(migrate(&url).await.is_empty());
     let report = run(&url, &org).await;
     assert!(report.rows_upserted() > 0);
@@ -881,6 +882,6 @@ async fn migrate_uses_an_etl_service_schema_a_dba_made() {
         .get(0);
     assert!(!can_create);
     let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
-    assert_eq!(migrate(&url).await.len(), 2);
+    assert_eq!(migrate(&url).await.len(), 3);
     assert!(migrate(&url).await.is_empty());
 }

@@ -34,6 +34,12 @@ struct TableRow {
     full_name: Option<String>,
     #[diesel(sql_type = Bool)]
     is_voided: bool,
+    /// No `etl_service` row: a table avni-etl built.
+    #[diesel(sql_type = Bool)]
+    adopted: bool,
+    /// It has a primary key.
+    #[diesel(sql_type = Bool)]
+    keyed: bool,
 }
 
 #[derive(QueryableByName)]
@@ -58,6 +64,33 @@ struct ColumnRow {
     base_name: Option<String>,
     #[diesel(sql_type = Bool)]
     concept_voided: bool,
+    /// No `etl_service` row: a column avni-etl made.
+    #[diesel(sql_type = Bool)]
+    adopted: bool,
+}
+
+/// A `column_metadata.type` in avni-etl's vocabulary (its `Column.Type`
+/// names) as the PostgreSQL type name the plan compares with
+/// ([`crate::engine::schema::layout::ColumnType::sql`]); other values
+/// (`point`, `integer`, ...) are already that name.
+pub fn sql_type_of_avni(avni_type: &str) -> &str {
+    match avni_type {
+        "bool" => "boolean",
+        "timestampWithTimezone" => "timestamptz",
+        // A serial column is an integer with a default.
+        "serial" => "integer",
+        other => other,
+    }
+}
+
+/// A `column_metadata.concept_type` in avni-etl's vocabulary as the
+/// concept data type the plan compares with: a single or multiple select
+/// is a `Coded` concept.
+pub fn concept_type_of_avni(concept_type: &str) -> &str {
+    match concept_type {
+        "SingleSelect" | "MultiSelect" => "Coded",
+        other => other,
+    }
 }
 
 /// Reads what the metadata says `schema` holds.
@@ -69,7 +102,11 @@ pub async fn load_existing(
         "SELECT t.id, coalesce(t.name, '') AS name, coalesce(t.type, '') AS type_, \
                 t.subject_type_uuid, t.program_uuid, t.encounter_type_uuid, \
                 t.repeatable_question_group_concept_uuid AS group_concept_uuid, x.parent_table_type, \
-                x.full_name, coalesce(x.is_voided, false) AS is_voided \
+                x.full_name, coalesce(x.is_voided, false) AS is_voided, \
+                x.table_metadata_id IS NULL AS adopted, \
+                EXISTS (SELECT 1 FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid \
+                        JOIN pg_namespace n ON n.oid = r.relnamespace \
+                        WHERE i.indisprimary AND n.nspname = t.schema_name AND r.relname = t.name) AS keyed \
          FROM public.table_metadata t \
          LEFT JOIN etl_service.table_metadata_ext x ON x.table_metadata_id = t.id \
          WHERE t.schema_name = $1 ORDER BY t.id",
@@ -82,7 +119,8 @@ pub async fn load_existing(
                 coalesce(x.sql_type, c.type, '') AS type_, c.concept_uuid, \
                 coalesce(x.concept_type, c.concept_type) AS concept_type, \
                 c.parent_concept_uuid, x.source_key, x.base_name, \
-                coalesce(c.concept_voided, false) AS concept_voided \
+                coalesce(c.concept_voided, false) AS concept_voided, \
+                x.column_metadata_id IS NULL AS adopted \
          FROM public.column_metadata c JOIN public.table_metadata t ON t.id = c.table_id \
          LEFT JOIN etl_service.column_metadata_ext x ON x.column_metadata_id = c.id \
          WHERE t.schema_name = $1 ORDER BY c.table_id, x.display_order, c.id",
@@ -98,6 +136,18 @@ pub async fn load_existing(
             Some(uuid) => concept_key(uuid, c.parent_concept_uuid.as_deref()),
             None => fixed_key(&c.name),
         });
+        // avni-etl's rows are in its vocabulary; the service's exact type
+        // and data type are in etl_service.
+        let (sql_type, concept_type) = if c.adopted {
+            (
+                sql_type_of_avni(&c.type_).to_string(),
+                c.concept_type
+                    .as_deref()
+                    .map(|t| concept_type_of_avni(t).to_string()),
+            )
+        } else {
+            (c.type_, c.concept_type)
+        };
         by_table
             .entry(c.table_id)
             .or_default()
@@ -106,14 +156,18 @@ pub async fn load_existing(
                 name: c.name,
                 key,
                 base_name: c.base_name,
-                sql_type: c.type_,
-                concept_type: c.concept_type,
+                sql_type,
+                concept_type,
                 voided: c.concept_voided,
+                adopted: c.adopted,
             });
     }
     let mut result = ExistingSchema::default();
     for t in tables {
-        let kind = TableKind::from_metadata_type(&t.type_);
+        // avni-etl's fixed `users` table (type User, no subject type) is
+        // not a subject table: it is left to it, like its media tables.
+        let kind = TableKind::from_metadata_type(&t.type_)
+            .filter(|_| !(t.type_ == "User" && t.subject_type_uuid.is_none()));
         let identity = TableIdentity {
             kind: kind.unwrap_or(TableKind::Address),
             subject_type_uuid: t.subject_type_uuid,
@@ -132,8 +186,38 @@ pub async fn load_existing(
             full_name: t.full_name,
             voided: t.is_voided,
             foreign: kind.is_none(),
+            adopted: t.adopted,
+            keyed: t.keyed,
             columns: by_table.remove(&t.id).unwrap_or_default(),
         });
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::schema::layout::ColumnType;
+
+    #[test]
+    fn avni_etls_vocabulary_reads_as_the_plans() {
+        for (avni, ours) in [
+            ("bool", ColumnType::Boolean),
+            ("timestampWithTimezone", ColumnType::Timestamptz),
+            ("integer", ColumnType::Integer),
+            ("serial", ColumnType::Integer),
+            ("numeric", ColumnType::Numeric),
+            ("date", ColumnType::Date),
+            ("timestamp", ColumnType::Timestamp),
+            ("time", ColumnType::Time),
+            ("text", ColumnType::Text),
+            ("jsonb", ColumnType::Jsonb),
+        ] {
+            assert_eq!(sql_type_of_avni(avni), ours.sql(), "{avni}");
+        }
+        assert_eq!(sql_type_of_avni("point"), "point");
+        assert_eq!(concept_type_of_avni("SingleSelect"), "Coded");
+        assert_eq!(concept_type_of_avni("MultiSelect"), "Coded");
+        assert_eq!(concept_type_of_avni("Numeric"), "Numeric");
+    }
 }

@@ -97,7 +97,12 @@ fn column_values(
     let mut exprs = Vec::new();
     for fixed in &table.fixed {
         names.push(quote_ident(fixed.name));
-        exprs.push(fixed.expr.to_string());
+        // A column an adopted table keeps in avni-etl's type (a location
+        // as `point`) gets its value as that type.
+        match table.stored_types.iter().find(|(n, _)| *n == fixed.name) {
+            Some((_, stored)) => exprs.push(format!("({})::{stored}", fixed.expr)),
+            None => exprs.push(fixed.expr.to_string()),
+        }
     }
     for column in &table.columns {
         names.push(quote_ident(&column.name));

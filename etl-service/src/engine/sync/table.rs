@@ -52,15 +52,23 @@ pub async fn sync_table(
     )
     .await;
     match (direct, unreadable) {
-        // A failure of another kind fails again with tolerant casts and is
-        // reported from there.
+        // The upsert failed: if an answer could not be read as its column's
+        // type, the tolerant casts get past it. Only when they do was that
+        // the cause; a failure of another kind (a missing key, a trigger,
+        // a lost connection) fails again and is reported from there, with
+        // no word of answers.
         (Err(_), Some(reason)) => {
-            tracing::info!(
-                table = %target.table.name,
-                reason = %reason,
-                "an answer cannot be read as its column's type; syncing with tolerant casts"
-            );
-            sync_attempt(conn, target, boundary, fail, Casting::Tolerant, &mut None).await
+            let tolerant =
+                sync_attempt(conn, target, boundary, fail, Casting::Tolerant, &mut None).await;
+            if tolerant.is_ok() {
+                tracing::info!(
+                    table = %target.table.name,
+                    reason = %reason,
+                    "an answer could not be read as its column's type; synced with tolerant casts \
+                     (such answers are NULL)"
+                );
+            }
+            tolerant
         }
         (result, _) => result,
     }

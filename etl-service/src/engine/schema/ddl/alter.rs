@@ -1,15 +1,19 @@
 //! Bringing an existing table to its plan (design/etl.md §5.2): revived,
 //! columns renamed, voided, revived or added, and its watermarks reset
-//! when the existing rows need a backfill.
+//! when the existing rows need a backfill. A table avni-etl built is
+//! adopted in place: its columns described, its duplicates removed and a
+//! primary key added, its `entity_sync_status` rows taken as watermarks.
 
 use crate::engine::schema::ddl::columns::{
-    ColumnSpec, Id, describe_indexes, fixed_spec, index_statement, indexed_columns,
+    self, ColumnSpec, Id, describe_indexes, fixed_spec, index_statement, indexed_columns,
     insert_column_metadata, planned_spec,
 };
 use crate::engine::schema::ddl::parking_name;
-use crate::engine::schema::plan::{ColumnRef, ColumnUpdate, PlannedTable, TableEvolution};
+use crate::engine::schema::plan::{
+    AdoptedColumn, ColumnRef, ColumnUpdate, PlannedTable, TableEvolution,
+};
 use crate::error::Error;
-use diesel::sql_types::{Array, Bool, Integer, Text};
+use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use service_kit::sql::{quote_ident, quote_qualified};
 
@@ -23,6 +27,7 @@ pub(super) async fn alter_table(
     schema: &str,
     table: &PlannedTable,
     evolution: &TableEvolution,
+    members: &[i32],
 ) -> Result<(), Error> {
     let table_id = evolution.table_id;
     let qualified = quote_qualified(schema, &table.name);
@@ -46,6 +51,12 @@ pub(super) async fn alter_table(
         )
         .await?;
     }
+    if evolution.needs_key {
+        add_key(conn, &qualified, table, table_id).await?;
+    }
+    if evolution.adopted {
+        adopt_watermarks(conn, table_id, members).await?;
+    }
     if evolution.needs_resync() {
         diesel::sql_query(
             "WITH ours AS (UPDATE etl_service.watermark SET last_sync_time = '1900-01-01 00:00:00+00' \
@@ -58,6 +69,69 @@ pub(super) async fn alter_table(
         .await?;
     }
     super::update_extension(conn, table_id, Some(&table.full_name)).await
+}
+
+/// Gives a table avni-etl built (no key: its rows are appended versions,
+/// and copies with equal change times stay) the primary key the upsert
+/// needs: of each key's rows the latest version stays (the last written
+/// of equal ones), then the key is added.
+async fn add_key(
+    conn: &mut AsyncPgConnection,
+    qualified: &str,
+    table: &PlannedTable,
+    table_id: i32,
+) -> Result<(), Error> {
+    let keys = table.quoted_keys();
+    let same_key: Vec<String> = keys.iter().map(|k| format!("a.{k} = b.{k}")).collect();
+    let changed = "coalesce(a.last_modified_date_time, '-infinity') \
+                   < coalesce(b.last_modified_date_time, '-infinity')";
+    let same_time = "a.last_modified_date_time IS NOT DISTINCT FROM b.last_modified_date_time \
+                     AND a.ctid < b.ctid";
+    let removed = diesel::sql_query(format!(
+        "DELETE FROM {qualified} a USING {qualified} b WHERE {} AND ({changed} OR ({same_time}))",
+        same_key.join(" AND ")
+    ))
+    .execute(conn)
+    .await?;
+    let name = columns::index_name(&table.name, "pkey", &format!("#{table_id}"));
+    diesel::sql_query(format!(
+        "ALTER TABLE {qualified} ADD CONSTRAINT {} PRIMARY KEY ({})",
+        quote_ident(&name),
+        keys.join(", ")
+    ))
+    .execute(conn)
+    .await?;
+    tracing::info!(
+        table = %table.name,
+        duplicates_removed = removed,
+        "a table without a primary key (built by avni-etl) got one"
+    );
+    Ok(())
+}
+
+/// Makes avni-etl's `entity_sync_status` rows of an adopted table (one per
+/// member's db_user) the members' watermarks, so the table goes on from
+/// where avni-etl left it and Avni's row keeps being the one updated.
+async fn adopt_watermarks(
+    conn: &mut AsyncPgConnection,
+    table_id: i32,
+    members: &[i32],
+) -> Result<(), Error> {
+    diesel::sql_query(
+        "INSERT INTO etl_service.watermark \
+             (entity_sync_status_id, table_metadata_id, organisation_id, last_sync_time) \
+         SELECT DISTINCT ON (o.id) s.id, s.table_metadata_id, o.id, \
+                coalesce(s.last_sync_time, '1900-01-01 00:00:00+00') \
+         FROM public.entity_sync_status s JOIN public.organisation o ON o.db_user = s.db_user \
+         WHERE s.table_metadata_id = $1 AND o.id = ANY($2) \
+         ORDER BY o.id, s.last_sync_time DESC NULLS LAST, s.id DESC \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Integer, _>(table_id)
+    .bind::<Array<Integer>, _>(members)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Renames the columns whose name changes (all parked first, then each to
@@ -106,6 +180,43 @@ async fn update_columns(
             .collect::<Vec<_>>(),
     )
     .bind::<Array<Bool>, _>(updates.iter().map(|u| u.voided).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    describe_adopted(conn, updates).await
+}
+
+/// Writes the service's row (`etl_service.column_metadata_ext`) for each
+/// column avni-etl made that a planned column continues: its type as it
+/// stands, its identity and base name; its order is its place in the
+/// table.
+async fn describe_adopted(
+    conn: &mut AsyncPgConnection,
+    updates: &[ColumnUpdate],
+) -> Result<(), Error> {
+    let adopted: Vec<(&ColumnUpdate, &AdoptedColumn)> = updates
+        .iter()
+        .filter_map(|u| u.adopted.as_ref().map(|a| (u, a)))
+        .collect();
+    if adopted.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "INSERT INTO etl_service.column_metadata_ext \
+             (column_metadata_id, sql_type, concept_type, display_order, source_key, base_name) \
+         SELECT u.id, u.sql_type, u.concept_type, u.ord::integer, u.source_key, u.base_name \
+         FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS u(id, sql_type, concept_type, source_key, base_name, ord) \
+         ON CONFLICT (column_metadata_id) DO NOTHING",
+    )
+    .bind::<Array<Integer>, _>(adopted.iter().map(|(u, _)| u.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(adopted.iter().map(|(_, a)| a.sql_type.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        adopted
+            .iter()
+            .map(|(_, a)| a.concept_type.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(adopted.iter().map(|(_, a)| a.key.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(adopted.iter().map(|(u, _)| u.base_name.clone()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

@@ -102,7 +102,8 @@ pub async fn apply(
             let table_id = match diff {
                 TableDiff::Create => create::create_table(conn, schema, table).await?,
                 TableDiff::Alter(evolution) => {
-                    alter::alter_table(conn, schema, table, evolution).await?;
+                    alter::alter_table(conn, schema, table, evolution, &target.member_ids())
+                        .await?;
                     evolution.table_id
                 }
                 TableDiff::Unchanged { table_id } => *table_id,

@@ -30,6 +30,12 @@ pub struct TableEvolution {
     pub column_updates: Vec<ColumnUpdate>,
     /// Planned columns the table does not have yet.
     pub additions: Vec<ColumnRef>,
+    /// It has no primary key (avni-etl built it): its duplicate rows go
+    /// and the key is added.
+    pub needs_key: bool,
+    /// avni-etl built it: its `entity_sync_status` rows become the
+    /// service's watermarks.
+    pub adopted: bool,
 }
 
 impl TableEvolution {
@@ -44,6 +50,8 @@ impl TableEvolution {
     /// name the plan gives it).
     pub fn changes_anything(&self, planned_name: &str) -> bool {
         self.revived
+            || self.needs_key
+            || self.adopted
             || self.current_name != planned_name
             || !self.column_updates.is_empty()
             || !self.additions.is_empty()
@@ -64,6 +72,18 @@ pub struct ColumnUpdate {
     pub voided: bool,
     /// It was voided and continues a planned column again.
     pub revived: bool,
+    /// A column avni-etl made, which the service describes from now on.
+    pub adopted: Option<AdoptedColumn>,
+}
+
+/// What the service keeps about a column avni-etl made (its
+/// `etl_service.column_metadata_ext` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedColumn {
+    /// The type the column has (avni-etl's, which it keeps).
+    pub sql_type: String,
+    pub concept_type: Option<String>,
+    pub key: String,
 }
 
 /// A planned column: one of the table's fixed columns, or a question.
@@ -170,6 +190,8 @@ pub(super) struct PlannedColumns {
     pub(super) columns: Vec<PlannedColumn>,
     pub(super) updates: Vec<ColumnUpdate>,
     pub(super) additions: Vec<ColumnRef>,
+    /// Fixed columns kept in the type avni-etl made them with.
+    pub(super) stored_types: Vec<(&'static str, &'static str)>,
 }
 
 /// The column of `existing` that a planned column of identity `key`
@@ -212,6 +234,7 @@ pub(super) fn plan_columns(
         used: HashSet::new(),
         updates: Vec::new(),
         additions: Vec::new(),
+        stored_types: Vec::new(),
     };
     matching.fixed(fixed);
     let pending = matching.link_questions(drafts);
@@ -222,6 +245,7 @@ pub(super) fn plan_columns(
         columns,
         updates: matching.updates,
         additions: matching.additions,
+        stored_types: matching.stored_types,
     }
 }
 
@@ -243,6 +267,7 @@ struct ColumnMatching<'a> {
     used: HashSet<String>,
     updates: Vec<ColumnUpdate>,
     additions: Vec<ColumnRef>,
+    stored_types: Vec<(&'static str, &'static str)>,
 }
 
 impl<'a> ColumnMatching<'a> {
@@ -259,6 +284,9 @@ impl<'a> ColumnMatching<'a> {
             ) {
                 Some(c) => {
                     self.taken.insert(c.id);
+                    if let Some(stored) = c.stored_as(f.sql_type) {
+                        self.stored_types.push((f.name, stored));
+                    }
                     self.continue_as(c, f.name, f.name);
                 }
                 None => self.additions.push(ColumnRef::Fixed(i)),
@@ -297,10 +325,11 @@ impl<'a> ColumnMatching<'a> {
     fn kept_names(&mut self, pending: &[Pending]) -> Vec<Option<String>> {
         // Voided columns that stay voided keep their names; so do live ones
         // whose concept kept its name.
+        // So do avni-etl's fixed columns the plan has no place for.
         self.used.extend(
             self.current
                 .iter()
-                .filter(|c| c.voided && !self.taken.contains(&c.id))
+                .filter(|c| (c.voided || c.kept_as_adopted()) && !self.taken.contains(&c.id))
                 .map(|c| c.name.clone()),
         );
         pending
@@ -341,7 +370,7 @@ impl<'a> ColumnMatching<'a> {
 
     /// Records what changes when `c` continues as `name` (from `base_name`).
     fn continue_as(&mut self, c: &ExistingColumn, name: &str, base_name: &str) {
-        if c.name != name || c.voided || c.base_name.as_deref() != Some(base_name) {
+        if c.name != name || c.voided || c.base_name.as_deref() != Some(base_name) || c.adopted {
             self.updates.push(ColumnUpdate {
                 id: c.id,
                 current_name: c.name.clone(),
@@ -349,16 +378,22 @@ impl<'a> ColumnMatching<'a> {
                 base_name: base_name.to_string(),
                 voided: false,
                 revived: c.voided,
+                adopted: c.adopted.then(|| AdoptedColumn {
+                    sql_type: c.sql_type.clone(),
+                    concept_type: c.concept_type.clone(),
+                    key: c.key.clone(),
+                }),
             });
         }
     }
 
-    /// Live columns nothing plans any more are voided, keeping their values.
+    /// Live columns nothing plans any more are voided, keeping their
+    /// values; avni-etl's fixed columns are kept as they are.
     fn void_unplanned(&mut self) {
         for c in self
             .current
             .iter()
-            .filter(|c| !c.voided && !self.taken.contains(&c.id))
+            .filter(|c| !c.voided && !c.kept_as_adopted() && !self.taken.contains(&c.id))
         {
             let name = voided_name(&c.name, &c.key, c.id, &self.used);
             self.used.insert(name.clone());
@@ -369,6 +404,7 @@ impl<'a> ColumnMatching<'a> {
                 base_name: c.base_name.clone().unwrap_or_else(|| c.name.clone()),
                 voided: true,
                 revived: false,
+                adopted: None,
             });
         }
     }

@@ -37,6 +37,11 @@ pub struct ExistingTable {
     /// Described under a table type this service does not know (written by
     /// another tool): its name stays taken, nothing else is touched.
     pub foreign: bool,
+    /// Built by avni-etl (the service keeps nothing of its own about it
+    /// yet): the first run adopts it in place.
+    pub adopted: bool,
+    /// It has a primary key (avni-etl's tables have none).
+    pub keyed: bool,
     pub columns: Vec<ExistingColumn>,
 }
 
@@ -52,13 +57,38 @@ pub struct ExistingColumn {
     pub sql_type: String,
     pub concept_type: Option<String>,
     pub voided: bool,
+    /// Made by avni-etl (its metadata in its vocabulary, nothing of the
+    /// service's beside it). One of its fixed columns the plan has no
+    /// place for (`created_by_id`, `legacy_id`, ...) is kept as it is,
+    /// never voided.
+    pub adopted: bool,
 }
 
 impl ExistingColumn {
     /// Whether a planned column of this identity can keep this column: its
     /// values mean the same only while the concept's data type does.
     pub(super) fn continues(&self, sql_type: ColumnType, concept_type: Option<&str>) -> bool {
-        self.sql_type == sql_type.sql() && self.concept_type.as_deref() == concept_type
+        self.concept_type.as_deref() == concept_type
+            && (self.sql_type == sql_type.sql() || self.stored_as(sql_type).is_some())
+    }
+
+    /// For a column avni-etl made with another type than the plan's (the
+    /// service made none: its types are the plan's), one whose values the
+    /// plan's can be written as (its ids are `integer`
+    /// where the plan's are `bigint`, its locations `point` where the
+    /// plan's are text): that type, which the column keeps.
+    pub(super) fn stored_as(&self, planned: ColumnType) -> Option<&'static str> {
+        match (self.sql_type.as_str(), planned) {
+            ("integer", ColumnType::Bigint) => Some("integer"),
+            ("point", ColumnType::Text) => Some("point"),
+            _ => None,
+        }
+    }
+
+    /// One of avni-etl's fixed columns (not a question's): kept as it is
+    /// when the plan has no place for it.
+    pub(super) fn kept_as_adopted(&self) -> bool {
+        self.adopted && !self.voided && !self.key.starts_with("concept:")
     }
 
     /// Whether the name its source gives it is the one it was named from.

@@ -20,7 +20,7 @@ mod existing;
 mod tables;
 
 pub use columns::{ColumnSource, PlannedColumn, concept_key, fixed_key, name_key};
-pub use evolution::{ColumnRef, ColumnUpdate, TableEvolution, voided_name};
+pub use evolution::{AdoptedColumn, ColumnRef, ColumnUpdate, TableEvolution, voided_name};
 pub use existing::{ExistingColumn, ExistingSchema, ExistingTable};
 pub use tables::TableIdentity;
 
@@ -55,6 +55,9 @@ pub struct PlannedTable {
     pub form_uuids: Vec<String>,
     pub fixed: Vec<FixedColumn>,
     pub columns: Vec<PlannedColumn>,
+    /// Fixed columns an adopted table keeps in avni-etl's type (name,
+    /// type): their values are written as that type.
+    pub stored_types: Vec<(&'static str, &'static str)>,
     /// How it continues the table that exists for its identity; `None`
     /// when there is none and it is to be created.
     pub evolution: Option<TableEvolution>,
@@ -182,6 +185,8 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         revived: t.voided,
         column_updates: planned.updates,
         additions: planned.additions,
+        needs_key: !t.keyed,
+        adopted: t.adopted,
     });
     PlannedTable {
         reference_name: naming::reference_table_name(&raw_refs),
@@ -200,6 +205,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         form_uuids: draft.form_uuids,
         fixed,
         columns: planned.columns,
+        stored_types: planned.stored_types,
         evolution,
     }
 }
@@ -624,6 +630,7 @@ mod tests {
                         sql_type: c.sql_type.sql().to_string(),
                         concept_type: c.source.concept_type().map(str::to_string),
                         voided: false,
+                        adopted: false,
                     });
                 }
             }
@@ -645,6 +652,8 @@ mod tests {
                     full_name: Some(t.full_name.clone()),
                     voided: false,
                     foreign: false,
+                    adopted: false,
+                    keyed: true,
                     columns: t
                         .fixed
                         .iter()
@@ -676,6 +685,7 @@ mod tests {
                                 sql_type: sql_type.sql().to_string(),
                                 concept_type,
                                 voided: false,
+                                adopted: false,
                             },
                         )
                         .collect(),
