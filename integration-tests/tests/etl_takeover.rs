@@ -374,6 +374,78 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
         count(&owner, &format!("SELECT people FROM {s}.my_people")).await,
         3
     );
+    // avni-etl's own columns go on being filled: the changed row keeps its
+    // users' ids and approval, and a subject registered after the
+    // switch-over gets them too.
+    let admin: i64 = owner
+        .query_one(
+            "SELECT id::bigint FROM public.users WHERE username = 'admin@legacy'",
+            &[],
+        )
+        .await
+        .expect("admin")
+        .get(0);
+    let changed = owner
+        .query_one(
+            &format!(
+                "SELECT created_by_id::bigint, last_modified_by_id::bigint, latest_approval_status \
+                 FROM {s}.person WHERE uuid = md5('legacy:subject:2')::uuid::text"
+            ),
+            &[],
+        )
+        .await
+        .expect("the changed row");
+    assert_eq!(
+        (
+            changed.get::<_, i64>(0),
+            changed.get::<_, i64>(1),
+            changed.get::<_, Option<String>>(2)
+        ),
+        (admin, admin, Some("Approved".to_string()))
+    );
+    avni.session(&org.db_user)
+        .await
+        .batch_execute(
+            "INSERT INTO public.individual (uuid, address_id, observations, version, date_of_birth_verified, \
+                 registration_date, organisation_id, first_name, last_name, subject_type_id, legacy_id, \
+                 created_by_id, last_modified_by_id, created_date_time, last_modified_date_time) \
+             SELECT md5('legacy:subject:new')::uuid, i.address_id, '{}'::jsonb, 0, false, date '2025-06-01', \
+                 i.organisation_id, 'New', 'legacy', i.subject_type_id, 'L-42', i.created_by_id, i.created_by_id, \
+                 date_trunc('milliseconds', now()), date_trunc('milliseconds', now()) \
+             FROM public.individual i WHERE i.uuid = md5('legacy:subject:1')::uuid::text; \
+             INSERT INTO public.entity_approval_status (uuid, entity_id, entity_type, approval_status_id, \
+                 organisation_id, status_date_time, entity_type_uuid, individual_id, address_id, created_by_id, \
+                 last_modified_by_id, created_date_time, last_modified_date_time) \
+             SELECT md5('legacy:approval:new')::uuid, i.id, 'Subject', 1, i.organisation_id, now(), st.uuid, i.id, \
+                 i.address_id, i.created_by_id, i.created_by_id, now(), now() \
+             FROM public.individual i JOIN public.subject_type st ON st.id = i.subject_type_id \
+             WHERE i.uuid = md5('legacy:subject:new')::uuid::text",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a new subject: {}", pg_error(&e)));
+    run(&avni, &org).await;
+    let new = owner
+        .query_one(
+            &format!(
+                "SELECT created_by_id::bigint, legacy_id, latest_approval_status, last_name, created_by \
+                 FROM {s}.person WHERE uuid = md5('legacy:subject:new')::uuid::text"
+            ),
+            &[],
+        )
+        .await
+        .expect("the new subject");
+    assert_eq!(new.get::<_, Option<i64>>(0), Some(admin));
+    assert_eq!(new.get::<_, Option<String>>(1).as_deref(), Some("L-42"));
+    assert_eq!(new.get::<_, Option<String>>(2).as_deref(), Some("Pending"));
+    assert_eq!(new.get::<_, Option<String>>(3).as_deref(), Some("legacy"));
+    assert_eq!(
+        new.get::<_, Option<String>>(4).as_deref(),
+        Some("admin@legacy")
+    );
+    assert_eq!(
+        count(&owner, &format!("SELECT count(*) FROM {s}.subject_view")).await,
+        4
+    );
 
     // Every table equals a fresh build, row for row, on every column the
     // fresh table has (all of which the adopted table has), values as

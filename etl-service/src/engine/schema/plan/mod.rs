@@ -24,7 +24,7 @@ pub use evolution::{AdoptedColumn, ColumnRef, ColumnUpdate, TableEvolution, void
 pub use existing::{ExistingColumn, ExistingSchema, ExistingTable};
 pub use tables::TableIdentity;
 
-use crate::engine::schema::layout::{FixedColumn, fixed_columns};
+use crate::engine::schema::layout::{FixedColumn, TableKind, avni_etl_column, fixed_columns};
 use crate::engine::schema::naming;
 use crate::engine::source::SourceModel;
 use std::collections::HashSet;
@@ -58,6 +58,9 @@ pub struct PlannedTable {
     /// Fixed columns an adopted table keeps in avni-etl's type (name,
     /// type): their values are written as that type.
     pub stored_types: Vec<(&'static str, &'static str)>,
+    /// avni-etl's own columns an adopted table keeps and the service goes
+    /// on filling (name, value expression; `layout::avni_etl_column`).
+    pub kept: Vec<(String, &'static str)>,
     /// How it continues the table that exists for its identity; `None`
     /// when there is none and it is to be created.
     pub evolution: Option<TableEvolution>,
@@ -179,6 +182,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         draft.identity.owner_kind,
     );
     let planned = evolution::plan_columns(&fixed, draft.columns, known);
+    let kept = kept_columns(draft.identity.kind, &fixed, &planned.columns, known);
     let evolution = known.map(|t| TableEvolution {
         table_id: t.id,
         current_name: t.name.clone(),
@@ -206,8 +210,31 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         fixed,
         columns: planned.columns,
         stored_types: planned.stored_types,
+        kept,
         evolution,
     }
+}
+
+/// avni-etl's own columns of an adopted table that the plan has no place
+/// for and that the service knows how to fill.
+fn kept_columns(
+    kind: TableKind,
+    fixed: &[FixedColumn],
+    columns: &[PlannedColumn],
+    known: Option<&ExistingTable>,
+) -> Vec<(String, &'static str)> {
+    let planned: HashSet<&str> = fixed
+        .iter()
+        .map(|f| f.name)
+        .chain(columns.iter().map(|c| c.name.as_str()))
+        .collect();
+    known
+        .map(|t| t.columns.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.kept_as_adopted() && !planned.contains(c.name.as_str()))
+        .filter_map(|c| avni_etl_column(kind, &c.name).map(|e| (c.name.clone(), e)))
+        .collect()
 }
 
 #[cfg(test)]
