@@ -7,9 +7,11 @@
 //! avni-etl's metadata in its vocabulary; takes its `entity_sync_status`
 //! rows as watermarks (no second row per table); removes the
 //! equal-timestamp copies avni-etl left and adds the primary key the
-//! upsert needs; adds its own columns (`created_by`, `last_modified_by`,
-//! the address table's `title`, `type`, `parent_id`), filled for every
-//! row. avni-etl's `subject_view` and an implementer's view over the
+//! upsert needs; adds its own columns, filled for every row: `created_by`
+//! and `last_modified_by` in place from avni-etl's `created_by_id` /
+//! `last_modified_by_id` (no row read again: the tables go on from
+//! avni-etl's watermarks), the address table's `title`, `type`, `parent_id`
+//! by reading its locations again. avni-etl's `subject_view` and an implementer's view over the
 //! adopted table keep working. A later change arrives incrementally. And
 //! after adoption every table equals, row for row, what a fresh build
 //! (RecreateSchema, then a run) gives, compared on every column of the
@@ -191,6 +193,14 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
     // The first run adopts the schema.
     let first = run(&avni, &org).await;
     assert_eq!(first.tables_dropped, 0, "no RecreateSchema");
+    // It goes on from avni-etl's watermarks: nothing changed since, so no
+    // row is read again, except the address table's (its added columns,
+    // a level's title and type, come from the source).
+    for t in &first.tables {
+        let expected = if t.name == "address" { 2 } else { 0 };
+        assert_eq!(t.rows_upserted, expected, "{}: {:?}", t.name, first.tables);
+    }
+    assert_eq!(first.tables.len(), built.form_tables().count());
 
     // Names kept: the same tables under the same metadata ids, and no
     // other table made.

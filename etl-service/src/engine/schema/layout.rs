@@ -253,6 +253,25 @@ pub fn avni_etl_column(kind: TableKind, name: &str) -> Option<&'static str> {
     })
 }
 
+/// For a table adopted from avni-etl: one of the service's fixed columns
+/// it lacks whose value follows from avni-etl's own columns of the same
+/// row (alias `t`): the avni-etl column it needs, and the expression. Such
+/// a column is filled in place when it is added, so the rows avni-etl
+/// synced need not be read again.
+pub fn backfill_from_avni_etl(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        "created_by" => Some((
+            "created_by_id",
+            "(SELECT u.username FROM public.users u WHERE u.id = t.created_by_id)",
+        )),
+        "last_modified_by" => Some((
+            "last_modified_by_id",
+            "(SELECT u.username FROM public.users u WHERE u.id = t.last_modified_by_id)",
+        )),
+        _ => None,
+    }
+}
+
 /// A column every table of a kind has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixedColumn {

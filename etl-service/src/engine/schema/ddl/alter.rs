@@ -51,6 +51,16 @@ pub(super) async fn alter_table(
         )
         .await?;
     }
+    if !evolution.backfills.is_empty() {
+        let sets: Vec<String> = evolution
+            .backfills
+            .iter()
+            .map(|(_, name, expr)| format!("{} = {expr}", quote_ident(name)))
+            .collect();
+        diesel::sql_query(format!("UPDATE {qualified} t SET {}", sets.join(", ")))
+            .execute(conn)
+            .await?;
+    }
     if evolution.needs_key {
         add_key(conn, &qualified, table, table_id).await?;
     }

@@ -24,7 +24,9 @@ pub use evolution::{AdoptedColumn, ColumnRef, ColumnUpdate, TableEvolution, void
 pub use existing::{ExistingColumn, ExistingSchema, ExistingTable};
 pub use tables::TableIdentity;
 
-use crate::engine::schema::layout::{FixedColumn, TableKind, avni_etl_column, fixed_columns};
+use crate::engine::schema::layout::{
+    FixedColumn, TableKind, avni_etl_column, backfill_from_avni_etl, fixed_columns,
+};
 use crate::engine::schema::naming;
 use crate::engine::source::SourceModel;
 use std::collections::HashSet;
@@ -183,6 +185,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
     );
     let planned = evolution::plan_columns(&fixed, draft.columns, known);
     let kept = kept_columns(draft.identity.kind, &fixed, &planned.columns, known);
+    let backfills = backfills(&fixed, &planned.additions, known);
     let evolution = known.map(|t| TableEvolution {
         table_id: t.id,
         current_name: t.name.clone(),
@@ -191,6 +194,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         additions: planned.additions,
         needs_key: !t.keyed,
         adopted: t.adopted,
+        backfills,
     });
     PlannedTable {
         reference_name: naming::reference_table_name(&raw_refs),
@@ -213,6 +217,33 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         kept,
         evolution,
     }
+}
+
+/// The added fixed columns of an adopted table that avni-etl's own columns
+/// of the row give (`layout::backfill_from_avni_etl`).
+fn backfills(
+    fixed: &[FixedColumn],
+    additions: &[ColumnRef],
+    known: Option<&ExistingTable>,
+) -> Vec<(ColumnRef, &'static str, &'static str)> {
+    let Some(table) = known.filter(|t| t.adopted) else {
+        return Vec::new();
+    };
+    additions
+        .iter()
+        .filter_map(|a| match a {
+            ColumnRef::Fixed(i) => fixed.get(*i).map(|f| (*a, f.name)),
+            ColumnRef::Question(_) => None,
+        })
+        .filter_map(|(a, name)| {
+            let (needs, expr) = backfill_from_avni_etl(name)?;
+            let present = table
+                .columns
+                .iter()
+                .any(|c| c.name == needs && c.kept_as_adopted());
+            present.then_some((a, name, expr))
+        })
+        .collect()
 }
 
 /// avni-etl's own columns of an adopted table that the plan has no place
