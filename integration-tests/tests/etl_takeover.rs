@@ -610,3 +610,81 @@ async fn a_failure_that_is_not_an_answer_is_not_called_one() {
         "misclassified: {out}"
     );
 }
+
+/// Deletes avni-etl's metadata rows of `schema` (its tables stay).
+async fn forget_metadata(owner: &Client, schema: &str) {
+    for sql in [
+        "DELETE FROM public.entity_sync_status WHERE schema_name = $1",
+        "DELETE FROM public.index_metadata WHERE table_metadata_id IN \
+         (SELECT id FROM public.table_metadata WHERE schema_name = $1)",
+        "DELETE FROM public.column_metadata WHERE schema_name = $1",
+        "DELETE FROM public.table_metadata WHERE schema_name = $1",
+    ] {
+        owner
+            .execute(sql, &[&schema])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(&e)));
+    }
+}
+
+/// avni-etl's metadata is what makes a schema adoptable. Without it, avni-etl's
+/// tables in the organisation's own schema (owned by its db_user, as Avni
+/// makes it) are someone else's objects: left exactly as they are (no key
+/// added, no row touched), the reporting tables named otherwise. In a
+/// schema another role owns, the run is refused and nothing is touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_avni_etls_metadata_its_tables_are_not_adopted() {
+    let (avni, org, built) = taken_over().await;
+    let owner = avni.owner().await;
+    let schema = built.schema.as_str();
+    forget_metadata(&owner, schema).await;
+    let person = built.table("Person");
+    let rows_before = rows_on(&owner, schema, "person", &person.column_names()).await;
+
+    run(&avni, &org).await;
+    assert_eq!(
+        rows_on(&owner, schema, "person", &person.column_names()).await,
+        rows_before,
+        "avni-etl's person table untouched"
+    );
+    assert!(key_columns(&owner, schema, "person").await.is_empty());
+    let ours: String = owner
+        .query_one(
+            "SELECT name FROM public.table_metadata WHERE schema_name = $1 AND type = 'Person'",
+            &[&schema],
+        )
+        .await
+        .expect("the run's person table")
+        .get(0);
+    assert_ne!(ours, "person");
+
+    // The same tables in a schema another role owns: refused.
+    let (avni, org, built) = taken_over().await;
+    let owner = avni.owner().await;
+    forget_metadata(&owner, &built.schema).await;
+    owner
+        .batch_execute(&format!(
+            "ALTER SCHEMA {} OWNER TO openchs",
+            quote_ident(&built.schema)
+        ))
+        .await
+        .expect("another owner");
+    let err = engine::run_entity(
+        &context(&avni.owner_url),
+        org_ref(&org),
+        &RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("a schema nothing describes, owned by another role, is refused");
+    assert!(
+        matches!(err, etl_service::Error::FailedPrecondition(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&built.schema), "{err}");
+    assert!(
+        key_columns(&owner, &built.schema, "person")
+            .await
+            .is_empty()
+    );
+}
