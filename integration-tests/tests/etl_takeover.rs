@@ -688,3 +688,62 @@ async fn without_avni_etls_metadata_its_tables_are_not_adopted() {
             .is_empty()
     );
 }
+
+/// A row avni-etl left with no id cannot be kept under the primary key: the
+/// run fails saying so and what to do, and changes nothing (no key, no
+/// column, the duplicate copies still there); once the row is deleted the
+/// next run adopts the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_with_no_id_fails_the_adoption_clearly_and_changes_nothing() {
+    let (avni, org, built) = taken_over().await;
+    let owner = avni.owner().await;
+    let s = quote_ident(&built.schema);
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO {s}.person (uuid, first_name) VALUES ('no-id', 'Nobody')"
+        ))
+        .await
+        .expect("a row with no id");
+    let columns = physical_columns(&owner, &built.schema, "person").await;
+    let err = engine::run_entity(
+        &context(&avni.owner_url),
+        org_ref(&org),
+        &RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("a row with no id cannot be kept under a key");
+    let message = err.to_string();
+    assert!(
+        matches!(err, etl_service::Error::FailedPrecondition(_)),
+        "{message}"
+    );
+    assert!(
+        message.contains("1 row(s) with no \"id\"") && message.contains("DELETE FROM"),
+        "{message}"
+    );
+    assert!(
+        key_columns(&owner, &built.schema, "person")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        physical_columns(&owner, &built.schema, "person").await,
+        columns
+    );
+    assert_eq!(
+        count(&owner, &format!("SELECT count(*) FROM {s}.person")).await,
+        5,
+        "3 subjects, avni-etl's copy, the row with no id"
+    );
+
+    owner
+        .batch_execute(&format!("DELETE FROM {s}.person WHERE id IS NULL"))
+        .await
+        .expect("delete");
+    run(&avni, &org).await;
+    assert_eq!(
+        key_columns(&owner, &built.schema, "person").await,
+        vec!["id"]
+    );
+}
