@@ -646,6 +646,102 @@ mod tests {
     }
 
     #[test]
+    fn a_table_avni_etl_built_is_adopted_without_voiding_or_resync() {
+        let m = model();
+        let fresh = plan_schema(&m, &ExistingSchema::default());
+        let mut existing = existing_of(&fresh);
+        let person = existing
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "person")
+            .expect("person");
+        // As avni-etl left it: no key, nothing of the service's, its types
+        // and its own columns, not the service's user names.
+        person.adopted = true;
+        person.keyed = false;
+        person
+            .columns
+            .retain(|c| c.name != "created_by" && c.name != "last_modified_by");
+        for c in &mut person.columns {
+            c.adopted = true;
+            c.base_name = None;
+            match c.name.as_str() {
+                "id" | "address_id" => c.sql_type = "integer".into(),
+                "registration_location" => c.sql_type = "point".into(),
+                _ => {}
+            }
+        }
+        for (i, name) in [
+            "created_by_id",
+            "legacy_id",
+            "latest_approval_status",
+            "mystery",
+        ]
+        .iter()
+        .enumerate()
+        {
+            person.columns.push(ExistingColumn {
+                id: 90_000 + i as i32,
+                name: name.to_string(),
+                key: fixed_key(name),
+                base_name: None,
+                sql_type: "text".into(),
+                concept_type: None,
+                voided: false,
+                adopted: true,
+            });
+        }
+        let plan = plan_schema(&m, &existing);
+        let person = table(&plan, TableKind::Subject, "st1");
+        assert_eq!(person.name, "person");
+        let e = person.evolution.as_ref().expect("adopted");
+        assert!(e.adopted && e.needs_key);
+        assert!(
+            e.column_updates
+                .iter()
+                .all(|u| !u.voided && u.name == u.current_name),
+            "nothing voided or renamed: {:?}",
+            e.column_updates
+        );
+        assert!(e.column_updates.iter().all(|u| u.adopted.is_some()));
+        let added: Vec<&str> = e
+            .additions
+            .iter()
+            .map(|a| match a {
+                ColumnRef::Fixed(i) => person.fixed[*i].name,
+                ColumnRef::Question(i) => person.columns[*i].name.as_str(),
+            })
+            .collect();
+        assert_eq!(added, vec!["created_by", "last_modified_by"]);
+        let backfilled: Vec<&str> = e.backfills.iter().map(|(_, n, _)| *n).collect();
+        assert_eq!(
+            backfilled,
+            vec!["created_by"],
+            "last_modified_by_id is not there"
+        );
+        assert!(
+            e.needs_resync(),
+            "last_modified_by cannot be filled in place"
+        );
+        let mut stored = person.stored_types.clone();
+        stored.sort();
+        assert_eq!(
+            stored,
+            vec![
+                ("address_id", "integer"),
+                ("id", "integer"),
+                ("registration_location", "point")
+            ]
+        );
+        let kept: Vec<&str> = person.kept.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            kept,
+            vec!["created_by_id", "legacy_id", "latest_approval_status"],
+            "kept and filled; `mystery` kept but not filled"
+        );
+    }
+
+    #[test]
     fn no_table_takes_a_view_name() {
         let mut m = model();
         m.subject_types[0].name = "Subject view".into();
