@@ -751,7 +751,7 @@ async fn a_row_with_no_id_fails_the_adoption_clearly_and_changes_nothing() {
 /// A group's schema avni-etl built (a parent and its child, sharing the
 /// parent's forms; one `entity_sync_status` row per table per member): the
 /// group's first run adopts it in place, each member going on from its own
-/// watermark, and every table but the address equals a fresh build.
+/// watermark, and every table equals a fresh build.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_groups_avni_etl_schema_is_adopted_with_each_members_watermarks() {
     let avni = AvniServerDb::new().await;
@@ -843,7 +843,7 @@ async fn a_groups_avni_etl_schema_is_adopted_with_each_members_watermarks() {
     .await;
     assert_eq!(linked as usize, 2 * built.form_tables().count());
 
-    // Every table but the address equals a fresh build.
+    // Every table equals a fresh build.
     let mut adopted = BTreeMap::new();
     for t in built.form_tables() {
         adopted.insert(t.name.clone(), rows_by_id(&owner, schema, &t.name).await);
@@ -854,7 +854,7 @@ async fn a_groups_avni_etl_schema_is_adopted_with_each_members_watermarks() {
     engine::run_entity(&ctx, entity, &RunOptions::default(), &NoProgress)
         .await
         .unwrap_or_else(|e| panic!("the fresh build: {e}"));
-    for t in built.form_tables().filter(|t| t.kind != "Address") {
+    for t in built.form_tables() {
         let fresh = rows_by_id(&owner, schema, &t.name).await;
         let was = &adopted[&t.name];
         assert_eq!(
