@@ -31,7 +31,7 @@
 //! - its `subject_view` (§5, with its `indvidual_uuid` column), made under
 //!   the organisation's role.
 
-use crate::avni_server::{AvniOrg, AvniServerDb, pg_error};
+use crate::avni_server::{AvniGroup, AvniOrg, AvniServerDb, pg_error};
 use service_kit::sql::{quote_ident, quote_literal, quote_qualified};
 use tokio_postgres::Client;
 
@@ -914,4 +914,121 @@ async fn subject_view(session: &Client, schema: &str, levels: &[String]) {
         .batch_execute(&sql)
         .await
         .unwrap_or_else(|e| panic!("subject_view: {}", pg_error(&e)));
+}
+
+/// The level types of `org`'s own locations (its address table's title
+/// columns), in avni-etl's column order.
+async fn level_types(owner: &Client, org: &AvniOrg) -> Vec<String> {
+    owner
+        .query(
+            "SELECT name FROM public.address_level_type WHERE organisation_id = $1::integer \
+             AND NOT is_voided ORDER BY level DESC",
+            &[&org.id],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("level types: {}", pg_error(&e)))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Builds a group's schema as avni-etl's `runForOrganisationGroup` does for
+/// members that share their metadata (a parent and its child): the schema
+/// owned by the group's role with ALL for every member's, the tables made
+/// once from the first member's forms (the address table gains each
+/// member's level columns), each member's rows written under its own role,
+/// and one `entity_sync_status` row per table per member db_user.
+pub async fn build_group(avni: &AvniServerDb, group: &AvniGroup) -> AvniEtlSchema {
+    let owner = avni.owner().await;
+    let schema = group.schema_name.clone();
+    let first = &group.members[0];
+    let boundary: chrono::DateTime<chrono::Utc> = owner
+        .query_one(
+            "SELECT date_trunc('milliseconds', now()) - interval '10 seconds'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("boundary: {}", pg_error(&e)))
+        .get(0);
+    let boundary_text = boundary.to_rfc3339();
+    let users: Vec<&str> = std::iter::once(group.db_user.as_str())
+        .chain(group.members.iter().map(|m| m.db_user.as_str()))
+        .collect();
+    for u in &users {
+        owner
+            .batch_execute(&format!(
+                "SELECT create_db_user({u}, 'password'); SELECT create_implementation_schema({s}, {u});",
+                u = quote_literal(u),
+                s = quote_literal(&schema)
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("ensure schema {schema}: {}", pg_error(&e)));
+    }
+    let mut tables: Vec<EtlTable> = plan(&owner, first)
+        .await
+        .into_iter()
+        .filter(|t| !matches!(t.kind, "User" | "Media"))
+        .collect();
+    let mut member_levels = Vec::new();
+    for m in &group.members {
+        member_levels.push(level_types(&owner, m).await);
+    }
+    let all_levels: Vec<String> = member_levels.iter().flatten().cloned().collect();
+    for t in &mut tables {
+        if t.kind == "Address" {
+            t.columns = address_columns(&all_levels);
+        }
+        t.id = create(&owner, &schema, &group.db_user, t).await;
+        for m in &group.members {
+            owner
+                .batch_execute(&format!(
+                    "grant all privileges on all tables in schema {} to {}",
+                    quote_ident(&schema),
+                    quote_ident(&m.db_user)
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("grant: {}", pg_error(&e)));
+        }
+    }
+    for (m, levels) in group.members.iter().zip(&member_levels) {
+        let mut statements = vec!["BEGIN".to_string()];
+        for t in &tables {
+            if t.kind == "Address" {
+                statements.extend(address_statements(&schema, t, levels, &boundary_text));
+            } else if let Some(s) = insert_statement(&schema, t, &boundary_text) {
+                statements.push(s);
+            }
+            if t.kind == "Person" {
+                statements.push(approval_statement(&schema, t));
+            }
+        }
+        statements.push("COMMIT".into());
+        avni.session(&m.db_user)
+            .await
+            .batch_execute(&statements.join(";\n"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "avni-etl's sync of {} into {schema}: {}",
+                    m.key,
+                    pg_error(&e)
+                )
+            });
+        for t in &tables {
+            owner
+                .execute(
+                    "INSERT INTO public.entity_sync_status (db_user, table_metadata_id, last_sync_time, \
+                     sync_status, schema_name) VALUES ($1, $2, $3, 'Success', $4)",
+                    &[&m.db_user, &t.id, &boundary, &schema],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("entity_sync_status {}: {}", t.name, pg_error(&e)));
+        }
+    }
+    AvniEtlSchema {
+        schema,
+        db_user: group.db_user.clone(),
+        boundary,
+        tables,
+    }
 }

@@ -747,3 +747,131 @@ async fn a_row_with_no_id_fails_the_adoption_clearly_and_changes_nothing() {
         vec!["id"]
     );
 }
+
+/// A group's schema avni-etl built (a parent and its child, sharing the
+/// parent's forms; one `entity_sync_status` row per table per member): the
+/// group's first run adopts it in place, each member going on from its own
+/// watermark, and every table equals a fresh build.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_groups_avni_etl_schema_is_adopted_with_each_members_watermarks() {
+    let avni = AvniServerDb::new().await;
+    let parent = avni.create_organisation("parent", None).await;
+    let child = avni.create_organisation("child", Some(&parent)).await;
+    avni.fill(&parent, 2).await;
+    avni.fill(&child, 2).await;
+    let group = avni
+        .create_group("grp", vec![parent.clone(), child.clone()])
+        .await;
+    let built = avni_etl::build_group(&avni, &group).await;
+    service_kit::db::run_pending_migrations(&avni.owner_url, etl_service::migrations::migrations())
+        .await
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    let owner = avni.owner().await;
+    let schema = built.schema.as_str();
+    let status_before: BTreeSet<i32> = owner
+        .query(
+            "SELECT id FROM public.entity_sync_status WHERE schema_name = $1",
+            &[&schema],
+        )
+        .await
+        .expect("entity_sync_status")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut ids_before = BTreeMap::new();
+    for t in built.form_tables() {
+        ids_before.insert(t.name.clone(), ids(&owner, schema, &t.name).await);
+    }
+    assert_eq!(ids_before["person"].len(), 4, "both members' subjects");
+
+    let entity = EntityRef {
+        uuid: group.uuid.parse().expect("uuid"),
+        kind: EntityKind::OrganisationGroup,
+    };
+    let ctx = context(&avni.owner_url);
+    let first = engine::run_entity(&ctx, entity, &RunOptions::default(), &NoProgress)
+        .await
+        .unwrap_or_else(|e| panic!("the group's run: {e}"));
+    for t in &first.tables {
+        if t.name != "address" {
+            assert_eq!(t.rows_upserted, 0, "{}: {:?}", t.name, first.tables);
+        }
+    }
+    let voided = count(
+        &owner,
+        &format!(
+            "SELECT count(*) FROM public.column_metadata WHERE schema_name = {} \
+             AND (concept_voided OR name LIKE 'voided\\_%')",
+            service_kit::sql::quote_literal(schema)
+        ),
+    )
+    .await;
+    assert_eq!(voided, 0);
+    for t in built.form_tables() {
+        assert_eq!(
+            ids(&owner, schema, &t.name).await,
+            ids_before[&t.name],
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            key_columns(&owner, schema, &t.name).await,
+            vec!["id"],
+            "{}",
+            t.name
+        );
+    }
+    let status_after: BTreeSet<i32> = owner
+        .query(
+            "SELECT id FROM public.entity_sync_status WHERE schema_name = $1",
+            &[&schema],
+        )
+        .await
+        .expect("entity_sync_status")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(status_after, status_before, "each member's row, no new one");
+    let linked = count(
+        &owner,
+        &format!(
+            "SELECT count(*) FROM etl_service.watermark w JOIN public.entity_sync_status s \
+             ON s.id = w.entity_sync_status_id WHERE s.schema_name = {}",
+            service_kit::sql::quote_literal(schema)
+        ),
+    )
+    .await;
+    assert_eq!(linked as usize, 2 * built.form_tables().count());
+
+    // Every table equals a fresh build.
+    let mut adopted = BTreeMap::new();
+    for t in built.form_tables() {
+        adopted.insert(t.name.clone(), rows_by_id(&owner, schema, &t.name).await);
+    }
+    engine::drop_schema(&ctx, entity, LockMode::Wait)
+        .await
+        .unwrap_or_else(|e| panic!("RecreateSchema's drop: {e}"));
+    engine::run_entity(&ctx, entity, &RunOptions::default(), &NoProgress)
+        .await
+        .unwrap_or_else(|e| panic!("the fresh build: {e}"));
+    for t in built.form_tables() {
+        let fresh = rows_by_id(&owner, schema, &t.name).await;
+        let was = &adopted[&t.name];
+        assert_eq!(
+            fresh.keys().collect::<Vec<_>>(),
+            was.keys().collect::<Vec<_>>(),
+            "{}",
+            t.name
+        );
+        for (id, row) in &fresh {
+            for (c, value) in row {
+                assert_eq!(
+                    was[id].get(c),
+                    Some(value),
+                    "{} row {id}: {c} differs from a fresh build",
+                    t.name
+                );
+            }
+        }
+    }
+}

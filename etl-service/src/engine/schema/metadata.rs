@@ -166,8 +166,12 @@ pub async fn load_existing(
     for t in tables {
         // avni-etl's fixed `users` table (type User, no subject type) is
         // not a subject table: it is left to it, like its media tables.
+        // Nor is a repeatable question group table it built (keyed there
+        // by a serial id, here by the owner's id and the answer's index):
+        // left to it with its rows, the service's own made beside it.
         let kind = TableKind::from_metadata_type(&t.type_)
-            .filter(|_| !(t.type_ == "User" && t.subject_type_uuid.is_none()));
+            .filter(|_| !(t.type_ == "User" && t.subject_type_uuid.is_none()))
+            .filter(|k| !(t.adopted && *k == TableKind::RepeatableQuestionGroup));
         let identity = TableIdentity {
             kind: kind.unwrap_or(TableKind::Address),
             subject_type_uuid: t.subject_type_uuid,
