@@ -49,6 +49,11 @@ pub struct EtlSettings {
     /// recorded as failed. Tables already synced keep their new rows, the
     /// others keep their old ones. 0 means no limit.
     pub run_timeout_seconds: u64,
+    /// Connections one run syncs its tables on at once (tables in
+    /// parallel, taken in the run's order): a first load uses the
+    /// database's cores. Each is taken from `database.pool_size` while the
+    /// run has more than one table to sync; 1 syncs on one connection.
+    pub sync_connections: usize,
     /// Seconds RecreateSchema waits for its entity's lock (a run in
     /// progress) before failing with ABORTED. 0 means no limit.
     pub recreate_lock_wait_seconds: u64,
@@ -67,6 +72,7 @@ impl Default for EtlSettings {
             time_zone: "Asia/Kolkata".to_string(),
             run_timeout_seconds: 3600,
             recreate_lock_wait_seconds: 30,
+            sync_connections: 2,
         }
     }
 }
@@ -122,6 +128,9 @@ impl ServiceConfig for Config {
         }
         if etl.max_concurrent_runs == 0 {
             return Err("etl.max_concurrent_runs must be at least 1".into());
+        }
+        if etl.sync_connections == 0 {
+            return Err("etl.sync_connections must be at least 1".into());
         }
         if etl.time_zone.trim().is_empty() {
             return Err("etl.time_zone must name a time zone, e.g. Asia/Kolkata".into());

@@ -14,6 +14,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use service_kit::tls::PgConnect;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long opening the lock connection (TCP, TLS, start-up) may take.
@@ -35,6 +36,7 @@ pub fn lock_key(schema: &str) -> i32 {
 pub struct EntityLock {
     conn: AsyncPgConnection,
     schema: String,
+    database_url: String,
 }
 
 #[derive(QueryableByName)]
@@ -43,8 +45,46 @@ struct Locked {
     locked: bool,
 }
 
+/// Lock connections whose transaction ended with a commit, kept for the next
+/// lock of the process: opening one (TCP, PostgreSQL's start-up of a
+/// backend, the driver's settings) took longer than the rest of a run with
+/// nothing to sync. Outside the pool still, and never holding a lock while
+/// idle; a lock dropped without [`EntityLock::release`] closes its
+/// connection as before.
+static IDLE: Mutex<Vec<(String, AsyncPgConnection)>> = Mutex::new(Vec::new());
+/// Idle lock connections kept at most.
+const IDLE_MAX: usize = 4;
+/// How long a kept connection may take to begin a transaction before it is
+/// given up for a new one.
+const IDLE_BEGIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn take_idle(database_url: &str) -> Option<AsyncPgConnection> {
+    let mut idle = IDLE.lock().ok()?;
+    let at = idle.iter().position(|(url, _)| url == database_url)?;
+    Some(idle.swap_remove(at).1)
+}
+
+fn keep_idle(database_url: &str, conn: AsyncPgConnection) {
+    if let Ok(mut idle) = IDLE.lock()
+        && idle.len() < IDLE_MAX
+    {
+        idle.push((database_url.to_string(), conn));
+    }
+}
+
 impl EntityLock {
     async fn begin(database_url: &str) -> Result<AsyncPgConnection, Error> {
+        while let Some(mut conn) = take_idle(database_url) {
+            let begun = tokio::time::timeout(
+                IDLE_BEGIN_TIMEOUT,
+                diesel::sql_query("BEGIN").execute(&mut conn),
+            )
+            .await;
+            if let Ok(Ok(_)) = begun {
+                return Ok(conn);
+            }
+            // Closed by the server (a restart) or stuck: a new one.
+        }
         let connect = PgConnect::from_url(database_url, LOCK_CONNECT_TIMEOUT)?;
         let mut conn = connect
             .diesel()
@@ -80,6 +120,7 @@ impl EntityLock {
         Ok(Self {
             conn,
             schema: schema.to_string(),
+            database_url: database_url.to_string(),
         })
     }
 
@@ -93,9 +134,17 @@ impl EntityLock {
             .get_result::<Locked>(&mut conn)
             .await?
             .locked;
-        Ok(locked.then(|| Self {
+        if !locked {
+            // Nothing held: the transaction ends and the connection is kept.
+            if diesel::sql_query("COMMIT").execute(&mut conn).await.is_ok() {
+                keep_idle(database_url, conn);
+            }
+            return Ok(None);
+        }
+        Ok(Some(Self {
             conn,
             schema: schema.to_string(),
+            database_url: database_url.to_string(),
         }))
     }
 
@@ -103,9 +152,11 @@ impl EntityLock {
         &self.schema
     }
 
-    /// Ends the transaction, which releases the lock.
+    /// Ends the transaction, which releases the lock; the connection is
+    /// kept for the next lock.
     pub async fn release(mut self) -> Result<(), Error> {
         diesel::sql_query("COMMIT").execute(&mut self.conn).await?;
+        keep_idle(&self.database_url, self.conn);
         Ok(())
     }
 }

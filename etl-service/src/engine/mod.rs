@@ -8,6 +8,8 @@
 //! - [`schema`]: deciding and applying the reporting schema (plan, names,
 //!   layout, diff, DDL, views, roles, metadata);
 //! - [`sync`]: filling each table from the source, incrementally;
+//!   `tables`: which of a run's tables changed, synced on several
+//!   connections at once;
 //! - [`faults`]: failures tests ask a run for (feature `fault-injection`).
 //!
 //! Calls go `run` → `source`, `schema`, `sync`; `schema` and `sync` read
@@ -21,6 +23,7 @@ pub mod schema;
 pub mod source;
 pub mod stop;
 pub mod sync;
+mod tables;
 
 pub use run::{
     DroppedSchema, EngineContext, LockMode, NoProgress, ProgressEvent, ProgressSink, RunOptions,

@@ -7,7 +7,6 @@
 
 use crate::config::EtlSettings;
 use crate::engine::entity::EntityRef;
-use crate::engine::faults;
 use crate::engine::lock::EntityLock;
 use crate::engine::schema::ddl::{self, AppliedTable};
 use crate::engine::schema::implementers;
@@ -18,14 +17,10 @@ use crate::engine::schema::roles;
 use crate::engine::schema::schema_diff::{self, TableChange};
 use crate::engine::source::{self, Target, Visibility};
 use crate::engine::stop::RunStop;
-use crate::engine::sync::{self, SyncCounts, SyncTarget};
+use crate::engine::tables::{self, TableJob, TableSync};
 use crate::error::Error;
-use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{Integer, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use service_kit::db::Pool;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -135,12 +130,6 @@ impl ProgressSink for NoProgress {
     fn event(&self, _event: ProgressEvent) {}
 }
 
-#[derive(QueryableByName)]
-struct Boundary {
-    #[diesel(sql_type = Timestamptz)]
-    boundary: DateTime<Utc>,
-}
-
 /// Runs `entity` once: plan, DDL, sync. Fails with [`Error::NotFound`]
 /// (nothing written) when it does not exist, [`Error::AlreadyRunning`] with
 /// [`LockMode::Try`] when another run holds its lock, and
@@ -228,33 +217,14 @@ async fn run_locked(
 ) -> Result<Vec<TableReport>, Error> {
     let visibility = source::load_visibility(conn, target).await?;
     let (plan, applied) = apply_schema(ctx, conn, target, &visibility, progress).await?;
-    let mut tables = TableSync {
-        visibility,
-        ctx,
-        target,
-        boundary: sync_boundary(conn, ctx.settings.sync_offset_seconds).await?,
-        marks: sync::watermarks(conn, &target.schema_name).await?,
-        probe: ChangeProbe::default(),
-    };
-    let total = plan.tables.len();
-    let mut reports = Vec::with_capacity(total);
-    for (index, (table, applied)) in plan.tables.iter().zip(&applied).enumerate() {
-        // A stop that came between two statements ends the run here.
-        options.stop.check()?;
-        progress.event(ProgressEvent::TableStarted {
-            name: table.name.clone(),
-            index,
-            total,
-        });
-        let report = tables.sync(conn, table, applied, index).await?;
-        progress.event(ProgressEvent::TableFinished {
-            report: report.clone(),
-            index,
-            total,
-        });
-        reports.push(report);
-    }
-    Ok(reports)
+    let jobs: Vec<TableJob<'_>> = plan
+        .tables
+        .iter()
+        .zip(&applied)
+        .map(|(table, applied)| TableJob { table, applied })
+        .collect();
+    let sync = TableSync::prepare(ctx, conn, target, visibility, &jobs).await?;
+    tables::sync_tables(ctx, conn, &sync, &jobs, &options.stop, progress).await
 }
 
 /// Reads the source metadata, plans the schema and applies its DDL,
@@ -276,9 +246,17 @@ async fn apply_schema(
         tables_total: plan.tables.len(),
     });
 
-    check_time_zone(conn, &ctx.settings.time_zone).await?;
-    roles::ensure_roles(conn, &target.reader_roles()).await?;
-    roles::ensure_member_of(conn, &target.db_user).await?;
+    let readers = target.reader_roles();
+    let shared: &AsyncPgConnection = conn;
+    let (time_zone, ready) = futures::join!(
+        check_time_zone(shared, &ctx.settings.time_zone),
+        roles::ready(shared, &readers, &target.db_user)
+    );
+    time_zone?;
+    if !ready? {
+        roles::ensure_roles(conn, &readers).await?;
+        roles::ensure_member_of(conn, &target.db_user).await?;
+    }
     let applied = ddl::apply(conn, target, &plan, &diffs).await?;
     let created = applied
         .iter()
@@ -292,142 +270,13 @@ async fn apply_schema(
     Ok((plan, applied))
 }
 
-/// The end of the run's sync window: `offset_seconds` before PostgreSQL's
-/// now.
-async fn sync_boundary(
-    conn: &mut AsyncPgConnection,
-    offset_seconds: u64,
-) -> Result<DateTime<Utc>, Error> {
-    let offset = i32::try_from(offset_seconds).unwrap_or(i32::MAX);
-    Ok(
-        // Whole milliseconds: Avni's entity_sync_status keeps the
-        // watermark as timestamptz(3), and a boundary rounded up there
-        // would skip the rows of its last millisecond.
-        diesel::sql_query(
-            "SELECT date_trunc('milliseconds', now() - $1 * interval '1 second') AS boundary",
-        )
-        .bind::<Integer, _>(offset)
-        .get_result::<Boundary>(conn)
-        .await?
-        .boundary,
-    )
-}
-
-/// What syncing the run's tables shares: the window's end, the watermarks
-/// read at its start and what is known of the source's changes.
-struct TableSync<'a> {
-    ctx: &'a EngineContext,
-    target: &'a Target,
-    boundary: DateTime<Utc>,
-    marks: HashMap<(i32, i32), DateTime<Utc>>,
-    probe: ChangeProbe,
-    /// Whose rows each member sees.
-    visibility: Visibility,
-}
-
-impl TableSync<'_> {
-    /// Syncs the run's table at `index` for every member organisation.
-    async fn sync(
-        &mut self,
-        conn: &mut AsyncPgConnection,
-        table: &plan::PlannedTable,
-        applied: &AppliedTable,
-        index: usize,
-    ) -> Result<TableReport, Error> {
-        let target = self.target;
-        let table_started = Instant::now();
-        let fail = faults::fails_at(index);
-        let mut counts = SyncCounts::default();
-        for (m, member) in target.members.iter().enumerate() {
-            let sources = sync::source_organisations(table, &self.visibility.lineage(member.id));
-            let sync_target = SyncTarget {
-                schema: &target.schema_name,
-                table,
-                table_id: applied.table_id,
-                organisation_id: member.id,
-                source_organisations: &sources,
-                db_user: &member.db_user,
-                time_zone: &self.ctx.settings.time_zone,
-            };
-            let last_member = m + 1 == target.members.len();
-            let watermark = self.marks.get(&(applied.table_id, member.id));
-            if !fail
-                && !self
-                    .probe
-                    .changed_since(conn, table, &sources, watermark)
-                    .await?
-            {
-                continue;
-            }
-            counts += sync::sync_table(conn, &sync_target, self.boundary, fail && last_member)
-                .await
-                .map_err(|e| Error::Sync {
-                    table: table.name.clone(),
-                    source: Box::new(e),
-                })?;
-        }
-        Ok(TableReport {
-            name: table.name.clone(),
-            kind: table.identity.kind,
-            change: applied.change,
-            rows_upserted: counts.upserted,
-            rows_deleted: counts.deleted,
-            duration: table_started.elapsed(),
-        })
-    }
-}
-
-/// Whether a table's source has changed since its watermark, asking
-/// PostgreSQL once per source table and organisation in a run (again only
-/// for a table whose watermark is older than the one first asked about).
-#[derive(Default)]
-struct ChangeProbe {
-    /// By the organisations asked about and the source table.
-    latest: HashMap<(Vec<i32>, &'static str), Probed>,
-}
-
-/// What the probe asked of one organisation's source table: its latest
-/// change after `since`, if any.
-struct Probed {
-    since: DateTime<Utc>,
-    latest: Option<DateTime<Utc>>,
-}
-
-impl ChangeProbe {
-    async fn changed_since(
-        &mut self,
-        conn: &mut AsyncPgConnection,
-        table: &plan::PlannedTable,
-        organisations: &[i32],
-        watermark: Option<&DateTime<Utc>>,
-    ) -> Result<bool, Error> {
-        let Some(mark) = watermark else {
-            return Ok(true);
-        };
-        let source = sync::source_table(table);
-        let key = (organisations.to_vec(), source);
-        let latest = match self.latest.get(&key) {
-            Some(probed) if probed.since <= *mark => probed.latest,
-            _ => {
-                let latest = sync::latest_change(conn, source, organisations, mark).await?;
-                let probed = Probed {
-                    since: *mark,
-                    latest,
-                };
-                self.latest.insert(key, probed);
-                latest
-            }
-        };
-        Ok(latest.is_some_and(|changed| changed > *mark))
-    }
-}
-
 /// Fails before anything is written when PostgreSQL does not know the
 /// configured time zone, instead of in the middle of the first table.
-async fn check_time_zone(conn: &mut AsyncPgConnection, time_zone: &str) -> Result<(), Error> {
+async fn check_time_zone(conn: &AsyncPgConnection, time_zone: &str) -> Result<(), Error> {
+    let mut conn = conn;
     diesel::sql_query("SELECT now() AT TIME ZONE $1 AS boundary")
         .bind::<diesel::sql_types::Text, _>(time_zone)
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
         .map_err(|e| {

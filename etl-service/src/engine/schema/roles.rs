@@ -33,6 +33,24 @@ async fn role_exists(conn: &mut AsyncPgConnection, role: &str) -> Result<bool, E
 /// reference system used a fixed default one). Each in its own statement
 /// outside any transaction, because two runs (group members) may race to
 /// create the same role; the loser finds it there and carries on.
+/// Whether every one of `roles` exists and the connection's user is a
+/// member of `owner`: what [`ensure_roles`] and [`ensure_member_of`] make
+/// so, asked in one statement (every run asks; they rarely have anything to
+/// do).
+pub async fn ready(conn: &AsyncPgConnection, roles: &[String], owner: &str) -> Result<bool, Error> {
+    let mut conn = conn;
+    Ok(diesel::sql_query(
+        "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = ANY($1)) = cardinality($1) \
+                AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2 \
+                            AND pg_has_role(current_user, oid, 'MEMBER')) AS exists",
+    )
+    .bind::<diesel::sql_types::Array<Text>, _>(roles)
+    .bind::<Text, _>(owner)
+    .get_result::<Exists>(&mut conn)
+    .await?
+    .exists)
+}
+
 pub async fn ensure_roles(conn: &mut AsyncPgConnection, roles: &[String]) -> Result<(), Error> {
     for role in roles {
         if role_exists(conn, role).await? {

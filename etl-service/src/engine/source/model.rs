@@ -123,34 +123,37 @@ pub async fn load_model(
     visibility: &Visibility,
 ) -> Result<SourceModel, Error> {
     let ids = &visibility.ids;
-    let subject_types: Vec<SubjectType> = load_operational(
-        conn,
-        ids,
-        "subject_type",
-        "st",
-        ", coalesce(st.type, 'Individual') AS kind, coalesce(st.allow_middle_name, false) AS allow_middle_name",
-    )
-    .await
-    .map_err(reading("subject types (subject_type, operational_subject_type)"))?;
-    let programs: Vec<NamedEntity> = load_operational(conn, ids, "program", "p", "")
-        .await
-        .map_err(reading("programs (program, operational_program)"))?;
-    let encounter_types: Vec<NamedEntity> = load_operational(conn, ids, "encounter_type", "et", "")
-        .await
-        .map_err(reading(
-            "encounter types (encounter_type, operational_encounter_type)",
-        ))?;
-    let mappings = load_mappings(conn, ids)
-        .await
-        .map_err(reading("form mappings (form_mapping, form)"))?;
+    // The five reads that depend on nothing but the organisations go out
+    // together, as one pipeline: one round trip instead of five.
+    let shared: &AsyncPgConnection = conn;
+    let (subject_types, programs, encounter_types, mappings, address_level_types) = futures::join!(
+        load_operational::<SubjectType>(
+            shared,
+            ids,
+            "subject_type",
+            "st",
+            ", coalesce(st.type, 'Individual') AS kind, coalesce(st.allow_middle_name, false) AS allow_middle_name",
+        ),
+        load_operational::<NamedEntity>(shared, ids, "program", "p", ""),
+        load_operational::<NamedEntity>(shared, ids, "encounter_type", "et", ""),
+        load_mappings(shared, ids),
+        load_address_level_types(shared, ids),
+    );
+    let subject_types = subject_types.map_err(reading(
+        "subject types (subject_type, operational_subject_type)",
+    ))?;
+    let programs = programs.map_err(reading("programs (program, operational_program)"))?;
+    let encounter_types = encounter_types.map_err(reading(
+        "encounter types (encounter_type, operational_encounter_type)",
+    ))?;
+    let mappings = mappings.map_err(reading("form mappings (form_mapping, form)"))?;
+    let address_level_types =
+        address_level_types.map_err(reading("address level types (address_level_type)"))?;
     let form_elements = load_form_elements(conn, visibility, &mappings)
         .await
         .map_err(reading(
             "form elements (form_element, concept, non_applicable_form_element)",
         ))?;
-    let address_level_types = load_address_level_types(conn, ids)
-        .await
-        .map_err(reading("address level types (address_level_type)"))?;
     let answers = load_answers(conn, ids, &form_elements)
         .await
         .map_err(reading("coded answers (concept_answer, concept)"))?;
@@ -178,7 +181,7 @@ fn reading(what: &'static str) -> impl FnOnce(diesel::result::Error) -> Error {
 /// name, the nearest organisation's over its ancestors'; the same entity in
 /// two members is read once, the nearest organisation's row winning.
 async fn load_operational<T>(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     ids: &[i32],
     table: &str,
     alias: &str,
@@ -188,6 +191,7 @@ where
     T: QueryableByName<Pg> + Send + 'static,
 {
     let a = alias;
+    let mut conn = conn;
     diesel::sql_query(format!(
         "SELECT DISTINCT ON ({a}.uuid) {a}.uuid, coalesce(nullif(o{a}.name, ''), {a}.name) AS name{extra} \
          FROM public.{table} {a} \
@@ -198,16 +202,17 @@ where
                   array_position($1, o{a}.organisation_id::int), {a}.id"
     ))
     .bind::<Array<Integer>, _>(ids)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
 /// Which forms fill which tables: each form mapped to a subject type and,
 /// for a program's or an encounter's form, its program and encounter type.
 async fn load_mappings(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     ids: &[i32],
 ) -> Result<Vec<FormMapping>, diesel::result::Error> {
+    let mut conn = conn;
     diesel::sql_query(
         "SELECT DISTINCT f.uuid AS form_uuid, f.form_type, st.uuid AS subject_type_uuid, \
                 p.uuid AS program_uuid, et.uuid AS encounter_type_uuid \
@@ -223,7 +228,7 @@ async fn load_mappings(
          ORDER BY f.uuid, st.uuid, p.uuid, et.uuid",
     )
     .bind::<Array<Integer>, _>(ids)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -295,16 +300,17 @@ async fn load_form_elements(
 
 /// The address level types' names, highest level first.
 async fn load_address_level_types(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     ids: &[i32],
 ) -> Result<Vec<String>, diesel::result::Error> {
+    let mut conn = conn;
     let levels: Vec<LevelType> = diesel::sql_query(
         "SELECT name, coalesce(max(level), 0)::float8 AS level FROM public.address_level_type \
          WHERE organisation_id = ANY($1) AND NOT is_voided \
          GROUP BY name ORDER BY max(level) DESC NULLS LAST, name",
     )
     .bind::<Array<Integer>, _>(ids)
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(levels.into_iter().map(|l| l.name).collect())
 }

@@ -26,10 +26,12 @@ mod watermarks;
 
 use crate::engine::schema::plan::PlannedTable;
 
-pub use source_rows::{SOURCE_TABLES, source_organisations, source_table};
+pub use source_rows::{
+    SOURCE_TABLES, source_organisations, source_table, table_type_uuid, type_column,
+};
 pub use statements::{delete_statements, upsert_statement};
 pub use table::sync_table;
-pub use watermarks::{epoch, latest_change, watermarks};
+pub use watermarks::{epoch, latest_changes, watermarks};
 
 /// Where and for whom a table is synced.
 #[derive(Debug, Clone)]

@@ -29,6 +29,35 @@ pub fn source_table(table: &PlannedTable) -> &'static str {
     }
 }
 
+/// The column of a source table's rows naming their type, and the type's
+/// table: what a table of one type is filtered by (`None` for address
+/// levels, one table for all their types).
+pub fn type_column(source: &str) -> Option<(&'static str, &'static str)> {
+    match source {
+        "individual" => Some(("subject_type_id", "subject_type")),
+        "program_enrolment" => Some(("program_id", "program")),
+        "program_encounter" | "encounter" => Some(("encounter_type_id", "encounter_type")),
+        _ => None,
+    }
+}
+
+/// The uuid of the type (of [`type_column`]) whose source rows fill
+/// `table`, if it is filtered by one.
+pub fn table_type_uuid(table: &PlannedTable) -> Option<&str> {
+    let identity = &table.identity;
+    match row_kind(table) {
+        TableKind::Subject | TableKind::RepeatableQuestionGroup => {
+            identity.subject_type_uuid.as_deref()
+        }
+        TableKind::ProgramEnrolment | TableKind::ProgramExit => identity.program_uuid.as_deref(),
+        TableKind::ProgramEncounter
+        | TableKind::ProgramEncounterCancel
+        | TableKind::Encounter
+        | TableKind::EncounterCancel => identity.encounter_type_uuid.as_deref(),
+        TableKind::Address => None,
+    }
+}
+
 /// The organisations whose source rows fill `table` for a member whose
 /// chain (itself, its parent, ...) is `lineage`, as Avni's row-level
 /// security shows them to the member's role: locations

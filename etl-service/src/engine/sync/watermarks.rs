@@ -9,6 +9,7 @@
 //! nothing to sync.
 
 use crate::engine::sync::SyncTarget;
+use crate::engine::sync::source_rows::type_column;
 use crate::engine::sync::sql_text::{Statement, Value};
 use crate::error::Error;
 use chrono::{DateTime, Utc};
@@ -55,41 +56,65 @@ pub(super) fn mark_statement(target: &SyncTarget<'_>, synced_to: DateTime<Utc>) 
 
 #[derive(QueryableByName)]
 struct Latest {
-    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
-    latest: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    type_uuid: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    latest: DateTime<Utc>,
 }
 
 /// The latest change time of the `organisations`' rows of `source` (one of
 /// [`source_table`]'s names; the organisations [`source_organisations`]
-/// gives) after `since`, or `None` when none changed since. Bounded below
-/// by the watermark, it reads only what changed since then: on a real Avni
-/// database, which indexes `last_modified_date_time` and `organisation_id`
-/// separately (no composite index), an unbounded
-/// `max(...) WHERE organisation_id = $1` walks back through every other
-/// organisation's newer rows, or reads all of this one's (RELIABILITY.md,
-/// "Source indexes"). A run with no changes costs one such query per source
-/// table, not one per reporting table.
+/// gives) after `since`, by the uuid of the rows' type (subject type,
+/// program or encounter type: [`type_column`]; `None` for address levels):
+/// a table of one type is synced only when rows of its type changed. Empty
+/// when none changed since. Bounded below by the watermark, it reads only
+/// what changed since then: on a real Avni database, which indexes
+/// `last_modified_date_time` and `organisation_id` separately (no
+/// composite index), an unbounded `max(...) WHERE organisation_id = $1`
+/// walks back through every other organisation's newer rows, or reads all
+/// of this one's (RELIABILITY.md, "Source indexes"). A run with no changes
+/// costs one such query per source table, not one per reporting table.
 ///
 /// [`source_table`]: crate::engine::sync::source_table
 /// [`source_organisations`]: crate::engine::sync::source_organisations
-pub async fn latest_change(
-    conn: &mut AsyncPgConnection,
+/// [`type_column`]: crate::engine::sync::type_column
+pub async fn latest_changes(
+    conn: &AsyncPgConnection,
     source: &'static str,
     organisations: &[i32],
     since: &DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, Error> {
+) -> Result<Vec<(Option<String>, DateTime<Utc>)>, Error> {
     let mut s = Statement::new();
     let orgs = match organisations {
         [one] => s.bind(Value::Int(*one)),
         many => format!("ANY ({})", s.bind(Value::IntArray(many.to_vec()))),
     };
     let since = s.bind(Value::Time(*since));
+    let (type_uuid, join) = match type_column(source) {
+        Some((column, table)) => (
+            "t.uuid",
+            format!(
+                " LEFT JOIN public.{} t ON t.id = src.{}",
+                quote_ident(table),
+                quote_ident(column)
+            ),
+        ),
+        None => ("NULL::text", String::new()),
+    };
     s.push(&format!(
-        "SELECT max(last_modified_date_time) AS latest FROM public.{} \
-         WHERE organisation_id = {orgs} AND last_modified_date_time > {since}",
+        "SELECT {type_uuid} AS type_uuid, max(src.last_modified_date_time) AS latest \
+         FROM public.{} src{join} \
+         WHERE src.organisation_id = {orgs} AND src.last_modified_date_time > {since} \
+         GROUP BY 1",
         quote_ident(source)
     ));
-    Ok(s.into_query().get_result::<Latest>(conn).await?.latest)
+    let mut conn = conn;
+    Ok(s.into_query()
+        .load::<Latest>(&mut conn)
+        .await?
+        .into_iter()
+        .map(|l| (l.type_uuid, l.latest))
+        .collect())
 }
 
 #[derive(QueryableByName)]
@@ -105,9 +130,10 @@ struct StoredWatermark {
 /// Every watermark of a schema: (table id, organisation id) -> last sync
 /// time.
 pub async fn watermarks(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     schema: &str,
 ) -> Result<std::collections::HashMap<(i32, i32), DateTime<Utc>>, Error> {
+    let mut conn = conn;
     let rows: Vec<StoredWatermark> = diesel::sql_query(
         "SELECT w.table_metadata_id, w.organisation_id, \
                 least(w.last_sync_time, s.last_sync_time) AS last_sync_time \
@@ -117,7 +143,7 @@ pub async fn watermarks(
          WHERE t.schema_name = $1",
     )
     .bind::<Text, _>(schema)
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(rows
         .into_iter()

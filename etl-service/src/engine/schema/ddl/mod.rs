@@ -74,10 +74,24 @@ pub async fn drop_schema(conn: &mut AsyncPgConnection, target: &Target) -> Resul
 
 /// Creates the target's schema as Avni makes it if it is missing.
 async fn make_schema(conn: &mut AsyncPgConnection, target: &Target) -> Result<(), Error> {
-    for statement in
-        roles::schema_statements(&target.schema_name, &target.db_user, &target.reader_roles())
-    {
-        diesel::sql_query(statement).execute(conn).await?;
+    execute_pipelined(
+        conn,
+        roles::schema_statements(&target.schema_name, &target.db_user, &target.reader_roles()),
+    )
+    .await
+}
+
+/// Sends `statements` together (PostgreSQL runs them one after another, in
+/// the order sent): one round trip for all, as every run sends them even
+/// when nothing changed. The first failure is the error.
+async fn execute_pipelined(conn: &AsyncPgConnection, statements: Vec<String>) -> Result<(), Error> {
+    let results = futures::future::join_all(statements.into_iter().map(|statement| {
+        let mut c = conn;
+        async move { diesel::sql_query(statement).execute(&mut c).await }
+    }))
+    .await;
+    for result in results {
+        result?;
     }
     Ok(())
 }
@@ -114,9 +128,7 @@ pub async fn apply(
             });
         }
         views::recreate(conn, schema, plan).await?;
-        for statement in roles::grant_statements(schema, &readers) {
-            diesel::sql_query(statement).execute(conn).await?;
-        }
+        execute_pipelined(conn, roles::grant_statements(schema, &readers)).await?;
         Ok(applied)
     })
     .await
