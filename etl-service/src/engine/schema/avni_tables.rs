@@ -105,7 +105,11 @@ fn membership(household: bool) -> Vec<FixedColumn> {
             Timestamptz,
             "src.membership_start_date",
         ),
-        col("membership_end_date", Timestamptz, "src.membership_end_date"),
+        col(
+            "membership_end_date",
+            Timestamptz,
+            "src.membership_end_date",
+        ),
     ]);
     if household {
         cols.push(col(

@@ -258,7 +258,11 @@ pub struct FixedColumn {
     pub indexed: bool,
 }
 
-pub(super) const fn col(name: &'static str, sql_type: ColumnType, expr: &'static str) -> FixedColumn {
+pub(super) const fn col(
+    name: &'static str,
+    sql_type: ColumnType,
+    expr: &'static str,
+) -> FixedColumn {
     FixedColumn {
         name,
         sql_type,
@@ -268,7 +272,11 @@ pub(super) const fn col(name: &'static str, sql_type: ColumnType, expr: &'static
     }
 }
 
-pub(super) const fn key(name: &'static str, sql_type: ColumnType, expr: &'static str) -> FixedColumn {
+pub(super) const fn key(
+    name: &'static str,
+    sql_type: ColumnType,
+    expr: &'static str,
+) -> FixedColumn {
     FixedColumn {
         name,
         sql_type,
@@ -278,7 +286,11 @@ pub(super) const fn key(name: &'static str, sql_type: ColumnType, expr: &'static
     }
 }
 
-pub(super) const fn indexed(name: &'static str, sql_type: ColumnType, expr: &'static str) -> FixedColumn {
+pub(super) const fn indexed(
+    name: &'static str,
+    sql_type: ColumnType,
+    expr: &'static str,
+) -> FixedColumn {
     FixedColumn {
         name,
         sql_type,

@@ -19,10 +19,13 @@ mod avni_drafts {
 
     /// `users` and `sync_telemetry`, which every schema has.
     pub(super) fn fixed_drafts() -> Vec<Draft> {
-        [(TableKind::Users, "users"), (TableKind::SyncTelemetry, "sync_telemetry")]
-            .into_iter()
-            .map(|(kind, name)| fixed_draft(TableIdentity::fixed(kind), name))
-            .collect()
+        [
+            (TableKind::Users, "users"),
+            (TableKind::SyncTelemetry, "sync_telemetry"),
+        ]
+        .into_iter()
+        .map(|(kind, name)| fixed_draft(TableIdentity::fixed(kind), name))
+        .collect()
     }
 
     fn fixed_draft(identity: TableIdentity, name: &str) -> Draft {
@@ -57,7 +60,12 @@ mod avni_drafts {
         let pairs: BTreeSet<(&str, &str)> = model
             .group_roles
             .iter()
-            .map(|r| (r.group_subject_type_uuid.as_str(), r.member_subject_type_uuid.as_str()))
+            .map(|r| {
+                (
+                    r.group_subject_type_uuid.as_str(),
+                    r.member_subject_type_uuid.as_str(),
+                )
+            })
             .collect();
         pairs
             .into_iter()
