@@ -328,7 +328,7 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
         ),
     )
     .await;
-    assert_eq!(watermarks as usize, built.form_tables().count());
+    assert_eq!(watermarks as usize, built.adopted_tables().count());
 
     // Dashboards: avni-etl's subject_view and the implementer's view.
     assert_eq!(
@@ -379,14 +379,14 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
     // fresh table has (all of which the adopted table has), values as
     // JSON (integer and bigint ids alike, a point as its text).
     let mut adopted = BTreeMap::new();
-    for t in built.form_tables() {
+    for t in built.adopted_tables() {
         adopted.insert(t.name.clone(), rows_by_id(&owner, schema, &t.name).await);
     }
     engine::drop_schema(&context(&avni.owner_url), org_ref(&org), LockMode::Wait)
         .await
         .unwrap_or_else(|e| panic!("RecreateSchema's drop: {e}"));
     run(&avni, &org).await;
-    for t in built.form_tables() {
+    for t in built.adopted_tables() {
         let fresh = rows_by_id(&owner, schema, &t.name).await;
         let columns: Vec<String> = physical_columns(&owner, schema, &t.name)
             .await
