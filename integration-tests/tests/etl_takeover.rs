@@ -7,9 +7,11 @@
 //! avni-etl's metadata in its vocabulary; takes its `entity_sync_status`
 //! rows as watermarks (no second row per table); removes the
 //! equal-timestamp copies avni-etl left and adds the primary key the
-//! upsert needs; adds its own columns (`created_by`, `last_modified_by`,
-//! the address table's `title`, `type`, `parent_id`), filled for every
-//! row. avni-etl's `subject_view` and an implementer's view over the
+//! upsert needs; adds its own columns, filled for every row: `created_by`
+//! and `last_modified_by` in place from avni-etl's `created_by_id` /
+//! `last_modified_by_id` (no row read again: the tables go on from
+//! avni-etl's watermarks), the address table's `title`, `type`, `parent_id`
+//! by reading its locations again. avni-etl's `subject_view` and an implementer's view over the
 //! adopted table keep working. A later change arrives incrementally. And
 //! after adoption every table equals, row for row, what a fresh build
 //! (RecreateSchema, then a run) gives, compared on every column of the
@@ -191,6 +193,14 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
     // The first run adopts the schema.
     let first = run(&avni, &org).await;
     assert_eq!(first.tables_dropped, 0, "no RecreateSchema");
+    // It goes on from avni-etl's watermarks: nothing changed since, so no
+    // row is read again, except the address table's (its added columns,
+    // a level's title and type, come from the source).
+    for t in &first.tables {
+        let expected = if t.name == "address" { 2 } else { 0 };
+        assert_eq!(t.rows_upserted, expected, "{}: {:?}", t.name, first.tables);
+    }
+    assert_eq!(first.tables.len(), built.adopted_tables().count());
 
     // Names kept: the same tables under the same metadata ids, and no
     // other table made.
@@ -374,6 +384,78 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
         count(&owner, &format!("SELECT people FROM {s}.my_people")).await,
         3
     );
+    // avni-etl's own columns go on being filled: the changed row keeps its
+    // users' ids and approval, and a subject registered after the
+    // switch-over gets them too.
+    let admin: i64 = owner
+        .query_one(
+            "SELECT id::bigint FROM public.users WHERE username = 'admin@legacy'",
+            &[],
+        )
+        .await
+        .expect("admin")
+        .get(0);
+    let changed = owner
+        .query_one(
+            &format!(
+                "SELECT created_by_id::bigint, last_modified_by_id::bigint, latest_approval_status \
+                 FROM {s}.person WHERE uuid = md5('legacy:subject:2')::uuid::text"
+            ),
+            &[],
+        )
+        .await
+        .expect("the changed row");
+    assert_eq!(
+        (
+            changed.get::<_, i64>(0),
+            changed.get::<_, i64>(1),
+            changed.get::<_, Option<String>>(2)
+        ),
+        (admin, admin, Some("Approved".to_string()))
+    );
+    avni.session(&org.db_user)
+        .await
+        .batch_execute(
+            "INSERT INTO public.individual (uuid, address_id, observations, version, date_of_birth_verified, \
+                 registration_date, organisation_id, first_name, last_name, subject_type_id, legacy_id, \
+                 created_by_id, last_modified_by_id, created_date_time, last_modified_date_time) \
+             SELECT md5('legacy:subject:new')::uuid, i.address_id, '{}'::jsonb, 0, false, date '2025-06-01', \
+                 i.organisation_id, 'New', 'legacy', i.subject_type_id, 'L-42', i.created_by_id, i.created_by_id, \
+                 date_trunc('milliseconds', now()), date_trunc('milliseconds', now()) \
+             FROM public.individual i WHERE i.uuid = md5('legacy:subject:1')::uuid::text; \
+             INSERT INTO public.entity_approval_status (uuid, entity_id, entity_type, approval_status_id, \
+                 organisation_id, status_date_time, entity_type_uuid, individual_id, address_id, created_by_id, \
+                 last_modified_by_id, created_date_time, last_modified_date_time) \
+             SELECT md5('legacy:approval:new')::uuid, i.id, 'Subject', 1, i.organisation_id, now(), st.uuid, i.id, \
+                 i.address_id, i.created_by_id, i.created_by_id, now(), now() \
+             FROM public.individual i JOIN public.subject_type st ON st.id = i.subject_type_id \
+             WHERE i.uuid = md5('legacy:subject:new')::uuid::text",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a new subject: {}", pg_error(&e)));
+    run(&avni, &org).await;
+    let new = owner
+        .query_one(
+            &format!(
+                "SELECT created_by_id::bigint, legacy_id, latest_approval_status, last_name, created_by \
+                 FROM {s}.person WHERE uuid = md5('legacy:subject:new')::uuid::text"
+            ),
+            &[],
+        )
+        .await
+        .expect("the new subject");
+    assert_eq!(new.get::<_, Option<i64>>(0), Some(admin));
+    assert_eq!(new.get::<_, Option<String>>(1).as_deref(), Some("L-42"));
+    assert_eq!(new.get::<_, Option<String>>(2).as_deref(), Some("Pending"));
+    assert_eq!(new.get::<_, Option<String>>(3).as_deref(), Some("legacy"));
+    assert_eq!(
+        new.get::<_, Option<String>>(4).as_deref(),
+        Some("admin@legacy")
+    );
+    assert_eq!(
+        count(&owner, &format!("SELECT count(*) FROM {s}.subject_view")).await,
+        4
+    );
 
     // Every table equals a fresh build, row for row, on every column the
     // fresh table has (all of which the adopted table has), values as
@@ -526,5 +608,142 @@ async fn a_failure_that_is_not_an_answer_is_not_called_one() {
     assert!(
         !out.contains("be read as its column's type"),
         "misclassified: {out}"
+    );
+}
+
+/// Deletes avni-etl's metadata rows of `schema` (its tables stay).
+async fn forget_metadata(owner: &Client, schema: &str) {
+    for sql in [
+        "DELETE FROM public.entity_sync_status WHERE schema_name = $1",
+        "DELETE FROM public.index_metadata WHERE table_metadata_id IN \
+         (SELECT id FROM public.table_metadata WHERE schema_name = $1)",
+        "DELETE FROM public.column_metadata WHERE schema_name = $1",
+        "DELETE FROM public.table_metadata WHERE schema_name = $1",
+    ] {
+        owner
+            .execute(sql, &[&schema])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(&e)));
+    }
+}
+
+/// avni-etl's metadata is what makes a schema adoptable. Without it, avni-etl's
+/// tables in the organisation's own schema (owned by its db_user, as Avni
+/// makes it) are someone else's objects: left exactly as they are (no key
+/// added, no row touched), the reporting tables named otherwise. In a
+/// schema another role owns, the run is refused and nothing is touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_avni_etls_metadata_its_tables_are_not_adopted() {
+    let (avni, org, built) = taken_over().await;
+    let owner = avni.owner().await;
+    let schema = built.schema.as_str();
+    forget_metadata(&owner, schema).await;
+    let person = built.table("Person");
+    let rows_before = rows_on(&owner, schema, "person", &person.column_names()).await;
+
+    run(&avni, &org).await;
+    assert_eq!(
+        rows_on(&owner, schema, "person", &person.column_names()).await,
+        rows_before,
+        "avni-etl's person table untouched"
+    );
+    assert!(key_columns(&owner, schema, "person").await.is_empty());
+    let ours: String = owner
+        .query_one(
+            "SELECT name FROM public.table_metadata WHERE schema_name = $1 AND type = 'Person'",
+            &[&schema],
+        )
+        .await
+        .expect("the run's person table")
+        .get(0);
+    assert_ne!(ours, "person");
+
+    // The same tables in a schema another role owns: refused.
+    let (avni, org, built) = taken_over().await;
+    let owner = avni.owner().await;
+    forget_metadata(&owner, &built.schema).await;
+    owner
+        .batch_execute(&format!(
+            "ALTER SCHEMA {} OWNER TO openchs",
+            quote_ident(&built.schema)
+        ))
+        .await
+        .expect("another owner");
+    let err = engine::run_entity(
+        &context(&avni.owner_url),
+        org_ref(&org),
+        &RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("a schema nothing describes, owned by another role, is refused");
+    assert!(
+        matches!(err, etl_service::Error::FailedPrecondition(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&built.schema), "{err}");
+    assert!(
+        key_columns(&owner, &built.schema, "person")
+            .await
+            .is_empty()
+    );
+}
+
+/// A row avni-etl left with no id cannot be kept under the primary key: the
+/// run fails saying so and what to do, and changes nothing (no key, no
+/// column, the duplicate copies still there); once the row is deleted the
+/// next run adopts the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_with_no_id_fails_the_adoption_clearly_and_changes_nothing() {
+    let (avni, org, built) = taken_over().await;
+    let owner = avni.owner().await;
+    let s = quote_ident(&built.schema);
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO {s}.person (uuid, first_name) VALUES ('no-id', 'Nobody')"
+        ))
+        .await
+        .expect("a row with no id");
+    let columns = physical_columns(&owner, &built.schema, "person").await;
+    let err = engine::run_entity(
+        &context(&avni.owner_url),
+        org_ref(&org),
+        &RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("a row with no id cannot be kept under a key");
+    let message = err.to_string();
+    assert!(
+        matches!(err, etl_service::Error::FailedPrecondition(_)),
+        "{message}"
+    );
+    assert!(
+        message.contains("1 row(s) with no \"id\"") && message.contains("DELETE FROM"),
+        "{message}"
+    );
+    assert!(
+        key_columns(&owner, &built.schema, "person")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        physical_columns(&owner, &built.schema, "person").await,
+        columns
+    );
+    assert_eq!(
+        count(&owner, &format!("SELECT count(*) FROM {s}.person")).await,
+        5,
+        "3 subjects, avni-etl's copy, the row with no id"
+    );
+
+    owner
+        .batch_execute(&format!("DELETE FROM {s}.person WHERE id IS NULL"))
+        .await
+        .expect("delete");
+    run(&avni, &org).await;
+    assert_eq!(
+        key_columns(&owner, &built.schema, "person").await,
+        vec!["id"]
     );
 }

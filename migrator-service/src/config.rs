@@ -169,6 +169,14 @@ pub struct SourceSettings {
     /// of 100 real submissions is well under 1 MiB).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// After a batch, when the repository's catalog changed since this
+    /// source last looked (a migration added a table or a column, while
+    /// the service ran or before it started), fill the new columns from the
+    /// archive for what this source already wrote, as `RefillColumns` does,
+    /// under the source's batch lock. Default `true`; `false` leaves it to
+    /// `RefillColumns`.
+    #[serde(default = "default_true")]
+    pub refill_after_migrations: bool,
     /// A field with no column fails its submission (`true`), or (`false`,
     /// the default) the submission is written with the fields that have
     /// columns and the field is recorded in `unmapped_field`. A form's
@@ -223,6 +231,7 @@ impl SourceSettings {
             request_timeout_seconds: default_request_timeout(),
             ca_certificate: None,
             max_response_bytes: default_max_response_bytes(),
+            refill_after_migrations: true,
             strict: false,
             retry: RetrySettings::default(),
         }
@@ -271,6 +280,10 @@ fn default_request_timeout() -> f64 {
 }
 fn default_max_response_bytes() -> u64 {
     32 * 1024 * 1024
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Bounds of `sources[].max_response_bytes`.

@@ -132,9 +132,11 @@ async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
     let forms_db = format!("{}_forms", options.database_prefix);
     let avni_url = server.recreate(&avni_db).await?;
     let forms_url = server.recreate(&forms_db).await?;
-    // The forms repository's tables come from a form-migrations directory
-    // (none are built into the service), applied by `migrate`.
-    let form_tables = crate::migrator::demo_forms_dir();
+    // The forms repository's tables: the shipped set for the Drishti app's
+    // forms (none are built into the service), applied by `migrate`, with
+    // its mapping (the demo's pnc_visit children go to pnc_child_visit).
+    let form_tables = crate::migrator::shipped_drishti_migrations();
+    let mapping = crate::migrator::shipped_drishti_mapping();
     let migrator_config = work_dir.join("migrator.yaml");
     // First without the upstream (not started yet), for `migrate`.
     let write_migrator_config = |upstream_url: Option<&str>| {
@@ -147,8 +149,9 @@ async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
         std::fs::write(
             &migrator_config,
             format!(
-                "# written by the demo\n{sources}form_migrations:\n  directory: {}\n",
-                form_tables.display()
+                "# written by the demo\n{sources}form_migrations:\n  directory: {}\nform_mapping_file: {}\n",
+                form_tables.display(),
+                mapping.display()
             ),
         )
         .with_context(|| format!("cannot write {}", migrator_config.display()))

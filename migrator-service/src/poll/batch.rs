@@ -211,6 +211,19 @@ pub async fn process_page(
 }
 
 /// The first statements of a page's transaction.
+/// Takes the source's batch lock until the transaction ends: it
+/// serialises batches of one source across processes (a second replica, or
+/// `poll-once` beside the service), and a refill with them.
+pub async fn lock_source(conn: &mut AsyncPgConnection, source: &str) -> Result<(), Error> {
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtext('avni-migrator:' || $1))::text AS locked",
+    )
+    .bind::<Text, _>(source)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 async fn begin_batch(conn: &mut AsyncPgConnection, source: &str) -> Result<(), Error> {
     // The batch and its watermark commit together, and the upstream
     // keeps every submission: a commit lost in a crash only means the
@@ -219,14 +232,7 @@ async fn begin_batch(conn: &mut AsyncPgConnection, source: &str) -> Result<(), E
     diesel::sql_query("SET LOCAL synchronous_commit TO off")
         .execute(conn)
         .await?;
-    // Serialises batches of one source across processes (a second
-    // replica, or `poll-once` beside the service).
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock(hashtext('avni-migrator:' || $1))::text AS locked",
-    )
-    .bind::<Text, _>(source)
-    .execute(conn)
-    .await?;
+    lock_source(conn, source).await?;
     Ok(())
 }
 

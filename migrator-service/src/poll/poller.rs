@@ -12,10 +12,12 @@ use crate::poll::batch::{
     BatchOutcome, BatchReport, Cursor, DecodedPage, PageRequest, decode_page, next_timestamp,
     process_page, read_cursor,
 };
+use crate::poll::refill::refill_source;
 use crate::poll::upstream::{Upstream, UpstreamError};
 use crate::repository::catalog::SharedCatalog;
 use serde_json::value::RawValue;
 use service_kit::db::Pool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, watch};
@@ -101,6 +103,8 @@ pub struct Source {
     live: Mutex<Live>,
     wake: Notify,
     draining: tokio::sync::Mutex<()>,
+    /// The catalog generation this source last refilled at (0: never).
+    refilled_at: AtomicU64,
 }
 
 impl Source {
@@ -112,6 +116,7 @@ impl Source {
             live: Mutex::new(Live::default()),
             wake: Notify::new(),
             draining: tokio::sync::Mutex::new(()),
+            refilled_at: AtomicU64::new(0),
         }
     }
 
@@ -373,6 +378,7 @@ impl Migrator {
                     source.batch_committed(&report);
                     progress(&summary);
                     pacing.after(&report, &request)?;
+                    self.refill_if_catalog_changed(source).await;
                 }
             }
             if shutdown.is_cancelled() {
@@ -380,6 +386,40 @@ impl Migrator {
             }
         }
         Ok(summary)
+    }
+
+    /// After a batch: when the catalog was loaded again since this source
+    /// last refilled (a migration may have added a column), fills the new
+    /// columns from the archive for what the source already wrote. The
+    /// batches of this source that wrote with the older catalog have all
+    /// committed (they run one at a time), so none is missed. A failure is
+    /// logged and the refill tried again after the next batch.
+    async fn refill_if_catalog_changed(&self, source: &Source) {
+        let generation = self.catalog.generation();
+        if !source.settings.refill_after_migrations
+            || source.refilled_at.load(Ordering::SeqCst) == generation
+        {
+            return;
+        }
+        match refill_source(&self.pool, &self.catalog, source.name()).await {
+            Ok(report) => {
+                source.refilled_at.store(generation, Ordering::SeqCst);
+                if report.rows_updated > 0 || !report.resolved.is_empty() {
+                    tracing::info!(
+                        source = source.name(),
+                        rows_updated = report.rows_updated,
+                        resolved = report.resolved.len(),
+                        values_failed = report.values_failed,
+                        "filled columns added by a migration from the archive"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                source = source.name(),
+                error = %e,
+                "refilling after a catalog change failed; trying again after the next batch"
+            ),
+        }
     }
 
     /// The source's committed cursor, also noted in its live state.

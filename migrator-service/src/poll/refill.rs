@@ -9,14 +9,16 @@
 //! under the parent (they were inserted in instance order).
 
 use crate::error::Error;
+use crate::poll::batch::lock_source;
 use crate::poll::submission::decode;
-use crate::repository::catalog::{Catalog, Column, Table};
+use crate::repository::catalog::{Catalog, Column, SharedCatalog, Table};
 use crate::repository::convert::convert;
 use crate::repository::model::Submission;
 use crate::repository::unmapped::{UnmappedFilter, UnmappedRow, list};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use service_kit::db::Pool;
 use service_kit::sql::quote_ident;
 
 /// Archived submissions read per round trip.
@@ -81,6 +83,28 @@ pub async fn refill(
         }
     }
     Ok(report)
+}
+
+/// The refill run on its own after a batch once the catalog changed: every
+/// unresolved field of `source` whose column now exists, in one
+/// transaction under the source's batch lock, so no batch of the source
+/// (here or on another replica) writes with an older catalog meanwhile.
+pub async fn refill_source(
+    pool: &Pool,
+    catalog: &SharedCatalog,
+    source: &str,
+) -> Result<RefillReport, Error> {
+    let mut conn = pool.get().await?;
+    let known = catalog.get(&mut conn).await?;
+    let filter = UnmappedFilter {
+        source: Some(source.to_string()),
+        ..UnmappedFilter::default()
+    };
+    conn.transaction(async |conn| {
+        lock_source(conn, source).await?;
+        refill(conn, &known, &filter).await
+    })
+    .await
 }
 
 /// A sub-form table's parent form table and its foreign key column.

@@ -12,6 +12,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Tables of the migrator itself, never taken for forms.
@@ -250,6 +251,9 @@ struct Loaded {
 pub struct SharedCatalog {
     current: RwLock<Option<Loaded>>,
     mapping: Naming,
+    /// How many times the catalog was loaded: a change of it means the
+    /// schema may have changed.
+    generation: AtomicU64,
 }
 
 impl SharedCatalog {
@@ -257,11 +261,17 @@ impl SharedCatalog {
         Self {
             current: RwLock::new(None),
             mapping,
+            generation: AtomicU64::new(0),
         }
     }
 
     pub fn naming(&self) -> &Naming {
         &self.mapping
+    }
+
+    /// The number of catalog loads so far (0 before the first).
+    pub fn generation(&self) -> u64 {
+        AtomicU64::load(&self.generation, Ordering::SeqCst)
     }
 
     /// The catalog as the schema stands: the one in hand when the schema's
@@ -306,6 +316,7 @@ impl SharedCatalog {
                 fingerprint,
             });
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(tables = fresh.len(), "catalog loaded");
         Ok(fresh)
     }

@@ -245,6 +245,76 @@ impl ColumnType {
     }
 }
 
+/// How avni-etl approved an entity: the latest non-voided approval of the
+/// source row (`EntityApprovalStatusSyncAction`).
+macro_rules! approval {
+    ($entity_type:literal) => {
+        concat!(
+            "(SELECT s.status FROM public.entity_approval_status eas \
+             JOIN public.approval_status s ON s.id = eas.approval_status_id \
+             WHERE eas.entity_id = src.id AND eas.entity_type = '",
+            $entity_type,
+            "' AND NOT eas.is_voided ORDER BY eas.status_date_time DESC LIMIT 1)"
+        )
+    };
+}
+
+/// The value of one of avni-etl's own columns (docs/real-systems/avni-etl.md
+/// §1.4) that a table of `kind` adopted from it keeps and the layout has no
+/// place for, over the same source aliases: the ids of the users, the
+/// legacy id, the locations, the approval status, ... `None` for a column
+/// the service does not know how to fill (left as avni-etl wrote it).
+pub fn avni_etl_column(kind: TableKind, name: &str) -> Option<&'static str> {
+    use TableKind::*;
+    let visit = matches!(
+        kind,
+        ProgramEncounter | ProgramEncounterCancel | Encounter | EncounterCancel
+    );
+    let enrolment = matches!(kind, ProgramEnrolment | ProgramExit);
+    Some(match name {
+        "created_by_id" if kind != RepeatableQuestionGroup => "src.created_by_id",
+        "last_modified_by_id" if kind != RepeatableQuestionGroup => "src.last_modified_by_id",
+        "legacy_id" if kind == Subject || enrolment || visit => "src.legacy_id",
+        "last_name" if kind == Subject => "src.last_name",
+        "middle_name" if kind == Subject => "src.middle_name",
+        "address_id" if enrolment || visit => "src.address_id",
+        "enrolment_location" if enrolment => "src.enrolment_location",
+        "exit_location" if enrolment => "src.exit_location",
+        "encounter_location" if visit => "src.encounter_location",
+        "cancel_location" if visit => "src.cancel_location",
+        "encounter_date_time" if visit => "src.encounter_date_time",
+        "filled_by_id" if visit => "src.filled_by_id",
+        "gps_coordinates" if kind == Address => "src.gps_coordinates",
+        "latest_approval_status" => match kind {
+            Subject => approval!("Subject"),
+            ProgramEnrolment | ProgramExit => approval!("ProgramEnrolment"),
+            ProgramEncounter | ProgramEncounterCancel => approval!("ProgramEncounter"),
+            Encounter | EncounterCancel => approval!("Encounter"),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// For a table adopted from avni-etl: one of the service's fixed columns
+/// it lacks whose value follows from avni-etl's own columns of the same
+/// row (alias `t`): the avni-etl column it needs, and the expression. Such
+/// a column is filled in place when it is added, so the rows avni-etl
+/// synced need not be read again.
+pub fn backfill_from_avni_etl(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        "created_by" => Some((
+            "created_by_id",
+            "(SELECT u.username FROM public.users u WHERE u.id = t.created_by_id)",
+        )),
+        "last_modified_by" => Some((
+            "last_modified_by_id",
+            "(SELECT u.username FROM public.users u WHERE u.id = t.last_modified_by_id)",
+        )),
+        _ => None,
+    }
+}
+
 /// A column every table of a kind has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixedColumn {

@@ -104,6 +104,10 @@ fn column_values(
             None => exprs.push(fixed.expr.to_string()),
         }
     }
+    for (name, expr) in &table.kept {
+        names.push(quote_ident(name));
+        exprs.push(expr.to_string());
+    }
     for column in &table.columns {
         names.push(quote_ident(&column.name));
         exprs.push(column_expr(s, row_obs, column, target.time_zone, casting));
@@ -120,6 +124,7 @@ fn conflict_update(table: &PlannedTable) -> (String, String) {
         .iter()
         .filter(|c| !c.key)
         .map(|c| c.name.to_string())
+        .chain(table.kept.iter().map(|(n, _)| n.clone()))
         .chain(table.columns.iter().map(|c| c.name.clone()))
         .map(|n| format!("{0} = EXCLUDED.{0}", quote_ident(&n)))
         .collect();

@@ -51,6 +51,16 @@ pub(super) async fn alter_table(
         )
         .await?;
     }
+    if !evolution.backfills.is_empty() {
+        let sets: Vec<String> = evolution
+            .backfills
+            .iter()
+            .map(|(_, name, expr)| format!("{} = {expr}", quote_ident(name)))
+            .collect();
+        diesel::sql_query(format!("UPDATE {qualified} t SET {}", sets.join(", ")))
+            .execute(conn)
+            .await?;
+    }
     if evolution.needs_key {
         add_key(conn, &qualified, table, table_id).await?;
     }
@@ -82,6 +92,25 @@ async fn add_key(
     table_id: i32,
 ) -> Result<(), Error> {
     let keys = table.quoted_keys();
+    let keyless = diesel::sql_query(format!(
+        "SELECT count(*)::integer AS id FROM {qualified} WHERE {}",
+        keys.iter()
+            .map(|k| format!("{k} IS NULL"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    ))
+    .get_result::<Id>(conn)
+    .await?
+    .id;
+    if keyless > 0 {
+        return Err(Error::FailedPrecondition(format!(
+            "table {qualified} (built by avni-etl, no primary key) has {keyless} row(s) with no {}; \
+             they cannot be kept under the primary key the ETL needs, and nothing was changed. \
+             Delete them (DELETE FROM {qualified} WHERE {} IS NULL) and run again",
+            keys.join(", "),
+            keys.join(" IS NULL OR ")
+        )));
+    }
     let same_key: Vec<String> = keys.iter().map(|k| format!("a.{k} = b.{k}")).collect();
     let changed = "coalesce(a.last_modified_date_time, '-infinity') \
                    < coalesce(b.last_modified_date_time, '-infinity')";

@@ -36,14 +36,24 @@ pub struct TableEvolution {
     /// avni-etl built it: its `entity_sync_status` rows become the
     /// service's watermarks.
     pub adopted: bool,
+    /// Added fixed columns filled in place from avni-etl's columns of the
+    /// row (name, expression; `layout::backfill_from_avni_etl`), which
+    /// need no resync.
+    pub backfills: Vec<(ColumnRef, &'static str, &'static str)>,
 }
 
 impl TableEvolution {
     /// Whether the existing rows must be synced again from the start: a
-    /// column was added or revived (backfill), or the table was revived
-    /// (rows changed while it was not synced).
+    /// column was added (unless filled in place from avni-etl's columns) or
+    /// revived (backfill), or the table was revived (rows changed while it
+    /// was not synced).
     pub fn needs_resync(&self) -> bool {
-        self.revived || !self.additions.is_empty() || self.column_updates.iter().any(|c| c.revived)
+        self.revived
+            || self
+                .additions
+                .iter()
+                .any(|a| !self.backfills.iter().any(|(b, _, _)| b == a))
+            || self.column_updates.iter().any(|c| c.revived)
     }
 
     /// Whether anything about the table changes (`planned_name` is the

@@ -24,7 +24,9 @@ pub use evolution::{AdoptedColumn, ColumnRef, ColumnUpdate, TableEvolution, void
 pub use existing::{ExistingColumn, ExistingSchema, ExistingTable};
 pub use tables::TableIdentity;
 
-use crate::engine::schema::layout::{FixedColumn, fixed_columns};
+use crate::engine::schema::layout::{
+    FixedColumn, TableKind, avni_etl_column, backfill_from_avni_etl, fixed_columns,
+};
 use crate::engine::schema::naming;
 use crate::engine::source::SourceModel;
 use std::collections::HashSet;
@@ -58,6 +60,9 @@ pub struct PlannedTable {
     /// Fixed columns an adopted table keeps in avni-etl's type (name,
     /// type): their values are written as that type.
     pub stored_types: Vec<(&'static str, &'static str)>,
+    /// avni-etl's own columns an adopted table keeps and the service goes
+    /// on filling (name, value expression; `layout::avni_etl_column`).
+    pub kept: Vec<(String, &'static str)>,
     /// How it continues the table that exists for its identity; `None`
     /// when there is none and it is to be created.
     pub evolution: Option<TableEvolution>,
@@ -180,6 +185,8 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         draft.identity.owner_kind,
     );
     let planned = evolution::plan_columns(&fixed, draft.columns, known);
+    let kept = kept_columns(draft.identity.kind, &fixed, &planned.columns, known);
+    let backfills = backfills(&fixed, &planned.additions, known);
     let evolution = known.map(|t| TableEvolution {
         table_id: t.id,
         current_name: t.name.clone(),
@@ -188,6 +195,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         additions: planned.additions,
         needs_key: !t.keyed,
         adopted: t.adopted,
+        backfills,
     });
     PlannedTable {
         reference_name: naming::reference_table_name(&raw_refs),
@@ -207,8 +215,58 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         fixed,
         columns: planned.columns,
         stored_types: planned.stored_types,
+        kept,
         evolution,
     }
+}
+
+/// The added fixed columns of an adopted table that avni-etl's own columns
+/// of the row give (`layout::backfill_from_avni_etl`).
+fn backfills(
+    fixed: &[FixedColumn],
+    additions: &[ColumnRef],
+    known: Option<&ExistingTable>,
+) -> Vec<(ColumnRef, &'static str, &'static str)> {
+    let Some(table) = known.filter(|t| t.adopted) else {
+        return Vec::new();
+    };
+    additions
+        .iter()
+        .filter_map(|a| match a {
+            ColumnRef::Fixed(i) => fixed.get(*i).map(|f| (*a, f.name)),
+            ColumnRef::Question(_) => None,
+        })
+        .filter_map(|(a, name)| {
+            let (needs, expr) = backfill_from_avni_etl(name)?;
+            let present = table
+                .columns
+                .iter()
+                .any(|c| c.name == needs && c.kept_as_adopted());
+            present.then_some((a, name, expr))
+        })
+        .collect()
+}
+
+/// avni-etl's own columns of an adopted table that the plan has no place
+/// for and that the service knows how to fill.
+fn kept_columns(
+    kind: TableKind,
+    fixed: &[FixedColumn],
+    columns: &[PlannedColumn],
+    known: Option<&ExistingTable>,
+) -> Vec<(String, &'static str)> {
+    let planned: HashSet<&str> = fixed
+        .iter()
+        .map(|f| f.name)
+        .chain(columns.iter().map(|c| c.name.as_str()))
+        .collect();
+    known
+        .map(|t| t.columns.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.kept_as_adopted() && !planned.contains(c.name.as_str()))
+        .filter_map(|c| avni_etl_column(kind, &c.name).map(|e| (c.name.clone(), e)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -586,6 +644,102 @@ mod tests {
                 .is_some_and(|e| e.revived && e.needs_resync())
         );
         assert!(revived.retired.is_empty());
+    }
+
+    #[test]
+    fn a_table_avni_etl_built_is_adopted_without_voiding_or_resync() {
+        let m = model();
+        let fresh = plan_schema(&m, &ExistingSchema::default());
+        let mut existing = existing_of(&fresh);
+        let person = existing
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "person")
+            .expect("person");
+        // As avni-etl left it: no key, nothing of the service's, its types
+        // and its own columns, not the service's user names.
+        person.adopted = true;
+        person.keyed = false;
+        person
+            .columns
+            .retain(|c| c.name != "created_by" && c.name != "last_modified_by");
+        for c in &mut person.columns {
+            c.adopted = true;
+            c.base_name = None;
+            match c.name.as_str() {
+                "id" | "address_id" => c.sql_type = "integer".into(),
+                "registration_location" => c.sql_type = "point".into(),
+                _ => {}
+            }
+        }
+        for (i, name) in [
+            "created_by_id",
+            "legacy_id",
+            "latest_approval_status",
+            "mystery",
+        ]
+        .iter()
+        .enumerate()
+        {
+            person.columns.push(ExistingColumn {
+                id: 90_000 + i as i32,
+                name: name.to_string(),
+                key: fixed_key(name),
+                base_name: None,
+                sql_type: "text".into(),
+                concept_type: None,
+                voided: false,
+                adopted: true,
+            });
+        }
+        let plan = plan_schema(&m, &existing);
+        let person = table(&plan, TableKind::Subject, "st1");
+        assert_eq!(person.name, "person");
+        let e = person.evolution.as_ref().expect("adopted");
+        assert!(e.adopted && e.needs_key);
+        assert!(
+            e.column_updates
+                .iter()
+                .all(|u| !u.voided && u.name == u.current_name),
+            "nothing voided or renamed: {:?}",
+            e.column_updates
+        );
+        assert!(e.column_updates.iter().all(|u| u.adopted.is_some()));
+        let added: Vec<&str> = e
+            .additions
+            .iter()
+            .map(|a| match a {
+                ColumnRef::Fixed(i) => person.fixed[*i].name,
+                ColumnRef::Question(i) => person.columns[*i].name.as_str(),
+            })
+            .collect();
+        assert_eq!(added, vec!["created_by", "last_modified_by"]);
+        let backfilled: Vec<&str> = e.backfills.iter().map(|(_, n, _)| *n).collect();
+        assert_eq!(
+            backfilled,
+            vec!["created_by"],
+            "last_modified_by_id is not there"
+        );
+        assert!(
+            e.needs_resync(),
+            "last_modified_by cannot be filled in place"
+        );
+        let mut stored = person.stored_types.clone();
+        stored.sort();
+        assert_eq!(
+            stored,
+            vec![
+                ("address_id", "integer"),
+                ("id", "integer"),
+                ("registration_location", "point")
+            ]
+        );
+        let kept: Vec<&str> = person.kept.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            kept,
+            vec!["created_by_id", "legacy_id", "latest_approval_status"],
+            "kept and filled; `mystery` kept but not filled"
+        );
     }
 
     #[test]
