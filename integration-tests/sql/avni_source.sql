@@ -30,13 +30,24 @@ CREATE TABLE organisation_group_organisation (
     organisation_id        integer NOT NULL REFERENCES organisation (id)
 );
 
+-- The users' audit columns default to a fixed time: the generator's rows
+-- are a function of its seed.
 CREATE TABLE users (
     id               bigserial PRIMARY KEY,
     uuid             varchar(255) NOT NULL UNIQUE,
     username         varchar(255) NOT NULL UNIQUE,
     organisation_id  integer REFERENCES organisation (id),
-    is_voided        boolean NOT NULL DEFAULT false
+    is_voided        boolean NOT NULL DEFAULT false,
+    catchment_id     integer,
+    email            varchar(320),
+    phone_number     varchar(32),
+    name             varchar(255),
+    created_by_id    bigint,
+    last_modified_by_id bigint,
+    created_date_time timestamptz(3) NOT NULL DEFAULT '2025-01-01 00:00:00+00',
+    last_modified_date_time timestamptz(3) NOT NULL DEFAULT '2025-01-01 00:00:00+00'
 );
+CREATE INDEX users_org_lmdt_idx ON users (organisation_id, last_modified_date_time);
 
 -- Metadata tables share Avni's audit columns.
 CREATE TABLE gender (
@@ -295,3 +306,57 @@ CREATE TABLE encounter (
 );
 CREATE INDEX encounter_org_lmdt_idx ON encounter (organisation_id, last_modified_date_time);
 CREATE INDEX encounter_individual_idx ON encounter (individual_id);
+
+-- Devices' syncs and group memberships (the generator writes none; tests
+-- that need them write their own).
+CREATE TABLE sync_telemetry (
+    id                        serial PRIMARY KEY,
+    uuid                      varchar(255) NOT NULL,
+    user_id                   integer NOT NULL REFERENCES users (id),
+    organisation_id           bigint NOT NULL REFERENCES organisation (id),
+    sync_status               varchar(255) NOT NULL,
+    sync_start_time           timestamptz NOT NULL,
+    sync_end_time             timestamptz,
+    device_name               varchar(255),
+    android_version           varchar(255),
+    app_version               varchar(255),
+    device_info               jsonb,
+    sync_source               text,
+    created_by_id             bigint,
+    last_modified_by_id       bigint,
+    is_voided                 boolean NOT NULL DEFAULT false,
+    created_date_time         timestamptz(3),
+    last_modified_date_time   timestamptz(3)
+);
+CREATE INDEX sync_telemetry_org_lmdt_idx ON sync_telemetry (organisation_id, last_modified_date_time);
+
+CREATE TABLE group_role (
+    id                        serial PRIMARY KEY,
+    uuid                      varchar(255) NOT NULL,
+    group_subject_type_id     integer NOT NULL REFERENCES subject_type (id),
+    role                      text,
+    member_subject_type_id    integer NOT NULL REFERENCES subject_type (id),
+    organisation_id           integer NOT NULL REFERENCES organisation (id),
+    is_voided                 boolean NOT NULL DEFAULT false,
+    created_by_id             bigint NOT NULL REFERENCES users (id),
+    last_modified_by_id       bigint NOT NULL REFERENCES users (id),
+    created_date_time         timestamptz(3) NOT NULL,
+    last_modified_date_time   timestamptz(3) NOT NULL
+);
+
+CREATE TABLE group_subject (
+    id                        serial PRIMARY KEY,
+    uuid                      varchar(255) NOT NULL,
+    group_subject_id          integer NOT NULL REFERENCES individual (id),
+    member_subject_id         integer NOT NULL REFERENCES individual (id),
+    group_role_id             integer NOT NULL REFERENCES group_role (id),
+    membership_start_date     timestamptz,
+    membership_end_date       timestamptz,
+    organisation_id           integer NOT NULL REFERENCES organisation (id),
+    is_voided                 boolean NOT NULL DEFAULT false,
+    created_by_id             bigint NOT NULL REFERENCES users (id),
+    last_modified_by_id       bigint NOT NULL REFERENCES users (id),
+    created_date_time         timestamptz(3) NOT NULL,
+    last_modified_date_time   timestamptz(3) NOT NULL
+);
+CREATE INDEX group_subject_org_lmdt_idx ON group_subject (organisation_id, last_modified_date_time);

@@ -5,7 +5,7 @@
 //!
 //! - its tables (§1.1: a subject, a program enrolment and exit, a program
 //!   encounter and its cancel table, an encounter and its cancel table,
-//!   `address`, and the fixed `users` and `media`), made as its `CreateTable`
+//!   `address`, and the fixed `users`, `sync_telemetry` and `media`), made as its `CreateTable`
 //!   does: `drop table if exists ... cascade; create table` with unquoted
 //!   names, its table mappers' fixed columns in CREATE order with
 //!   `CommonColumns` (§1.4), the concept columns of the form after them
@@ -140,12 +140,18 @@ impl AvniEtlSchema {
             .unwrap_or_else(|| panic!("no {kind} table"))
     }
 
+    /// The tables the ETL adopts and goes on filling: the form tables,
+    /// `address`, `users` and `sync_telemetry` (not `media`).
+    pub fn adopted_tables(&self) -> impl Iterator<Item = &EtlTable> {
+        self.tables.iter().filter(|t| t.kind != "Media")
+    }
+
     /// The tables avni-etl made from the organisation's forms and
-    /// locations (not `users` / `media`).
+    /// locations (not `users`, `sync_telemetry` or `media`).
     pub fn form_tables(&self) -> impl Iterator<Item = &EtlTable> {
         self.tables
             .iter()
-            .filter(|t| !matches!(t.kind, "User" | "Media"))
+            .filter(|t| !matches!(t.kind, "User" | "Media" | "SyncTelemetry"))
     }
 }
 
@@ -289,6 +295,26 @@ fn users_columns() -> Vec<EtlColumn> {
         fixed("name", "text"),
     ];
     c.extend(COMMON.iter().map(|(n, t)| fixed(n, t)));
+    c
+}
+
+fn sync_telemetry_columns() -> Vec<EtlColumn> {
+    let mut c = vec![fixed("id", "serial")];
+    c.extend(COMMON.iter().map(|(n, t)| fixed(n, t)));
+    c.push(fixed("user_id", "integer"));
+    c.push(fixed("sync_status", "text"));
+    c.push(fixed("sync_start_time", "timestampWithTimezone"));
+    c.push(fixed("sync_end_time", "timestampWithTimezone"));
+    for n in [
+        "device_name",
+        "android_version",
+        "app_version",
+        "device_info",
+        "sync_source",
+        "latest_approval_status",
+    ] {
+        c.push(fixed(n, "text"));
+    }
     c
 }
 
@@ -462,6 +488,16 @@ async fn plan(owner: &Client, org: &AvniOrg) -> Vec<EtlTable> {
             [None, None, None],
             None,
             users_columns(),
+        )
+        .await,
+        table(
+            owner,
+            org,
+            "sync_telemetry",
+            "SyncTelemetry",
+            [None, None, None],
+            None,
+            sync_telemetry_columns(),
         )
         .await,
         table(
@@ -967,7 +1003,7 @@ pub async fn build_group(avni: &AvniServerDb, group: &AvniGroup) -> AvniEtlSchem
     let mut tables: Vec<EtlTable> = plan(&owner, first)
         .await
         .into_iter()
-        .filter(|t| !matches!(t.kind, "User" | "Media"))
+        .filter(|t| t.kind != "Media")
         .collect();
     let mut member_levels = Vec::new();
     for m in &group.members {

@@ -59,6 +59,19 @@ async fn failed_run_on(connections: usize) {
         )
         .await
         .expect("rename states");
+    // And behind the users and sync telemetry tables.
+    client
+        .batch_execute(&format!(
+            "UPDATE users SET name = 'renamed ' || username, last_modified_date_time = clock_timestamp() \
+             WHERE organisation_id = {org}; \
+             INSERT INTO sync_telemetry (uuid, user_id, organisation_id, sync_status, sync_start_time, \
+                 created_date_time, last_modified_date_time) \
+             SELECT 'crash-sync', min(id), {org}, 'complete', now(), now(), clock_timestamp() \
+             FROM users WHERE organisation_id = {org}",
+            org = org.id
+        ))
+        .await
+        .expect("edit users and syncs");
     let old_rows = snapshot(client, s).await;
     let old_marks = watermarks(client, s).await;
 

@@ -105,10 +105,12 @@ async fn rows_by_type(client: &Client, schema: &str) -> BTreeMap<String, i64> {
 }
 
 /// The expected counts: `subjects` subjects with an enrolment, a program
-/// encounter and an encounter each, none exited or cancelled, and
-/// `locations` address levels.
-fn expected(subjects: i64, locations: i64) -> BTreeMap<String, i64> {
+/// encounter and an encounter each, none exited or cancelled,
+/// `locations` address levels and `users` users (no device syncs).
+fn expected(subjects: i64, locations: i64, users: i64) -> BTreeMap<String, i64> {
     [
+        ("User", users),
+        ("SyncTelemetry", 0),
         ("Person", subjects),
         ("ProgramEnrolment", subjects),
         ("ProgramExit", 0),
@@ -264,7 +266,7 @@ async fn run_once_for_a_standalone_a_child_and_a_group() {
     );
     assert_eq!(
         rows_by_type(&owner, &ex.standalone.schema_name).await,
-        expected(n, 2)
+        expected(n, 2, 2)
     );
 
     // Child: the parent's forms, its own rows, the locations Avni shows
@@ -280,7 +282,7 @@ async fn run_once_for_a_standalone_a_child_and_a_group() {
     );
     assert_eq!(
         rows_by_type(&owner, child).await,
-        expected(n, shown.len() as i64)
+        expected(n, shown.len() as i64, 2)
     );
     assert_eq!(address_ids(&owner, child).await, shown);
     let person = table_of(&owner, child, "Person").await;
@@ -327,7 +329,7 @@ async fn run_once_for_a_standalone_a_child_and_a_group() {
     eprintln!("{summary}");
     assert_eq!(
         rows_by_type(&owner, &ex.group.schema_name).await,
-        expected(2 * n, 4)
+        expected(2 * n, 4, 4)
     );
     assert_eq!(
         schema_owner(&owner, &ex.group.schema_name).await,
@@ -435,7 +437,7 @@ async fn an_organisation_made_after_migrate_reads_nothing_of_the_service_and_run
     let owner = avni.owner().await;
     assert_eq!(
         rows_by_type(&owner, &later.schema_name).await,
-        expected(i64::from(EXAMPLE_SUBJECTS), 2)
+        expected(i64::from(EXAMPLE_SUBJECTS), 2, 2)
     );
     assert_eq!(
         schema_owner(&owner, &later.schema_name).await,

@@ -200,7 +200,7 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
         let expected = if t.name == "address" { 2 } else { 0 };
         assert_eq!(t.rows_upserted, expected, "{}: {:?}", t.name, first.tables);
     }
-    assert_eq!(first.tables.len(), built.form_tables().count());
+    assert_eq!(first.tables.len(), built.adopted_tables().count());
 
     // Names kept: the same tables under the same metadata ids, and no
     // other table made.
@@ -338,7 +338,7 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
         ),
     )
     .await;
-    assert_eq!(watermarks as usize, built.form_tables().count());
+    assert_eq!(watermarks as usize, built.adopted_tables().count());
 
     // Dashboards: avni-etl's subject_view and the implementer's view.
     assert_eq!(
@@ -461,14 +461,14 @@ async fn an_avni_etl_schema_is_adopted_in_place_and_goes_on_incrementally() {
     // fresh table has (all of which the adopted table has), values as
     // JSON (integer and bigint ids alike, a point as its text).
     let mut adopted = BTreeMap::new();
-    for t in built.form_tables() {
+    for t in built.adopted_tables() {
         adopted.insert(t.name.clone(), rows_by_id(&owner, schema, &t.name).await);
     }
     engine::drop_schema(&context(&avni.owner_url), org_ref(&org), LockMode::Wait)
         .await
         .unwrap_or_else(|e| panic!("RecreateSchema's drop: {e}"));
     run(&avni, &org).await;
-    for t in built.form_tables() {
+    for t in built.adopted_tables() {
         let fresh = rows_by_id(&owner, schema, &t.name).await;
         let columns: Vec<String> = physical_columns(&owner, schema, &t.name)
             .await
@@ -841,7 +841,7 @@ async fn a_groups_avni_etl_schema_is_adopted_with_each_members_watermarks() {
         ),
     )
     .await;
-    assert_eq!(linked as usize, 2 * built.form_tables().count());
+    assert_eq!(linked as usize, 2 * built.adopted_tables().count());
 
     // Every table equals a fresh build.
     let mut adopted = BTreeMap::new();

@@ -207,7 +207,7 @@ async fn a_schema_without_subject_or_visit_tables_has_every_view_empty() {
     }
     let report = f.run_org(&org).await;
     let tables: Vec<&str> = report.tables.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(tables, vec!["address"]);
+    assert_eq!(tables, vec!["address", "users", "sync_telemetry"]);
 
     let reader = f.db.client().await;
     reader

@@ -20,6 +20,10 @@ pub(super) fn table_type(kind: TableKind) -> pb::TableType {
         TableKind::EncounterCancel => pb::TableType::EncounterCancel,
         TableKind::RepeatableQuestionGroup => pb::TableType::RepeatableQuestionGroup,
         TableKind::Address => pb::TableType::Address,
+        TableKind::Users => pb::TableType::Users,
+        TableKind::SyncTelemetry => pb::TableType::SyncTelemetry,
+        TableKind::GroupToMember => pb::TableType::GroupToMember,
+        TableKind::HouseholdToMember => pb::TableType::HouseholdToMember,
     }
 }
 

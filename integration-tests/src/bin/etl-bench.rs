@@ -283,6 +283,10 @@ fn floor_select(table: &PlannedTable, ids: &Ids, since: Option<&str>) -> String 
         TableKind::Address => {
             "public.address_level src JOIN public.address_level_type lt ON lt.id = src.type_id".into()
         }
+        TableKind::Users
+        | TableKind::SyncTelemetry
+        | TableKind::GroupToMember
+        | TableKind::HouseholdToMember => format!("public.{} src", source_of(kind)),
     };
     from.push_str(
         " LEFT JOIN public.users cu ON cu.id = src.created_by_id \
@@ -520,6 +524,9 @@ fn source_of(kind: TableKind) -> &'static str {
         TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => "program_encounter",
         TableKind::Encounter | TableKind::EncounterCancel => "encounter",
         TableKind::Address => "address_level",
+        TableKind::Users => "users",
+        TableKind::SyncTelemetry => "sync_telemetry",
+        TableKind::GroupToMember | TableKind::HouseholdToMember => "group_subject",
     }
 }
 
@@ -1084,7 +1091,13 @@ async fn main() -> anyhow::Result<()> {
         .max()
         .unwrap_or_default();
     let mut tables = Vec::new();
-    for t in &plan.tables {
+    // The form tables: the generator writes no syncs or memberships, and
+    // the users table is a few rows.
+    for t in plan
+        .tables
+        .iter()
+        .filter(|t| !t.identity.kind.is_avni_table())
+    {
         tables.push(TableSql {
             ids: ids_for(&client, t, org.id).await,
             table: t.clone(),

@@ -8,6 +8,7 @@
 //! modified it, `g` the gender, `en` the enrolment of a program encounter,
 //! `lt` the address level's type.
 
+use crate::engine::schema::avni_tables;
 use std::fmt;
 
 /// The kinds of reporting table.
@@ -22,6 +23,15 @@ pub enum TableKind {
     EncounterCancel,
     RepeatableQuestionGroup,
     Address,
+    /// The organisation's users (`users`, [`avni_tables`]).
+    Users,
+    /// Its devices' syncs (`sync_telemetry`, [`avni_tables`]).
+    SyncTelemetry,
+    /// Memberships of a group subject type's groups ([`avni_tables`]).
+    GroupToMember,
+    /// Memberships of a household subject type's households, with each
+    /// household's head ([`avni_tables`]).
+    HouseholdToMember,
 }
 
 impl TableKind {
@@ -38,6 +48,10 @@ impl TableKind {
             TableKind::EncounterCancel => "IndividualEncounterCancellation".into(),
             TableKind::RepeatableQuestionGroup => "RepeatableQuestionGroup".into(),
             TableKind::Address => "Address".into(),
+            TableKind::Users => "User".into(),
+            TableKind::SyncTelemetry => "SyncTelemetry".into(),
+            TableKind::GroupToMember => "GroupToMember".into(),
+            TableKind::HouseholdToMember => "HouseholdToMember".into(),
         }
     }
 
@@ -54,6 +68,9 @@ impl TableKind {
             "IndividualEncounterCancellation" => TableKind::EncounterCancel,
             "RepeatableQuestionGroup" => TableKind::RepeatableQuestionGroup,
             "Address" => TableKind::Address,
+            "SyncTelemetry" => TableKind::SyncTelemetry,
+            "GroupToMember" => TableKind::GroupToMember,
+            "HouseholdToMember" => TableKind::HouseholdToMember,
             _ => return None,
         })
     }
@@ -68,8 +85,25 @@ impl TableKind {
             TableKind::ProgramEncounterCancel => Some("ProgramEncounterCancellation"),
             TableKind::Encounter => Some("Encounter"),
             TableKind::EncounterCancel => Some("IndividualEncounterCancellation"),
-            TableKind::RepeatableQuestionGroup | TableKind::Address => None,
+            TableKind::RepeatableQuestionGroup
+            | TableKind::Address
+            | TableKind::Users
+            | TableKind::SyncTelemetry
+            | TableKind::GroupToMember
+            | TableKind::HouseholdToMember => None,
         }
+    }
+
+    /// A table avni-etl fills from a source other than a form's
+    /// observations ([`avni_tables`]): its columns are fixed.
+    pub fn is_avni_table(self) -> bool {
+        matches!(
+            self,
+            TableKind::Users
+                | TableKind::SyncTelemetry
+                | TableKind::GroupToMember
+                | TableKind::HouseholdToMember
+        )
     }
 
     /// The source column holding the observations of this kind's form.
@@ -103,7 +137,12 @@ impl TableKind {
                 "program_encounter_id"
             }
             TableKind::Encounter | TableKind::EncounterCancel => "encounter_id",
-            TableKind::RepeatableQuestionGroup | TableKind::Address => "parent_id",
+            TableKind::RepeatableQuestionGroup
+            | TableKind::Address
+            | TableKind::Users
+            | TableKind::SyncTelemetry
+            | TableKind::GroupToMember
+            | TableKind::HouseholdToMember => "parent_id",
         }
     }
 }
@@ -120,6 +159,10 @@ impl fmt::Display for TableKind {
             TableKind::EncounterCancel => "encounter cancel",
             TableKind::RepeatableQuestionGroup => "repeatable question group",
             TableKind::Address => "address",
+            TableKind::Users => "users",
+            TableKind::SyncTelemetry => "sync telemetry",
+            TableKind::GroupToMember => "group to member",
+            TableKind::HouseholdToMember => "household to member",
         };
         f.write_str(s)
     }
@@ -285,7 +328,11 @@ pub struct FixedColumn {
     pub indexed: bool,
 }
 
-const fn col(name: &'static str, sql_type: ColumnType, expr: &'static str) -> FixedColumn {
+pub(super) const fn col(
+    name: &'static str,
+    sql_type: ColumnType,
+    expr: &'static str,
+) -> FixedColumn {
     FixedColumn {
         name,
         sql_type,
@@ -295,7 +342,11 @@ const fn col(name: &'static str, sql_type: ColumnType, expr: &'static str) -> Fi
     }
 }
 
-const fn key(name: &'static str, sql_type: ColumnType, expr: &'static str) -> FixedColumn {
+pub(super) const fn key(
+    name: &'static str,
+    sql_type: ColumnType,
+    expr: &'static str,
+) -> FixedColumn {
     FixedColumn {
         name,
         sql_type,
@@ -305,7 +356,11 @@ const fn key(name: &'static str, sql_type: ColumnType, expr: &'static str) -> Fi
     }
 }
 
-const fn indexed(name: &'static str, sql_type: ColumnType, expr: &'static str) -> FixedColumn {
+pub(super) const fn indexed(
+    name: &'static str,
+    sql_type: ColumnType,
+    expr: &'static str,
+) -> FixedColumn {
     FixedColumn {
         name,
         sql_type,
@@ -352,6 +407,11 @@ pub fn fixed_columns(
         | TableKind::EncounterCancel => visit_columns(kind),
         TableKind::RepeatableQuestionGroup => group_columns(owner),
         TableKind::Address => address_columns(),
+        // avni-etl's columns, its common columns included.
+        TableKind::Users
+        | TableKind::SyncTelemetry
+        | TableKind::GroupToMember
+        | TableKind::HouseholdToMember => return avni_tables::fixed_columns(kind),
     };
     cols.extend(audit());
     cols
@@ -491,6 +551,10 @@ mod tests {
             TableKind::EncounterCancel,
             TableKind::RepeatableQuestionGroup,
             TableKind::Address,
+            TableKind::Users,
+            TableKind::SyncTelemetry,
+            TableKind::GroupToMember,
+            TableKind::HouseholdToMember,
         ];
         for kind in kinds {
             let cols = fixed_columns(kind, "Person", true, Some(TableKind::Encounter));
@@ -501,7 +565,14 @@ mod tests {
             names.dedup();
             assert_eq!(names.len(), cols.len(), "{kind}: duplicate fixed column");
             let stored = kind.metadata_type("Person");
-            assert_eq!(TableKind::from_metadata_type(&stored), Some(kind));
+            // `User` is also a users' subject type's table (a Subject);
+            // the metadata tells them apart by its subject type.
+            let read = if kind == TableKind::Users {
+                TableKind::Subject
+            } else {
+                kind
+            };
+            assert_eq!(TableKind::from_metadata_type(&stored), Some(read));
         }
     }
 

@@ -29,6 +29,10 @@ struct TableRow {
     #[diesel(sql_type = Nullable<Text>)]
     group_concept_uuid: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
+    group_subject_type_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    member_subject_type_uuid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     parent_table_type: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     full_name: Option<String>,
@@ -101,7 +105,8 @@ pub async fn load_existing(
     let tables: Vec<TableRow> = diesel::sql_query(
         "SELECT t.id, coalesce(t.name, '') AS name, coalesce(t.type, '') AS type_, \
                 t.subject_type_uuid, t.program_uuid, t.encounter_type_uuid, \
-                t.repeatable_question_group_concept_uuid AS group_concept_uuid, x.parent_table_type, \
+                t.repeatable_question_group_concept_uuid AS group_concept_uuid, \
+                t.group_subject_type_uuid::text, t.member_subject_type_uuid::text, x.parent_table_type, \
                 x.full_name, coalesce(x.is_voided, false) AS is_voided, \
                 x.table_metadata_id IS NULL AS adopted, \
                 EXISTS (SELECT 1 FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid \
@@ -164,17 +169,32 @@ pub async fn load_existing(
     }
     let mut result = ExistingSchema::default();
     for t in tables {
-        // avni-etl's fixed `users` table (type User, no subject type) is
-        // not a subject table: it is left to it, like its media tables.
-        // Nor is a repeatable question group table it built (keyed there
-        // by a serial id, here by the owner's id and the answer's index):
-        // left to it with its rows, the service's own made beside it.
-        let kind = TableKind::from_metadata_type(&t.type_)
-            .filter(|_| !(t.type_ == "User" && t.subject_type_uuid.is_none()))
-            .filter(|k| !(t.adopted && *k == TableKind::RepeatableQuestionGroup));
+        // The fixed `users` table (type User, no subject type) is not a
+        // users' subject type's table. A repeatable question group table
+        // avni-etl built (keyed there by a serial id, here by the owner's id
+        // and the answer's index) is left to it with its rows, the service's
+        // own made beside it.
+        let kind = match TableKind::from_metadata_type(&t.type_) {
+            Some(TableKind::Subject) if t.type_ == "User" && t.subject_type_uuid.is_none() => {
+                Some(TableKind::Users)
+            }
+            kind => kind,
+        }
+        .filter(|k| !(t.adopted && *k == TableKind::RepeatableQuestionGroup));
+        // A membership table's subject type is its group's (Avni keeps
+        // it in group_subject_type_uuid).
+        let membership = matches!(
+            kind,
+            Some(TableKind::GroupToMember | TableKind::HouseholdToMember)
+        );
         let identity = TableIdentity {
             kind: kind.unwrap_or(TableKind::Address),
-            subject_type_uuid: t.subject_type_uuid,
+            subject_type_uuid: if membership {
+                t.group_subject_type_uuid
+            } else {
+                t.subject_type_uuid
+            },
+            member_subject_type_uuid: t.member_subject_type_uuid.filter(|_| membership),
             program_uuid: t.program_uuid,
             encounter_type_uuid: t.encounter_type_uuid,
             group_concept_uuid: t.group_concept_uuid,

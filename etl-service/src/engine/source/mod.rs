@@ -14,6 +14,8 @@ mod model;
 mod target;
 mod visibility;
 
-pub use model::{FormElement, FormMapping, NamedEntity, SourceModel, SubjectType, load_model};
+pub use model::{
+    FormElement, FormMapping, GroupRole, NamedEntity, SourceModel, SubjectType, load_model,
+};
 pub use target::{Member, Target, load_target, unusable_role, unusable_schema};
 pub use visibility::{Visibility, load_visibility};

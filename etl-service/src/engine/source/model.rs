@@ -33,6 +33,19 @@ pub struct SourceModel {
     /// The answers of each coded question's concept: concept uuid ->
     /// (answer concept uuid, answer name).
     pub answers: BTreeMap<String, Vec<(String, String)>>,
+    /// The group roles' (group subject type, member subject type) pairs,
+    /// each once.
+    pub group_roles: Vec<GroupRole>,
+}
+
+/// What a group role joins: members of one subject type to groups (or
+/// households) of another.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct GroupRole {
+    #[diesel(sql_type = Text)]
+    pub group_subject_type_uuid: String,
+    #[diesel(sql_type = Text)]
+    pub member_subject_type_uuid: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -157,6 +170,9 @@ pub async fn load_model(
     let answers = load_answers(conn, ids, &form_elements)
         .await
         .map_err(reading("coded answers (concept_answer, concept)"))?;
+    let group_roles = load_group_roles(conn, ids)
+        .await
+        .map_err(reading("group roles (group_role, subject_type)"))?;
     Ok(SourceModel {
         answers,
         subject_types,
@@ -165,7 +181,27 @@ pub async fn load_model(
         mappings,
         form_elements,
         address_level_types,
+        group_roles,
     })
+}
+
+/// The subject types the organisations' group roles join, each pair once.
+async fn load_group_roles(
+    conn: &mut AsyncPgConnection,
+    ids: &[i32],
+) -> Result<Vec<GroupRole>, diesel::result::Error> {
+    diesel::sql_query(
+        "SELECT DISTINCT g.uuid AS group_subject_type_uuid, m.uuid AS member_subject_type_uuid \
+         FROM public.group_role r \
+         JOIN public.subject_type g ON g.id = r.group_subject_type_id AND NOT g.is_voided \
+         JOIN public.subject_type m ON m.id = r.member_subject_type_id AND NOT m.is_voided \
+         WHERE r.organisation_id = ANY($1) AND NOT r.is_voided \
+           AND g.uuid IS NOT NULL AND m.uuid IS NOT NULL \
+         ORDER BY 1, 2",
+    )
+    .bind::<Array<Integer>, _>(ids)
+    .load(conn)
+    .await
 }
 
 /// Names what was being read when a query of the source failed (a NULL

@@ -11,12 +11,14 @@
 //!   retry with tolerant casts;
 //! - `statements`: the upsert and deletes it sends;
 //! - `source_rows`: which source rows drive a table, and the window's
-//!   filter on them;
+//!   filter on them (`avni_sources` for the users, sync telemetry and
+//!   membership tables);
 //! - `watermarks`: how far each table is synced, and when its source last
 //!   changed;
 //! - [`extract`]: a question's value from a row's observations;
 //!   [`sql_text`]: statements with bound values.
 
+mod avni_sources;
 pub mod extract;
 mod source_rows;
 pub mod sql_text;

@@ -5,6 +5,7 @@
 use crate::engine::schema::layout::TableKind;
 use crate::engine::schema::plan::{PlannedTable, TableIdentity};
 use crate::engine::sync::SyncTarget;
+use crate::engine::sync::avni_sources;
 use crate::engine::sync::sql_text::{Statement, Value};
 use chrono::{DateTime, Utc};
 
@@ -26,6 +27,10 @@ pub fn source_table(table: &PlannedTable) -> &'static str {
         TableKind::ProgramEncounter | TableKind::ProgramEncounterCancel => "program_encounter",
         TableKind::Encounter | TableKind::EncounterCancel => "encounter",
         TableKind::Address => "address_level",
+        kind @ (TableKind::Users
+        | TableKind::SyncTelemetry
+        | TableKind::GroupToMember
+        | TableKind::HouseholdToMember) => avni_sources::source_table(kind),
     }
 }
 
@@ -54,7 +59,13 @@ pub fn table_type_uuid(table: &PlannedTable) -> Option<&str> {
         | TableKind::ProgramEncounterCancel
         | TableKind::Encounter
         | TableKind::EncounterCancel => identity.encounter_type_uuid.as_deref(),
-        TableKind::Address => None,
+        // Users, syncs and memberships are probed whole: a membership's
+        // types are its group's and member's, not a column of its row.
+        TableKind::Address
+        | TableKind::Users
+        | TableKind::SyncTelemetry
+        | TableKind::GroupToMember
+        | TableKind::HouseholdToMember => None,
     }
 }
 
@@ -78,7 +89,7 @@ pub(super) fn row_kind(table: &PlannedTable) -> TableKind {
 }
 
 /// FROM clause of a kind's source rows, with the joins its filter needs.
-pub(super) fn source_from(kind: TableKind) -> &'static str {
+pub(super) fn source_from(kind: TableKind) -> String {
     match kind {
         TableKind::Subject => "public.individual src",
         TableKind::ProgramEnrolment | TableKind::ProgramExit => {
@@ -96,7 +107,12 @@ pub(super) fn source_from(kind: TableKind) -> &'static str {
             "public.address_level src JOIN public.address_level_type lt ON lt.id = src.type_id"
         }
         TableKind::RepeatableQuestionGroup => "public.individual src",
+        TableKind::Users
+        | TableKind::SyncTelemetry
+        | TableKind::GroupToMember
+        | TableKind::HouseholdToMember => return avni_sources::source_from(kind),
     }
+    .to_string()
 }
 
 /// The WHERE conditions selecting `target`'s source rows changed in the
@@ -180,13 +196,29 @@ fn type_filters(kind: TableKind, identity: &TableIdentity) -> Vec<TypeFilter<'_>
             encounter_type("src.encounter_type_id"),
             subject_type("i.subject_type_id"),
         ],
-        TableKind::Address | TableKind::RepeatableQuestionGroup => vec![],
+        TableKind::GroupToMember | TableKind::HouseholdToMember => {
+            let [group, member] = avni_sources::SUBJECT_TYPE_COLUMNS;
+            vec![
+                subject_type(group),
+                TypeFilter {
+                    column: member,
+                    table: "subject_type",
+                    uuid: &identity.member_subject_type_uuid,
+                },
+            ]
+        }
+        TableKind::Address
+        | TableKind::RepeatableQuestionGroup
+        | TableKind::Users
+        | TableKind::SyncTelemetry => vec![],
     }
 }
 
 /// The condition on a source row's change time: within (`lo`, `hi`].
 fn window_condition(kind: TableKind, org: &str, lo: &str, hi: &str) -> String {
-    if kind == TableKind::Address {
+    if kind.is_avni_table() {
+        avni_sources::window_condition(kind, org, lo, hi)
+    } else if kind == TableKind::Address {
         // A level's row shows its ancestors' titles, so a changed level
         // brings its descendants along.
         format!(

@@ -54,7 +54,7 @@ const OBSERVATIONS: &str = "d.o";
 /// yields the value detoasted, and OFFSET 0 keeps the subquery from
 /// being flattened back into per-column reads.
 fn detoasted_observations(kind: TableKind) -> String {
-    if kind == TableKind::Address {
+    if kind == TableKind::Address || kind.is_avni_table() {
         String::new()
     } else {
         format!(
@@ -134,6 +134,10 @@ fn conflict_update(table: &PlannedTable) -> (String, String) {
 /// The joins the fixed columns read from: the users who created and last
 /// changed the row, the subject's gender, an address level's ancestors.
 fn lookup_joins(table: &PlannedTable, kind: TableKind) -> String {
+    // avni-etl's columns keep the users' ids, not their names.
+    if kind.is_avni_table() {
+        return String::new();
+    }
     let mut joins = String::from(
         " LEFT JOIN public.users cu ON cu.id = src.created_by_id \
           LEFT JOIN public.users lu ON lu.id = src.last_modified_by_id",
@@ -207,7 +211,7 @@ pub fn delete_statements(
 mod tests {
     use super::*;
     use crate::engine::schema::plan::{ExistingSchema, plan_schema};
-    use crate::engine::source::{FormElement, FormMapping, SourceModel, SubjectType};
+    use crate::engine::source::{FormElement, FormMapping, GroupRole, SourceModel, SubjectType};
     use crate::engine::sync::epoch;
 
     const HOSTILE: &str = "x'); DROP TABLE individual; --";
@@ -225,18 +229,39 @@ mod tests {
             parent_repeatable: parent.is_some(),
         };
         let mut m = SourceModel {
-            subject_types: vec![SubjectType {
-                uuid: format!("{HOSTILE} subject"),
-                name: format!("{HOSTILE} \"person\""),
-                kind: "Person".into(),
-                allow_middle_name: true,
-            }],
-            mappings: vec![FormMapping {
-                form_uuid: "f".into(),
-                form_type: "IndividualProfile".into(),
-                subject_type_uuid: format!("{HOSTILE} subject"),
-                program_uuid: None,
-                encounter_type_uuid: None,
+            subject_types: vec![
+                SubjectType {
+                    uuid: format!("{HOSTILE} subject"),
+                    name: format!("{HOSTILE} \"person\""),
+                    kind: "Person".into(),
+                    allow_middle_name: true,
+                },
+                SubjectType {
+                    uuid: format!("{HOSTILE} subject household"),
+                    name: format!("{HOSTILE} \"home\""),
+                    kind: "Household".into(),
+                    allow_middle_name: false,
+                },
+            ],
+            mappings: vec![
+                FormMapping {
+                    form_uuid: "f".into(),
+                    form_type: "IndividualProfile".into(),
+                    subject_type_uuid: format!("{HOSTILE} subject"),
+                    program_uuid: None,
+                    encounter_type_uuid: None,
+                },
+                FormMapping {
+                    form_uuid: "h".into(),
+                    form_type: "IndividualProfile".into(),
+                    subject_type_uuid: format!("{HOSTILE} subject household"),
+                    program_uuid: None,
+                    encounter_type_uuid: None,
+                },
+            ],
+            group_roles: vec![GroupRole {
+                group_subject_type_uuid: format!("{HOSTILE} subject household"),
+                member_subject_type_uuid: format!("{HOSTILE} subject"),
             }],
             address_level_types: vec![format!("{HOSTILE} lvlq")],
             ..Default::default()
@@ -269,7 +294,19 @@ mod tests {
     #[test]
     fn values_are_bound_and_names_quoted() {
         let plan = plan_schema(&model(), &ExistingSchema::default());
-        assert_eq!(plan.tables.len(), 3, "subject, repeatable group, address");
+        let kinds: Vec<TableKind> = plan.tables.iter().map(|t| t.identity.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                TableKind::Address,
+                TableKind::Users,
+                TableKind::SyncTelemetry,
+                TableKind::Subject,
+                TableKind::Subject,
+                TableKind::RepeatableQuestionGroup,
+                TableKind::HouseholdToMember,
+            ]
+        );
         for table in &plan.tables {
             let target = SyncTarget {
                 schema: "s\"; DROP SCHEMA public; --",

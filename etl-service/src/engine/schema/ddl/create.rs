@@ -44,17 +44,24 @@ async fn insert_table_metadata(
     schema: &str,
     table: &PlannedTable,
 ) -> Result<i32, Error> {
+    // As avni-etl describes a membership table: its group's subject type
+    // as group_subject_type_uuid, no subject_type_uuid.
+    let (subject_type, group_subject_type) = match table.identity.member_subject_type_uuid {
+        Some(_) => (None, table.identity.subject_type_uuid.as_ref()),
+        None => (table.identity.subject_type_uuid.as_ref(), None),
+    };
     let id = diesel::sql_query(
         "WITH t AS (INSERT INTO public.table_metadata (name, type, schema_name, subject_type_uuid, \
-                 program_uuid, encounter_type_uuid, form_uuid, repeatable_question_group_concept_uuid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id) \
+                 program_uuid, encounter_type_uuid, form_uuid, repeatable_question_group_concept_uuid, \
+                 group_subject_type_uuid, member_subject_type_uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $12) RETURNING id) \
          INSERT INTO etl_service.table_metadata_ext (table_metadata_id, parent_table_type, full_name) \
          SELECT id, $9, $10 FROM t RETURNING table_metadata_id AS id",
     )
     .bind::<Text, _>(&table.name)
     .bind::<Text, _>(table.identity.kind.metadata_type(&table.subject_kind))
     .bind::<Text, _>(schema)
-    .bind::<Nullable<Text>, _>(&table.identity.subject_type_uuid)
+    .bind::<Nullable<Text>, _>(subject_type)
     .bind::<Nullable<Text>, _>(&table.identity.program_uuid)
     .bind::<Nullable<Text>, _>(&table.identity.encounter_type_uuid)
     .bind::<Nullable<Text>, _>(<[String]>::first(&table.form_uuids))
@@ -66,6 +73,8 @@ async fn insert_table_metadata(
             .map(|k| k.metadata_type(&table.subject_kind)),
     )
     .bind::<Text, _>(&table.full_name)
+    .bind::<Nullable<Text>, _>(group_subject_type)
+    .bind::<Nullable<Text>, _>(&table.identity.member_subject_type_uuid)
     .get_result::<Id>(conn)
     .await?
     .id;

@@ -30,7 +30,7 @@ use crate::engine::schema::layout::{
 use crate::engine::schema::naming;
 use crate::engine::source::SourceModel;
 use std::collections::HashSet;
-use tables::{ADDRESS_KIND, Draft};
+use tables::Draft;
 
 /// One table of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +176,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         ..
     } = named;
     let disambiguated = name != generated.name;
+    let fixed_name = draft.identity.is_fixed();
     let raw_refs: Vec<&str> = draft.raw_parts.iter().map(String::as_str).collect();
     let fixed = fixed_columns(
         draft.identity.kind,
@@ -204,7 +205,7 @@ fn planned_table((named, name): (NamedDraft, String)) -> PlannedTable {
         shortened: generated.shortened,
         disambiguated,
         raw_parts: draft.raw_parts,
-        subject_type_name: (draft.subject.kind != ADDRESS_KIND).then_some(draft.subject.name),
+        subject_type_name: (!fixed_name).then_some(draft.subject.name),
         program_name: draft.program_name,
         encounter_type_name: draft.encounter_type_name,
         group_concept_name: draft.group_concept_name,

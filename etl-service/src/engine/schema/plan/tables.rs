@@ -10,6 +10,88 @@ use crate::engine::schema::plan::columns::{ColumnDraft, address_columns, questio
 use crate::engine::source::{FormElement, FormMapping, SourceModel, SubjectType};
 use std::collections::{BTreeMap, HashMap};
 
+/// The drafts of the users, sync telemetry and membership tables.
+mod avni_drafts {
+    use super::{Draft, TableIdentity};
+    use crate::engine::schema::layout::TableKind;
+    use crate::engine::source::{SourceModel, SubjectType};
+    use std::collections::BTreeSet;
+
+    /// `users` and `sync_telemetry`, which every schema has.
+    pub(super) fn fixed_drafts() -> Vec<Draft> {
+        [
+            (TableKind::Users, "users"),
+            (TableKind::SyncTelemetry, "sync_telemetry"),
+        ]
+        .into_iter()
+        .map(|(kind, name)| fixed_draft(TableIdentity::fixed(kind), name))
+        .collect()
+    }
+
+    fn fixed_draft(identity: TableIdentity, name: &str) -> Draft {
+        Draft {
+            identity,
+            raw_parts: vec![name.into()],
+            subject: SubjectType {
+                uuid: String::new(),
+                name: name.into(),
+                kind: name.into(),
+                allow_middle_name: false,
+            },
+            program_name: None,
+            encounter_type_name: None,
+            group_concept_name: None,
+            form_uuids: Vec::new(),
+            columns: Vec::new(),
+        }
+    }
+
+    /// One table per group (or household) subject type with a
+    /// registration form and member subject type of its group roles, as
+    /// avni-etl has them, named `<group>_<member>`.
+    pub(super) fn membership_drafts(model: &SourceModel) -> Vec<Draft> {
+        let subject = |uuid: &str| model.subject_types.iter().find(|s| s.uuid == uuid);
+        let registered: BTreeSet<&str> = model
+            .mappings
+            .iter()
+            .filter(|m| m.form_type == "IndividualProfile")
+            .map(|m| m.subject_type_uuid.as_str())
+            .collect();
+        let pairs: BTreeSet<(&str, &str)> = model
+            .group_roles
+            .iter()
+            .map(|r| {
+                (
+                    r.group_subject_type_uuid.as_str(),
+                    r.member_subject_type_uuid.as_str(),
+                )
+            })
+            .collect();
+        pairs
+            .into_iter()
+            .filter(|(group, _)| registered.contains(group))
+            .filter_map(|(group, member)| {
+                let (group, member) = (subject(group)?, subject(member)?);
+                let kind = match group.kind.as_str() {
+                    "Household" => TableKind::HouseholdToMember,
+                    "Group" => TableKind::GroupToMember,
+                    _ => return None,
+                };
+                Some(Draft {
+                    identity: TableIdentity::membership(kind, &group.uuid, &member.uuid),
+                    raw_parts: vec![group.name.clone(), member.name.clone()],
+                    subject: group.clone(),
+                    program_name: None,
+                    encounter_type_name: None,
+                    group_concept_name: None,
+                    form_uuids: Vec::new(),
+                    columns: Vec::new(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// What a table is for, independent of its name: the entity uuids it is
 /// built from. A rename of an entity keeps the identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +104,9 @@ pub struct TableIdentity {
     pub group_concept_uuid: Option<String>,
     /// The kind of table that owns a repeatable-group table.
     pub owner_kind: Option<TableKind>,
+    /// The member subject type of a group-to-member table (whose
+    /// `subject_type_uuid` is the group's).
+    pub member_subject_type_uuid: Option<String>,
 }
 
 impl TableIdentity {
@@ -38,17 +123,34 @@ impl TableIdentity {
             encounter_type_uuid: encounter_type.map(str::to_string),
             group_concept_uuid: None,
             owner_kind: None,
+            member_subject_type_uuid: None,
         }
     }
 
-    fn address() -> Self {
+    /// The identity of a table of `kind` built from no entity (`address`,
+    /// `users`, `sync_telemetry`).
+    fn fixed(kind: TableKind) -> Self {
         Self {
-            kind: TableKind::Address,
+            kind,
             subject_type_uuid: None,
             program_uuid: None,
             encounter_type_uuid: None,
             group_concept_uuid: None,
             owner_kind: None,
+            member_subject_type_uuid: None,
+        }
+    }
+
+    fn address() -> Self {
+        Self::fixed(TableKind::Address)
+    }
+
+    /// The identity of the memberships table of a group (or household)
+    /// subject type and a member subject type.
+    fn membership(kind: TableKind, group: &str, member: &str) -> Self {
+        Self {
+            member_subject_type_uuid: Some(member.to_string()),
+            ..Self::new(kind, group, None, None)
         }
     }
 
@@ -82,6 +184,14 @@ impl TableIdentity {
         }
     }
 
+    /// A table whose name is fixed (built from no entity).
+    pub(super) fn is_fixed(&self) -> bool {
+        matches!(
+            self.kind,
+            TableKind::Address | TableKind::Users | TableKind::SyncTelemetry
+        )
+    }
+
     /// The owning table's identity of a repeatable-group table.
     pub fn owner(&self) -> Option<TableIdentity> {
         self.owner_kind.map(|kind| TableIdentity {
@@ -95,7 +205,7 @@ impl TableIdentity {
     /// A stable text form, hashed into disambiguating suffixes.
     pub fn key(&self) -> String {
         let o = |v: &Option<String>| v.clone().unwrap_or_default();
-        format!(
+        let key = format!(
             "{:?}|{}|{}|{}|{}|{:?}",
             self.kind,
             o(&self.subject_type_uuid),
@@ -103,7 +213,13 @@ impl TableIdentity {
             o(&self.encounter_type_uuid),
             o(&self.group_concept_uuid),
             self.owner_kind
-        )
+        );
+        // Only membership tables have a member: other tables' keys (and
+        // the suffixes hashed from them) are as they were.
+        match &self.member_subject_type_uuid {
+            Some(member) => format!("{key}|{member}"),
+            None => key,
+        }
     }
 }
 
@@ -125,10 +241,13 @@ pub(super) const ADDRESS_KIND: &str = "Address";
 pub(super) fn ordered_drafts(model: &SourceModel) -> Vec<Draft> {
     let mut drafts = table_drafts(model);
     drafts.push(address_draft(model));
-    // The address table is named first, so it is always `address`.
+    drafts.extend(avni_drafts::fixed_drafts());
+    drafts.extend(avni_drafts::membership_drafts(model));
+    // The tables of fixed names are named first, so they always have them
+    // (`address`, `users`, `sync_telemetry`).
     drafts.sort_by_cached_key(|d| {
         (
-            d.identity.kind != TableKind::Address,
+            !d.identity.is_fixed(),
             d.identity.owner_kind.unwrap_or(d.identity.kind),
             d.identity.kind,
             d.raw_parts
