@@ -454,3 +454,116 @@ fn address_draft(model: &SourceModel) -> Draft {
         columns: address_columns(&model.address_level_types),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::source::GroupRole;
+
+    fn subject(uuid: &str, name: &str, kind: &str) -> SubjectType {
+        SubjectType {
+            uuid: uuid.into(),
+            name: name.into(),
+            kind: kind.into(),
+            allow_middle_name: false,
+        }
+    }
+
+    fn registration(subject_type: &str) -> FormMapping {
+        FormMapping {
+            form_uuid: format!("form {subject_type}"),
+            form_type: "IndividualProfile".into(),
+            subject_type_uuid: subject_type.into(),
+            program_uuid: None,
+            encounter_type_uuid: None,
+        }
+    }
+
+    fn role(group: &str, member: &str) -> GroupRole {
+        GroupRole {
+            group_subject_type_uuid: group.into(),
+            member_subject_type_uuid: member.into(),
+        }
+    }
+
+    #[test]
+    fn memberships_are_planned_per_registered_group_type_and_member_type() {
+        let model = SourceModel {
+            subject_types: vec![
+                subject("p", "Person", "Person"),
+                subject("h", "Household", "Household"),
+                subject("g", "Self Help Group", "Group"),
+                subject("u", "Unregistered group", "Group"),
+                subject("i", "Farm", "Individual"),
+            ],
+            mappings: ["p", "h", "g", "i"].map(registration).to_vec(),
+            group_roles: vec![
+                role("h", "p"),
+                role("g", "p"),
+                role("g", "i"),
+                // No registration form: avni-etl makes no table for it.
+                role("u", "p"),
+                // Not a group or household subject type.
+                role("i", "p"),
+                // Unknown member subject type (voided, another organisation's).
+                role("h", "gone"),
+            ],
+            ..Default::default()
+        };
+        let drafts = ordered_drafts(&model);
+        let fixed: Vec<&str> = drafts
+            .iter()
+            .take(3)
+            .map(|d| d.raw_parts[0].as_str())
+            .collect();
+        assert_eq!(fixed, vec!["address", "users", "sync_telemetry"]);
+        let memberships: Vec<(TableKind, Vec<&str>, Option<&str>)> = drafts
+            .iter()
+            .filter(|d| {
+                matches!(
+                    d.identity.kind,
+                    TableKind::GroupToMember | TableKind::HouseholdToMember
+                )
+            })
+            .map(|d| {
+                (
+                    d.identity.kind,
+                    d.raw_parts.iter().map(String::as_str).collect(),
+                    d.identity.member_subject_type_uuid.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            memberships,
+            vec![
+                (
+                    TableKind::GroupToMember,
+                    vec!["Self Help Group", "Farm"],
+                    Some("i")
+                ),
+                (
+                    TableKind::GroupToMember,
+                    vec!["Self Help Group", "Person"],
+                    Some("p")
+                ),
+                (
+                    TableKind::HouseholdToMember,
+                    vec!["Household", "Person"],
+                    Some("p")
+                ),
+            ]
+        );
+        // Only a membership table's key has a member: the others' keys
+        // (and the name suffixes hashed from them) are unchanged.
+        let person = drafts
+            .iter()
+            .find(|d| d.identity.kind == TableKind::Subject && d.raw_parts == ["Person"])
+            .expect("person");
+        assert_eq!(person.identity.key(), "Subject|p||||None");
+        let household = drafts
+            .iter()
+            .find(|d| d.identity.kind == TableKind::HouseholdToMember)
+            .expect("household_person");
+        assert_eq!(household.identity.key(), "HouseholdToMember|h||||None|p");
+    }
+}
