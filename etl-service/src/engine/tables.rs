@@ -351,7 +351,7 @@ pub(super) async fn sync_tables(
         vec![Box::pin(queue.work(conn))];
     for c in &mut extra {
         let token = c.cancel_token();
-        let conn: &mut AsyncPgConnection = &mut **c;
+        let conn: &mut AsyncPgConnection = c;
         workers.push(Box::pin(async move {
             let guarded = async {
                 queue.work(conn).await;
