@@ -120,7 +120,11 @@ pub struct Launch<'a> {
     pub args: &'a [&'a str],
     /// Variables set for the child (DATABASE_URL, GRPC_LISTEN, ...).
     pub env: &'a [(&'a str, &'a str)],
-    /// Where it listens: start-up waits until this accepts connections.
+    /// Where it listens. Start-up waits until the service logs that it
+    /// listens there (its `listening for gRPC` line, at info level) and it
+    /// accepts connections: another process answering on the port does not
+    /// count. Port 0 lets the service pick a free port, read back from that
+    /// line into [`ServiceProcess::addr`].
     pub addr: SocketAddr,
     /// Where its output goes; by default `target/test-logs/<binary>-<port>.log`.
     pub log_path: Option<PathBuf>,
@@ -153,7 +157,10 @@ impl<'a> Launch<'a> {
 /// A service binary running as a child process; killed on drop.
 pub struct ServiceProcess {
     child: Child,
+    /// Where it listens for gRPC (as it logged it).
     pub addr: SocketAddr,
+    /// Where it serves `/metrics`, as it logged it (`None` when off).
+    pub metrics_addr: Option<SocketAddr>,
     log_path: PathBuf,
 }
 
@@ -167,14 +174,23 @@ impl ServiceProcess {
     /// Starts a process as `launch` says and waits until it listens.
     pub fn launch(launch: Launch<'_>) -> Result<Self, String> {
         let log_path = launch.log_path.clone().unwrap_or_else(|| {
+            static UNNAMED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let port = match launch.addr.port() {
+                // The port is not known yet: a name of its own all the same.
+                0 => format!(
+                    "any-{}-{}",
+                    std::process::id(),
+                    UNNAMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
+                port => port.to_string(),
+            };
             target_dir().join("test-logs").join(format!(
-                "{}-{}.log",
+                "{}-{port}.log",
                 launch
                     .binary
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or("service"),
-                launch.addr.port()
             ))
         });
         if let Some(dir) = log_path.parent() {
@@ -207,6 +223,7 @@ impl ServiceProcess {
         let mut process = Self {
             child,
             addr: launch.addr,
+            metrics_addr: None,
             log_path,
         };
         process.wait_until_listening(launch.startup_limit)?;
@@ -216,8 +233,20 @@ impl ServiceProcess {
     fn wait_until_listening(&mut self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if std::net::TcpStream::connect(self.addr).is_ok() {
-                return Ok(());
+            if let Some(bound) = ListeningLine::find(&self.log()) {
+                if self.addr.port() != 0 && bound.grpc != self.addr {
+                    return Err(format!(
+                        "service listens on {} instead of {}; log:\n{}",
+                        bound.grpc,
+                        self.addr,
+                        self.log()
+                    ));
+                }
+                if std::net::TcpStream::connect(bound.grpc).is_ok() {
+                    self.addr = bound.grpc;
+                    self.metrics_addr = bound.metrics;
+                    return Ok(());
+                }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
@@ -302,6 +331,37 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// The addresses in a service's `listening for gRPC` log line (plain or
+/// JSON): `addr=127.0.0.1:50051 metrics=127.0.0.1:9464`.
+#[derive(Debug, PartialEq)]
+struct ListeningLine {
+    grpc: SocketAddr,
+    metrics: Option<SocketAddr>,
+}
+
+impl ListeningLine {
+    fn find(log: &str) -> Option<Self> {
+        let line = log.lines().find(|l| l.contains("listening for gRPC"))?;
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+            let field = |name: &str| json[name].as_str()?.parse::<SocketAddr>().ok();
+            return Some(Self {
+                grpc: field("addr")?,
+                metrics: field("metrics"),
+            });
+        }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))?
+                .parse::<SocketAddr>()
+                .ok()
+        };
+        Some(Self {
+            grpc: field("addr")?,
+            metrics: field("metrics"),
+        })
+    }
+}
+
 /// Runs a binary to completion with `env`, returning its output.
 pub fn run_binary(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(binary);
@@ -340,4 +400,45 @@ pub fn release_binary(package: &str, name: &str) -> PathBuf {
     let path = target_dir().join("release").join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_addresses_of_a_plain_listening_line() {
+        let log = "2026-12-04T18:00:00.123456Z  INFO service_kit::db: migrations are current\n\
+                   2026-12-04T18:00:00.223456Z  INFO service_kit::base: listening for gRPC \
+                   addr=127.0.0.1:50051 metrics=127.0.0.1:9464 \
+                   database=postgres@127.0.0.1:5432/avni service=avni.etl.v1.EtlService\n";
+        assert_eq!(
+            ListeningLine::find(log),
+            Some(ListeningLine {
+                grpc: "127.0.0.1:50051".parse().expect("an address"),
+                metrics: Some("127.0.0.1:9464".parse().expect("an address")),
+            })
+        );
+    }
+
+    #[test]
+    fn reads_a_json_listening_line_with_metrics_off() {
+        let log = r#"{"timestamp":"2026-12-04T18:00:00Z","level":"INFO","message":"listening for gRPC","addr":"127.0.0.1:4000","metrics":"off"}"#;
+        assert_eq!(
+            ListeningLine::find(log),
+            Some(ListeningLine {
+                grpc: "127.0.0.1:4000".parse().expect("an address"),
+                metrics: None,
+            })
+        );
+    }
+
+    #[test]
+    fn no_listening_line_yet_or_one_without_an_address_is_none() {
+        assert_eq!(ListeningLine::find("INFO applying migrations\n"), None);
+        assert_eq!(
+            ListeningLine::find("INFO listening for gRPC addr=?\n"),
+            None
+        );
+    }
 }

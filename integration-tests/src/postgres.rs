@@ -405,13 +405,36 @@ fn chown_postgres(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// A TCP port nobody listens on right now.
+/// The ports [`free_port`] hands out: below Linux's ephemeral range
+/// (32768-60999), so that neither an outgoing connection nor another
+/// `bind(port 0)` takes one between the check and the child's own bind.
+const FREE_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A TCP port nobody listens on right now, for a child process to bind.
+///
+/// Ports are handed out in turn, never twice in one process, starting at an
+/// offset drawn from the process id, so that processes picking ports at the
+/// same time (a test and the demo it starts) do not pick the same one. (A
+/// port asked of the kernel with `bind(0)` and released could be handed out
+/// again at once: two demos in one CI run once got the same one.)
 pub fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let span = FREE_PORTS.end - FREE_PORTS.start;
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let n = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = FREE_PORTS.start + (offset + n) % span;
+        let port = u16::try_from(port).map_err(|e| e.to_string())?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(format!(
+        "no free port in {}-{}",
+        FREE_PORTS.start,
+        FREE_PORTS.end - 1
+    ))
 }
 
 #[cfg(test)]
@@ -425,5 +448,27 @@ mod tests {
             "postgres://u@h:1/b?sslmode=disable"
         );
         assert_eq!(with_database("postgres://u@h:1", "b"), "postgres://u@h:1/b");
+    }
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice_and_are_not_ephemeral() {
+        let held: Vec<_> = (0..300)
+            .map(|_| {
+                let port = free_port().expect("a free port");
+                // Held, as a child would hold it: the next ones must differ.
+                std::net::TcpListener::bind(("127.0.0.1", port)).expect("free as promised")
+            })
+            .collect();
+        let mut ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        assert!(
+            ports.iter().all(|p| (20_000..32_000).contains(p)),
+            "{ports:?}"
+        );
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 300);
     }
 }

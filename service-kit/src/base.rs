@@ -87,6 +87,7 @@ impl ServiceBase {
         };
         tracing::info!(
             addr = %local_addr,
+            metrics = %metrics_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             database = %db::describe(&database.url),
             service = product_service,
             "listening for gRPC"

@@ -119,7 +119,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
 async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
     let started = Instant::now();
-    let work_dir = target_dir().join("demo");
+    // One directory per database prefix: demos run at once (the tests run
+    // two) keep their configs and logs apart.
+    let work_dir = target_dir().join("demo").join(&options.database_prefix);
     std::fs::create_dir_all(work_dir.join("logs"))
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
     let bins = Binaries::locate()?;
@@ -197,7 +199,7 @@ async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
         .token
         .clone()
         .unwrap_or_else(|| format!("demo-{}", uuid::Uuid::new_v4().simple()));
-    let ports = Ports::pick(options.free_ports)?;
+    let wanted = Ports::pick(options.free_ports);
     let etl_config = work_dir.join("etl.yaml");
     std::fs::write(
         &etl_config,
@@ -210,26 +212,27 @@ async fn demo(options: &Options, running: &mut Running) -> anyhow::Result<()> {
         &bins.etl,
         &etl_config,
         &avni_url,
-        ports.etl,
-        ports.etl_metrics,
+        wanted.etl,
+        wanted.etl_metrics,
         &token,
         &work_dir,
     )?);
+    let migrator = running.migrator.insert(start_service(
+        &bins.migrator,
+        &migrator_config,
+        &forms_url,
+        wanted.migrator,
+        wanted.migrator_metrics,
+        &token,
+        &work_dir,
+    )?);
+    let ports = Ports::bound(etl, migrator)?;
     println!(
         "etl-service:      gRPC {} (pid {}), metrics http://{}/metrics",
         ports.etl,
         etl.id(),
         ports.etl_metrics
     );
-    let migrator = running.migrator.insert(start_service(
-        &bins.migrator,
-        &migrator_config,
-        &forms_url,
-        ports.migrator,
-        ports.migrator_metrics,
-        &token,
-        &work_dir,
-    )?);
     println!(
         "migrator-service: gRPC {} (pid {}), metrics http://{}/metrics",
         ports.migrator,
@@ -389,28 +392,34 @@ pub struct Ports {
 
 impl Ports {
     /// The services' usual ports where they are free (so the README's
-    /// commands work as written), else free ones.
-    fn pick(free_only: bool) -> anyhow::Result<Self> {
-        let mut taken = Vec::new();
-        let mut pick = |usual: u16| -> anyhow::Result<SocketAddr> {
-            let port = if !free_only && std::net::TcpListener::bind(("127.0.0.1", usual)).is_ok() {
-                usual
-            } else {
-                loop {
-                    let p = crate::postgres::free_port().map_err(|e| anyhow!(e))?;
-                    if !taken.contains(&p) {
-                        break p;
-                    }
-                }
-            };
-            taken.push(port);
-            Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    /// commands work as written), else port 0: each service picks a free
+    /// one itself and logs it, which [`Ports::bound`] reads back. (Ports
+    /// picked here and bound later by the service could be taken in between,
+    /// by a second demo for one.)
+    fn pick(free_only: bool) -> Self {
+        let pick = |usual: u16| {
+            let free = !free_only && std::net::TcpListener::bind(("127.0.0.1", usual)).is_ok();
+            SocketAddr::from(([127, 0, 0, 1], if free { usual } else { 0 }))
+        };
+        Self {
+            etl: pick(50051),
+            migrator: pick(50052),
+            etl_metrics: pick(9464),
+            migrator_metrics: pick(9465),
+        }
+    }
+
+    /// Where the started services listen, as they logged it.
+    fn bound(etl: &ServiceProcess, migrator: &ServiceProcess) -> anyhow::Result<Self> {
+        let metrics = |p: &ServiceProcess, name: &str| {
+            p.metrics_addr
+                .ok_or_else(|| anyhow!("{name} serves no metrics; see {}", p.log_path().display()))
         };
         Ok(Self {
-            etl: pick(50051)?,
-            migrator: pick(50052)?,
-            etl_metrics: pick(9464)?,
-            migrator_metrics: pick(9465)?,
+            etl: etl.addr,
+            migrator: migrator.addr,
+            etl_metrics: metrics(etl, "etl-service")?,
+            migrator_metrics: metrics(migrator, "migrator-service")?,
         })
     }
 }
