@@ -211,7 +211,13 @@ impl ServiceProcess {
             .stdout(log)
             .stderr(log_err);
         for (k, v) in launch.env {
-            cmd.env(k, v);
+            if *k == "RUST_LOG" {
+                // Start-up waits for the listening line, whatever level the
+                // test asks for.
+                cmd.env(k, format!("{v},{LISTENING_TARGET}=info"));
+            } else {
+                cmd.env(k, v);
+            }
         }
         if launch.own_process_group {
             use std::os::unix::process::CommandExt;
@@ -330,6 +336,9 @@ impl Drop for ServiceProcess {
         self.kill();
     }
 }
+
+/// The log target of the services' `listening for gRPC` line.
+const LISTENING_TARGET: &str = "service_kit::base";
 
 /// The addresses in a service's `listening for gRPC` log line (plain or
 /// JSON): `addr=127.0.0.1:50051 metrics=127.0.0.1:9464`.
