@@ -14,6 +14,9 @@
 //!             run (lock, plan, DDL, sync, report), entity, lock, stop,
 //!             source/ (the Avni source), schema/ (plan, names, layout, diff,
 //!             DDL, views, roles, metadata), sync/ (each table's upsert)
+//!
+//! reports/    reads of a built reporting schema (user-activity summaries),
+//!             for the read RPCs; beside control, over the engine's tables
 //! ```
 //!
 //! Calls go down only: `api` → `control` → `engine`. Beside them: [`app`]
@@ -30,6 +33,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod migrations;
+pub mod reports;
 
 pub use app::App;
 pub use config::Config;

@@ -54,6 +54,7 @@ fn expectations(command: &str, org_uuid: &str) -> Vec<String> {
             "RUN_TRIGGER_RECREATE",
         ],
         "DisableAnalytics" => &["\"removed\": true"],
+        "GetUserActivity" => &["\"schemaName\"", "\"medianSync\"", "\"weekStart\""],
         other => panic!("the cookbook has a command this test does not know: {other}"),
     };
     let mut all: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
@@ -68,7 +69,7 @@ async fn every_cookbook_command_works_against_the_real_binary() {
     let commands = cookbook("etl-cookbook");
     assert_eq!(
         commands.len(),
-        10,
+        11,
         "one command per RPC (ValidateNames twice): {commands:#?}"
     );
 

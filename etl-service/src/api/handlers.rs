@@ -1,7 +1,9 @@
 //! The gRPC handlers of `avni.etl.v1.EtlService`: thin, they check input,
 //! call the domain ([`Control`]) and map rows and errors to the contract.
 
-use super::reply::{batch_message, job_message, name_report_message, run_message};
+use super::reply::{
+    batch_message, job_message, name_report_message, run_message, user_activity_message,
+};
 use super::watch::{WatchStream, resolve_watched_run, watch};
 use crate::api::request;
 use crate::control::Control;
@@ -195,5 +197,16 @@ impl EtlService for EtlApi {
         })?;
         let run_id = resolve_watched_run(&self.control, target).await?;
         Ok(Response::new(watch(self.control.clone(), run_id)))
+    }
+
+    async fn get_user_activity(
+        &self,
+        request: Request<pb::GetUserActivityRequest>,
+    ) -> Result<Response<pb::GetUserActivityResponse>, Status> {
+        let request = request.get_ref();
+        let entity = request::entity("entity", request.entity.as_ref())?;
+        let filter = request::activity_filter(request)?;
+        let report = self.control.user_activity(entity, &filter).await?;
+        Ok(Response::new(user_activity_message(report)))
     }
 }

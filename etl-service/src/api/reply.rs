@@ -212,3 +212,76 @@ pub(super) fn batch_message(batch: crate::control::JobBatch) -> pb::BatchGetJobs
             .collect(),
     }
 }
+
+pub(super) fn user_activity_message(
+    r: crate::reports::UserActivityReport,
+) -> pb::GetUserActivityResponse {
+    let labels = |rows: Vec<crate::reports::LabelCount>| {
+        rows.into_iter()
+            .map(|l| pb::LabelCount {
+                label: l.label,
+                users: l.users,
+            })
+            .collect()
+    };
+    pb::GetUserActivityResponse {
+        schema_name: r.schema_name,
+        user_activity: r
+            .user_activity
+            .into_iter()
+            .map(|a| pb::UserActivity {
+                user_id: a.user_id,
+                user_name: a.user_name,
+                registrations: a.registrations,
+                enrolments: a.enrolments,
+                program_encounters: a.program_encounters,
+                general_encounters: a.general_encounters,
+                total: a.total,
+            })
+            .collect(),
+        sync_failures: r
+            .sync_failures
+            .into_iter()
+            .map(|f| pb::UserSyncFailures {
+                user_id: f.user_id,
+                user_name: f.user_name,
+                failures: f.count,
+            })
+            .collect(),
+        device_models: labels(r.device_models),
+        app_versions: labels(r.app_versions),
+        latest_syncs: r
+            .latest_syncs
+            .into_iter()
+            .map(|s| pb::DeviceSync {
+                user_id: s.user_id,
+                user_name: s.user_name,
+                sync_status: s.sync_status,
+                sync_source: s.sync_source,
+                app_version: s.app_version,
+                android_version: s.android_version,
+                device_name: s.device_name,
+                start_time: s.sync_start_time.map(timestamp),
+                end_time: s.sync_end_time.map(timestamp),
+            })
+            .collect(),
+        median_sync: r
+            .median_sync
+            .into_iter()
+            .map(|w| pb::WeeklySyncMedian {
+                week_start: w.week_start,
+                median: w.median_seconds.map(seconds),
+                syncs: w.syncs,
+            })
+            .collect(),
+    }
+}
+
+/// A length in seconds (fractions kept to the microsecond).
+fn seconds(s: f64) -> prost_types::Duration {
+    let micros = (s * 1_000_000.0).round() as i64;
+    prost_types::Duration {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}

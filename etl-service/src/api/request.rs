@@ -199,6 +199,40 @@ pub fn run_id(id: i64) -> Result<i64, Error> {
     Ok(id)
 }
 
+/// Checks a GetUserActivity request's days, users and limit.
+pub fn activity_filter(
+    r: &pb::GetUserActivityRequest,
+) -> Result<crate::reports::ActivityFilter, Error> {
+    let day = |path: &str, value: &str| -> Result<Option<chrono::NaiveDate>, Error> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| {
+                invalid(format!(
+                    "{path} must be a day as YYYY-MM-DD (or empty); got {:?}",
+                    shorten(value, 80)
+                ))
+            })
+    };
+    if r.user_ids.len() > MAX_BATCH {
+        return Err(invalid(format!(
+            "user_ids names {} users; at most {MAX_BATCH}",
+            r.user_ids.len()
+        )));
+    }
+    Ok(crate::reports::ActivityFilter {
+        start: day("start_date", &r.start_date)?,
+        end: day("end_date", &r.end_date)?,
+        user_ids: r.user_ids.clone(),
+        limit: match r.limit {
+            0 => crate::reports::DEFAULT_LIMIT,
+            n => i64::from(n),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +342,27 @@ mod tests {
             err.to_string().contains("proposed.encounter_types[0].name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn activity_filters_are_checked() {
+        let request = |start: &str, end: &str, limit: i32| pb::GetUserActivityRequest {
+            start_date: start.into(),
+            end_date: end.into(),
+            limit,
+            ..Default::default()
+        };
+        let f = activity_filter(&request("2026-01-01", "", 0)).expect("valid");
+        assert_eq!(f.start, chrono::NaiveDate::from_ymd_opt(2026, 1, 1));
+        assert_eq!((f.end, f.limit), (None, crate::reports::DEFAULT_LIMIT));
+        let e = activity_filter(&request("01/02/2026", "", 0)).expect_err("bad day");
+        assert!(e.to_string().contains("start_date must be a day"), "{e}");
+        let e = activity_filter(&request("", "2026-02-30", 0)).expect_err("no such day");
+        assert!(e.to_string().contains("end_date"), "{e}");
+        let many = pb::GetUserActivityRequest {
+            user_ids: vec![1; MAX_BATCH + 1],
+            ..Default::default()
+        };
+        assert!(activity_filter(&many).is_err());
     }
 }

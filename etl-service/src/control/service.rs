@@ -127,6 +127,16 @@ impl Control {
         engine::plan_entity(&self.engine, entity).await
     }
 
+    /// The user-activity summaries of the entity's reporting schema.
+    pub async fn user_activity(
+        &self,
+        entity: EntityRef,
+        filter: &crate::reports::ActivityFilter,
+    ) -> Result<crate::reports::UserActivityReport, Error> {
+        let mut conn = self.pool.get().await?;
+        crate::reports::user_activity(&mut conn, entity, filter).await
+    }
+
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
